@@ -1,0 +1,60 @@
+# Every target has a "## help" line; `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Pass-through variables: make tune DATASET=co2 TRIALS=30 ...
+DATASET ?= co2
+SPACE ?=
+STUDY ?=
+TRIALS ?= 30
+MAX_EPOCHS ?= 40
+PATIENCE ?= 6
+SAMPLER ?= tpe
+PRUNER ?= hyperband
+SEED ?= 42
+TIMEOUT ?=
+ARGS ?=
+
+TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) \
+	--patience $(PATIENCE) --sampler $(SAMPLER) --pruner $(PRUNER) --seed $(SEED) \
+	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
+	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
+
+.PHONY: help install tune test test-slow ui lint clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with its dev extra
+
+tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
+	$(BIN)/tuner tune $(TUNE_ARGS)
+
+test: $(STAMP) ## run the test suite (slow tests excluded)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP) ## run only the slow tests
+	$(BIN)/python -m pytest -m slow
+
+ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \
+		--default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check tuner tests search_spaces
+	$(BIN)/ruff format --check tuner tests search_spaces
+	$(BIN)/mypy
+
+clean: ## remove local stores, caches and the virtual environment
+	rm -rf $(VENV) studies mlflow/mlflow.db mlflow/artifacts exports logs .pytest_cache .mypy_cache .ruff_cache

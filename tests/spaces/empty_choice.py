@@ -1,0 +1,3 @@
+def space(hp, data):
+    hp.Choice("seq_len", [8])
+    hp.Choice("optimizer", [])

@@ -1,0 +1,2 @@
+def space(hp, data):
+    hp.Choice("seq_len", [8, 100000])

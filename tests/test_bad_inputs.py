@@ -1,0 +1,70 @@
+"""Every bad input: exit code 2, one line on stderr naming input, rule and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SPACES, Stores, tiny_tune_args
+from tuner.cli import main
+
+CASES = [
+    # (extra arguments, words the message must contain)
+    (["--dataset", "nosuchdata"], ["unknown dataset name 'nosuchdata'", "co2"]),
+    (["--dataset", "missing/file.csv"], ["'missing/file.csv' does not exist"]),
+    (["--dataset", "data.xlsx"], ["does not exist"]),
+    (["--trials", "0"], ["--trials must be at least 1", "got 0"]),
+    (["--max-epochs", "0"], ["--max-epochs must be at least 1", "got 0"]),
+    (["--trials", "many"], ["--trials", "expected an integer", "'many'"]),
+    (["--sampler", "bayes"], ["--sampler must be one of tpe, random, gp, cmaes", "'bayes'"]),
+    (["--pruner", "asha"], ["--pruner must be one of hyperband, median, none", "'asha'"]),
+    (["--space", "nosuchspace"], ["unknown search space 'nosuchspace'", "default"]),
+    (["--space", "missing_space.py"], ["'missing_space.py' does not exist"]),
+    (["--space", str(SPACES / "bad_range.py")],
+     ["hp.Int('units_0')", "min_value <= max_value", "min_value=64, max_value=16"]),
+    (["--space", str(SPACES / "empty_choice.py")],
+     ["hp.Choice('optimizer')", "at least one value", "values=[]"]),
+    (["--space", str(SPACES / "too_long.py")],
+     ["seq_len=100000", "training split has 1598 rows", "at most 1585"]),
+    (["--tracking-uri", "http://127.0.0.1:9"], ["--tracking-uri", "unreachable", "127.0.0.1:9"]),
+    (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "words"), CASES, ids=[" ".join(c[0])[:40] for c in CASES])
+def test_bad_input_exits_2_with_one_line(
+    stores: Stores, capsys: pytest.CaptureFixture[str], extra: list[str], words: list[str]
+) -> None:
+    # The argument given last wins, so `extra` overrides the tiny defaults.
+    code = main([*tiny_tune_args(stores), *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+
+
+def test_bad_input_leaves_an_existing_study_intact(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    assert main(tiny_tune_args(stores, trials=2)) == 0
+    before = [(t.number, t.state, t.value) for t in optuna.load_study(
+        study_name="tiny", storage=stores.storage).trials]  # fmt: skip
+    capsys.readouterr()
+    assert main([*tiny_tune_args(stores, trials=3), "--space", str(SPACES / "bad_range.py")]) == 2
+    assert main([*tiny_tune_args(stores, trials=3), "--horizon", "5"]) == 2
+    assert "created with horizon=13" in capsys.readouterr().err
+    after = [(t.number, t.state, t.value) for t in optuna.load_study(
+        study_name="tiny", storage=stores.storage).trials]  # fmt: skip
+    assert after == before
+
+
+def test_unknown_study_for_status_and_best(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("status", "best"):
+        assert main([command, "--study", "nope", "--storage", stores.storage]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no study named 'nope'" in err and len(err.splitlines()) == 1

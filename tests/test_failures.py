@@ -1,0 +1,101 @@
+"""A diverging trial fails cleanly; interrupted studies resume; memory stays flat."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tests.conftest import SPACES, Stores, tiny_tune_args
+from tuner import TuneConfig, run_tune
+from tuner.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child_runs(stores: Stores, experiment: str) -> list:
+    client = MlflowClient(stores.tracking)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_diverging_trial_fails_with_reason_and_study_goes_on(stores: Stores) -> None:
+    args = [*tiny_tune_args(stores, study="div", trials=3), "--space", str(SPACES / "diverging.py"),
+            "--sampler", "random", "--seed", "3"]  # fmt: skip
+    assert main(args) == 0
+    study = optuna.load_study(study_name="div", storage=stores.storage)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert failed and complete, [(t.state, t.params) for t in study.trials]
+    for t in failed:
+        assert t.params["learning_rate"] == 1e18
+        assert "diverged" in t.user_attrs["fail_reason"]
+    runs = {r.data.tags.get("trial_number"): r for r in _child_runs(stores, "div")}
+    for t in failed:
+        run = runs[str(t.number)]
+        assert run.info.status == "FAILED"
+        assert run.data.tags["state"] == "failed"
+        assert "diverged" in run.data.tags["stop_reason"]
+
+
+def _finished(storage: str, study: str) -> int:
+    try:
+        s = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:
+        return 0
+    return len(s.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_study_is_recorded_and_resumes(
+    stores: Stores, signum: int, exit_code: int
+) -> None:
+    args = tiny_tune_args(stores, study="intr", trials=5)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tuner", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while _finished(stores.storage, "intr") < 1:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == exit_code, err
+    assert "run the same command again to resume" in err
+
+    study = optuna.load_study(study_name="intr", storage=stores.storage)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("fail_reason") == "interrupted" for t in interrupted)
+    runs = _child_runs(stores, "intr")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in runs)
+
+    assert main(args) == 0
+    assert _finished(stores.storage, "intr") == 5
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_memory_does_not_grow_across_20_trials(stores: Stores) -> None:
+    rss: list[float] = []
+    config = TuneConfig(
+        space=str(SPACES / "tiny.py"), study="mem", trials=20, max_epochs=2, patience=2,
+        pruner="none", storage=stores.storage, tracking_uri=stores.tracking,
+    )  # fmt: skip
+    run_tune(config, callbacks=[lambda study, trial: rss.append(_rss_mb())])
+    assert len(rss) == 20
+    growth = (rss[-1] - rss[4]) / rss[4]
+    assert growth <= 0.10, f"RSS grew {growth:.1%} from trial 5 to 20: {[round(r) for r in rss]}"

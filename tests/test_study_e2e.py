@@ -1,0 +1,135 @@
+"""End to end: a real study on the built-in dataset, recorded in a real MLflow store."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import Stores, tiny_tune_args
+from tuner.cli import main
+
+
+def _runs(client: MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"experiment {experiment!r} was not created"
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
+    """One tiny finished study shared by the read-only tests of this module."""
+    stores = Stores(tmp_path_factory.mktemp("finished"))
+    summary = run_cli_json([*tiny_tune_args(stores, trials=4), "--json"])
+    return stores, summary
+
+
+def run_cli_json(argv: list[str]) -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+def test_summary_reports_validation_test_and_baselines(finished: tuple[Stores, dict]) -> None:
+    _, summary = finished
+    assert summary["study"] == "tiny"
+    assert summary["n_complete"] + summary["n_pruned"] == 4
+    for split in ("best_val", "best_test"):
+        assert set(summary[split]) == {"mse", "mae", "mse_orig", "mae_orig"}
+        assert summary[split]["mse"] > 0
+    assert {"persistence_val", "persistence_test", "seasonal_naive_val", "seasonal_naive_test"} \
+        <= set(summary["baselines"])  # fmt: skip
+    assert summary["dataset"]["rows"] == 2284
+    assert summary["dataset"]["split_borders"] == [1598, 1940, 2284]
+
+
+def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Stores, dict]) -> None:
+    stores, summary = finished
+    client = MlflowClient(stores.tracking)
+    runs = _runs(client, "tiny")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["trials"] == "4"
+    assert parent.data.params["dataset.sha256"] == summary["dataset"]["sha256"]
+    assert "baseline_persistence_test_mse" in parent.data.metrics
+    assert parent.data.metrics["best_test_mse"] == pytest.approx(summary["best_test"]["mse"])
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"trials.csv", "summary.json", "dataset_fingerprint.json", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.png" in plots
+    assert "plots/study_plots.html" in plots
+
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4
+    for child in children:
+        state = child.data.tags["state"]
+        assert state in ("complete", "pruned")
+        assert child.info.status == "FINISHED"
+        assert {"seq_len", "layers", "learning_rate", "units_0"} <= set(child.data.params)
+        epochs = int(child.data.tags["stopped_epoch"])
+        history = client.get_metric_history(child.info.run_id, "val_loss")
+        assert [m.step for m in history] == list(range(epochs))
+        assert len(client.get_metric_history(child.info.run_id, "loss")) == epochs
+        if state == "complete":
+            assert "val_mse" in child.data.metrics
+
+    champion = client.get_model_version_by_alias("tiny", "champion")
+    best_run = next(r for r in children if r.data.tags["trial_number"] == str(summary["best_trial"]))
+    assert champion.run_id == best_run.info.run_id
+    assert best_run.data.metrics["test_mse"] == pytest.approx(summary["best_test"]["mse"])
+
+
+def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict]) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+
+    stores, summary = finished
+    mlflow.set_tracking_uri(stores.tracking)
+    model = mlflow.pyfunc.load_model("models:/tiny@champion")
+    seq_len = summary["best_params"]["seq_len"]
+    pred = model.predict(np.zeros((3, seq_len, 1), dtype=np.float32))
+    assert pred.shape == (3, 13, 1)
+    assert model.metadata.signature is not None
+
+
+def test_status_and_best_read_the_finished_study(
+    finished: tuple[Stores, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stores, summary = finished
+    assert main(["status", "--study", "tiny", "--storage", stores.storage, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["number"] for r in rows] == [0, 1, 2, 3]
+    assert all(r["state"] in ("complete", "pruned") and r["epochs"] >= 1 for r in rows)
+
+    assert main(["best", "--study", "tiny", "--storage", stores.storage, "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    assert best["best_trial"] == summary["best_trial"]
+    assert best["best_test"] == summary["best_test"]
+
+    assert main(["status", "--study", "tiny", "--storage", stores.storage]) == 0
+    table = capsys.readouterr().out
+    assert "4 trials" in table
+
+
+def test_resume_runs_only_missing_trials(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(tiny_tune_args(stores, trials=4)) == 0
+    capsys.readouterr()
+    assert main(tiny_tune_args(stores, trials=4)) == 0
+    assert "nothing to run" in capsys.readouterr().err
+    assert main(tiny_tune_args(stores, trials=6)) == 0
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    assert len(study.trials) == 6
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == 6, "a resumed study drew an earlier configuration again"
+    runs = _runs(MlflowClient(stores.tracking), "tiny")
+    assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 3

@@ -1,0 +1,31 @@
+"""Hyperparameter tuning for Keras LSTM models: Optuna studies tracked in MLflow.
+
+Example::
+
+    from tuner import TuneConfig, run_tune
+
+    summary = run_tune(TuneConfig(dataset="co2", trials=20))
+    print(summary["best_test"])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuner._config import TuneConfig
+from tuner._data import DatasetInfo
+from tuner._errors import InputError, TrialFailed
+
+if TYPE_CHECKING:
+    from tuner._study import run_tune
+
+__all__ = ["DatasetInfo", "InputError", "TrialFailed", "TuneConfig", "run_tune"]
+
+
+def __getattr__(name: str) -> Any:
+    # Keras (and its backend) load only when a study actually runs.
+    if name == "run_tune":
+        from tuner._study import run_tune
+
+        return run_tune
+    raise AttributeError(name)

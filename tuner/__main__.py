@@ -1,0 +1,3 @@
+from tuner.cli import console_entry
+
+console_entry()

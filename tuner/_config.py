@@ -1,0 +1,92 @@
+"""The resolved configuration of a `tuner tune` run, checked once, here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tuner._errors import InputError
+from tuner._paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes")
+PRUNERS = ("hyperband", "median", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneConfig:
+    """Defaults give a good run on the default dataset; every field is a CLI option."""
+
+    dataset: str = "co2"
+    space: str | None = None
+    study: str | None = None
+    trials: int = 30
+    timeout: float | None = None
+    max_epochs: int = 40
+    patience: int = 6
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    storage: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    seed: int = 42
+    horizon: int | None = None
+    target: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _at_least("--trials", self.trials, 1)
+        _at_least("--max-epochs", self.max_epochs, 1)
+        _at_least("--patience", self.patience, 1)
+        if self.horizon is not None:
+            _at_least("--horizon", self.horizon, 1)
+        if self.timeout is not None and self.timeout <= 0:
+            raise InputError(
+                f"--timeout must be positive seconds, but got {self.timeout}; omit it for no limit."
+            )
+        _one_of("--sampler", self.sampler, SAMPLERS)
+        _one_of("--pruner", self.pruner, PRUNERS)
+        if self.sampler == "gp":
+            _require_torch()
+
+    @property
+    def study_name(self) -> str:
+        return self.study or self.dataset.rsplit("/", 1)[-1].split(".")[0]
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+    @property
+    def tracking(self) -> str:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with the defaults and environment filled in (secrets still present)."""
+        out = asdict(self)
+        out.update(
+            study=self.study_name,
+            storage=self.storage_url,
+            tracking_uri=self.tracking,
+            experiment=self.experiment or self.study_name,
+        )
+        return out
+
+
+def _at_least(option: str, value: int, low: int) -> None:
+    if value < low:
+        raise InputError(f"{option} must be at least {low}, but got {value}.")
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"{option} must be one of {', '.join(allowed)}, but got {value!r}.")
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--sampler gp: Optuna's GPSampler needs PyTorch, which is not installed; "
+            "pip install torch, or use --sampler tpe."
+        ) from None

@@ -1,0 +1,101 @@
+"""Console output: progress over trials on stderr, tables of results.
+
+In a terminal a progress bar shows the best value so far; elsewhere (CI, logs)
+each finished trial is one plain line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuner._summary import state_name
+
+err = Console(stderr=True)
+out = Console()
+
+
+class TrialProgress:
+    """Optuna callback advancing a bar (TTY) or printing a line per trial."""
+
+    def __init__(self, total: int, done: int) -> None:
+        self._total = total
+        self._live = err.is_terminal
+        self._progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not self._live,
+        )
+        self._task = self._progress.add_task("", total=total, completed=done)
+
+    def __enter__(self) -> TrialProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        best = _best_text(study)
+        self._progress.update(self._task, completed=done, description=best)
+        if not self._live:
+            err.print(_trial_line(trial, done, self._total, best), highlight=False, soft_wrap=True)
+
+
+def _best_text(study: optuna.Study) -> str:
+    try:
+        return f"best {study.best_value:.5f} (#{study.best_trial.number})"
+    except ValueError:
+        return "best -"
+
+
+def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
+    value = f"{trial.value:.5f}" if trial.state == TrialState.COMPLETE else "-"
+    secs = trial.duration.total_seconds() if trial.duration else 0.0
+    epochs = trial.user_attrs.get("epochs_run", "?")
+    why = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("stop_reason", "")
+    return (
+        f"[{done}/{total}] trial {trial.number} {state_name(trial)} value={value} "
+        f"epochs={epochs} {secs:.1f}s {why} | {best}"
+    )
+
+
+def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = None) -> Table:
+    table = Table(title=title)
+    for col in ("#", "state", "val MSE", "epochs", "seconds", "params"):
+        table.add_column(col)
+    for row in rows[:limit]:
+        value = f"{row['value']:.5f}" if row["value"] is not None else "-"
+        secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
+        table.add_row(str(row["number"]), row["state"], value, str(row["epochs"] or "-"), secs, params)
+    return table
+
+
+def results_table(summary: dict[str, Any]) -> Table:
+    """Best trial against the baselines, validation and test, standardised and original units."""
+    table = Table(title=f"study {summary['study']}: best trial against the baselines")
+    for col in ("model", "split", "MSE", "MAE", "MSE (orig.)", "MAE (orig.)"):
+        table.add_column(col)
+    rows = [("best trial", "val", summary["best_val"]), ("best trial", "test", summary["best_test"])]
+    for key, metrics in sorted(summary["baselines"].items()):
+        name, split = key.rsplit("_", 1)
+        rows.append((name.replace("_", " "), split, metrics))
+    for name, split, m in rows:
+        if m:
+            table.add_row(name, split, *(f"{m[k]:.5f}" for k in ("mse", "mae", "mse_orig", "mae_orig")))
+    return table
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

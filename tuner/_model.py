@@ -1,0 +1,69 @@
+"""Build and compile a Keras model from the values a search space chose.
+
+Model building never samples: it receives the chosen values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+
+from tuner._data import DatasetInfo
+from tuner._layers import AddLast, AttentionPooling, SubtractLast
+
+_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
+    """A recurrent forecaster emitting the whole horizon at once (direct multi-output)."""
+    window = keras.Input((params["seq_len"], info.n_features), name="window")
+    x = SubtractLast()(window) if params.get("normalize") == "last" else window
+    x = _recurrent_stack(x, params)
+    x = keras.layers.Dense(info.horizon * info.n_targets, kernel_regularizer=_l2(params))(x)
+    forecast = keras.layers.Reshape((info.horizon, info.n_targets), name="forecast")(x)
+    if params.get("normalize") == "last":
+        forecast = AddLast(info.n_targets)(forecast, window)
+    return keras.Model(window, forecast, name="forecaster")
+
+
+def _recurrent_stack(x: Any, params: Mapping[str, Any]) -> Any:
+    cell = _CELLS[params.get("cell", "lstm")]
+    layers = int(params.get("layers", 1))
+    attention = bool(params.get("attention", False))
+    for i in range(layers):
+        last = i == layers - 1
+        x = cell(
+            int(params.get(f"units_{i}", 32)),
+            return_sequences=not last or attention,
+            kernel_regularizer=_l2(params),
+        )(x)
+        if params.get("layer_norm") and not last:
+            x = keras.layers.LayerNormalization()(x)
+        if params.get("dropout"):
+            x = keras.layers.Dropout(float(params["dropout"]))(x)
+    return AttentionPooling()(x) if attention else x
+
+
+def _l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:
+    l2 = float(params.get("l2", 0.0))
+    return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+def make_optimizer(
+    params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.Optimizer:
+    """Optimizer with learning rate, schedule and gradient clipping from the params."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(
+        params.get("learning_rate", 1e-3)
+    )
+    if params.get("lr_schedule") == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs)
+    clip = float(params.get("clipnorm", 0.0)) or None
+    name = params.get("optimizer", "adam")
+    if name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=float(params.get("momentum", 0.9)), clipnorm=clip)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(lr, clipnorm=clip)
+    return keras.optimizers.Adam(lr, clipnorm=clip)

@@ -1,0 +1,29 @@
+"""The MLflow pyfunc flavour of a trained model: the `.keras` file behind `predict`.
+
+MLflow loads this file as a "model from code" (no pickled Python object). The
+Keras flavour is not used because `mlflow.keras.log_model` cannot take an input
+example in MLflow 3.17 (it writes the example before creating its folder).
+"""
+
+import mlflow.models
+import mlflow.pyfunc
+import numpy as np
+
+
+class KerasWindowModel(mlflow.pyfunc.PythonModel):
+    """Maps windows (n, seq_len, features) on the standardised scale to forecasts."""
+
+    def load_context(self, context):
+        import keras
+
+        import tuner._layers  # noqa: F401 - registers the custom layers
+
+        self._model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)
+
+    # No type hints on purpose: MLflow would turn them into a conflicting schema.
+    def predict(self, context, model_input, params=None):
+        x = np.asarray(model_input, dtype=np.float32)
+        return np.asarray(self._model.predict(x, verbose=0))
+
+
+mlflow.models.set_model(KerasWindowModel())

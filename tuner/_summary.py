@@ -1,0 +1,72 @@
+"""What a study holds, as plain data: for `tuner status`, `tuner best` and `--json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+_STATE_NAMES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+def state_name(trial: FrozenTrial) -> str:
+    return _STATE_NAMES[trial.state]
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, value, params, duration, epochs run."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = t.duration.total_seconds() if t.duration else None
+        rows.append(
+            {
+                "number": t.number,
+                "state": state_name(t),
+                "value": t.value,
+                "params": t.params,
+                "duration_s": duration,
+                "epochs": t.user_attrs.get("epochs_run"),
+                "stop_reason": t.user_attrs.get("stop_reason") or t.user_attrs.get("fail_reason"),
+            }
+        )
+    return rows
+
+
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[str, Any]:
+    """The summary object printed by `--json` and `tuner best --json`."""
+    counts = {s: 0 for s in ("complete", "pruned", "failed", "running", "waiting")}
+    for t in study.get_trials(deepcopy=False):
+        counts[state_name(t)] += 1
+    best = _best(study)
+    return {
+        "study": study.study_name,
+        "storage": storage,
+        "tracking_uri": tracking_uri,
+        "n_complete": counts["complete"],
+        "n_pruned": counts["pruned"],
+        "n_failed": counts["failed"],
+        "objective": "validation MSE (standardised)",
+        "best_trial": best.number if best else None,
+        "best_params": best.params if best else None,
+        "best_val": best.user_attrs.get("val_metrics") if best else None,
+        "best_test": best.user_attrs.get("test_metrics") if best else None,
+        "best_epoch": best.user_attrs.get("best_epoch") if best else None,
+        "baselines": study.user_attrs.get("baselines", {}),
+        "dataset": study.user_attrs.get("fingerprint", {}),
+    }
+
+
+def _best(study: optuna.Study) -> FrozenTrial | None:
+    done = completed(study)
+    return min(done, key=lambda t: t.value) if done else None

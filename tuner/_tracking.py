@@ -1,0 +1,164 @@
+"""MLflow layout (SPEC section 7): one experiment per study, a parent run per
+invocation, a nested child run per trial, the best model registered with the
+alias `champion`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tuner._errors import InputError
+
+CHAMPION = "champion"
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide the password in URLs such as postgresql://user:secret@host/db."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+def resolve_tracking_uri(uri: str) -> str:
+    """Make a local SQLite store's path absolute and its folder exist; check servers answer."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = Path(uri.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path.resolve()}"
+    if parsed.scheme in ("http", "https"):
+        _check_server(uri)
+    return uri
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as e:
+        raise InputError(
+            f"--tracking-uri: MLflow server {mask_secrets(uri)} is unreachable "
+            f"({type(e).__name__}); start it or pass a reachable URI."
+        ) from None
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = mask_secrets(str(value))
+    return flat
+
+
+class Tracker:
+    """Writes one invocation's runs; every call names the run it writes to."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = self._experiment_id()
+        self.parent_id = ""
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+            location = (store / "artifacts" / self.experiment_name).resolve().as_uri()
+        try:
+            return str(self.client.create_experiment(self.experiment_name, location))
+        except MlflowException:  # created meanwhile by another worker
+            return str(self.client.get_experiment_by_name(self.experiment_name).experiment_id)
+
+    def start_parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        self.parent_id = run.info.run_id
+        self.log_params(self.parent_id, config)
+        return self.parent_id
+
+    def start_trial(self, number: int, params: Mapping[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "trial_number": str(number),
+                "state": "running",
+            },
+        )
+        self.log_params(run.info.run_id, params)
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        flat = _flatten(params)
+        self.client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=rows)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()])
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
+
+    def log_artifacts(self, run_id: str, folder: Path) -> None:
+        self.client.log_artifacts(run_id, str(folder))
+
+    def end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def log_champion(self, run_id: str, model: Any, example: Any, *, registered_name: str) -> str:
+        """Log the model to the trial's run, register a version and point `champion` at it."""
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, model.predict(example, verbose=0))
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            keras_file = Path(tmp) / "model.keras"
+            model.save(keras_file)
+            with mlflow.start_run(run_id=run_id, nested=True):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(Path(__file__).with_name("_pyfunc.py")),
+                    artifacts={"keras_model": str(keras_file)},
+                    signature=signature,
+                    input_example=example,
+                    registered_model_name=registered_name,
+                    pip_requirements=_model_requirements(),
+                )
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(registered_name, CHAMPION, version)
+        return version
+
+def _model_requirements() -> list[str]:
+    # Stated rather than inferred: inference loads the model in a subprocess,
+    # which costs seconds per logged model.
+    from importlib.metadata import version
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    pins = [f"keras=={version('keras')}", f"mlflow=={version('mlflow')}", f"lstm-tuner=={version('lstm-tuner')}"]
+    if backend == "tensorflow":
+        pins.append(f"tensorflow=={version('tensorflow')}")
+    return pins

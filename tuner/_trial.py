@@ -1,0 +1,150 @@
+"""Train one trial: fit with early stopping and pruning, score on validation.
+
+Keras 3 APIs only, so the same code runs under the TensorFlow, JAX or PyTorch
+backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuner._data import SeriesData
+from tuner._errors import TrialFailed
+from tuner._metrics import forecast_metrics
+from tuner._model import build_model, make_optimizer
+from tuner._windows import Windows
+
+EpochSink = Callable[[int, dict[str, float]], None]
+_OOM_NAMES = ("ResourceExhausted", "OutOfMemory")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitSettings:
+    max_epochs: int
+    patience: int
+    seed: int
+
+
+@dataclass
+class FitResult:
+    model: keras.Model
+    epochs_run: int
+    best_epoch: int
+    stop_reason: str
+    val_metrics: dict[str, float]
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps every epoch's logs (also when fit is cut short) and forwards them."""
+
+    def __init__(self, sink: EpochSink | None = None) -> None:
+        super().__init__()
+        self.history: list[dict[str, float]] = []
+        self._sink = sink
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        self.history.append(row)
+        if self._sink:
+            self._sink(epoch, row)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Fail the trial as soon as the loss is NaN or infinite."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = float((logs or {}).get(key, 0.0))
+            if not math.isfinite(value):
+                raise TrialFailed(f"{key} became {value} at epoch {epoch + 1} (diverged)")
+
+
+@dataclass
+class _Callbacks:
+    recorder: EpochRecorder
+    early: keras.callbacks.EarlyStopping
+    extra: list[keras.callbacks.Callback] = field(default_factory=list)
+
+    def as_list(self) -> list[keras.callbacks.Callback]:
+        return [self.recorder, NonFiniteGuard(), self.early, *self.extra]
+
+
+def fit_trial(
+    params: Mapping[str, Any],
+    windows: Mapping[str, Windows],
+    data: SeriesData,
+    settings: FitSettings,
+    *,
+    recorder: EpochRecorder,
+    pruning: keras.callbacks.Callback | None = None,
+) -> FitResult:
+    """Build, train and validate one configuration; raises TrialFailed or TrialPruned."""
+    keras.utils.set_random_seed(settings.seed)
+    train, val = windows["train"], windows["val"]
+    batch_size = int(params.get("batch_size", 64))
+    steps = math.ceil(len(train.x) / batch_size)
+    callbacks = _make_callbacks(params, settings, recorder, pruning)
+    try:
+        model = build_model(params, data.info)
+        optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=settings.max_epochs)
+        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+        model.fit(
+            train.x,
+            train.y,
+            validation_data=(val.x, val.y),
+            epochs=settings.max_epochs,
+            batch_size=batch_size,
+            callbacks=callbacks.as_list(),
+            verbose=0,
+        )
+        val_metrics = evaluate(model, val, data, batch_size=batch_size)
+    except MemoryError as e:
+        raise TrialFailed(f"out of memory: {e}") from e
+    except Exception as e:
+        if any(name in type(e).__name__ for name in _OOM_NAMES):
+            raise TrialFailed(f"out of memory: {type(e).__name__}") from e
+        raise
+    return FitResult(
+        model=model,
+        epochs_run=len(recorder.history),
+        best_epoch=callbacks.early.best_epoch + 1,
+        stop_reason="early_stopping" if callbacks.early.stopped_epoch > 0 else "max_epochs",
+        val_metrics=val_metrics,
+    )
+
+
+def evaluate(
+    model: keras.Model, split: Windows, data: SeriesData, *, batch_size: int = 256
+) -> dict[str, float]:
+    """Forecast metrics of a trained model on one split's windows."""
+    pred = model.predict(split.x, batch_size=batch_size, verbose=0)
+    if not np.all(np.isfinite(pred)):
+        raise TrialFailed("the model predicts NaN or infinite values")
+    return forecast_metrics(data, split.y, pred)
+
+
+def _make_callbacks(
+    params: Mapping[str, Any],
+    settings: FitSettings,
+    recorder: EpochRecorder,
+    pruning: keras.callbacks.Callback | None,
+) -> _Callbacks:
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+    )
+    extra: list[keras.callbacks.Callback] = []
+    if params.get("lr_schedule") == "plateau":
+        extra.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(1, settings.patience // 2)
+            )
+        )
+    if pruning is not None:
+        extra.append(pruning)
+    return _Callbacks(recorder=recorder, early=early, extra=extra)

@@ -1,0 +1,225 @@
+"""The `tuner` command line.
+
+Exit codes: 0 done; 2 bad input (one line on stderr); 1 unexpected failure
+(traceback written to a log file whose path is printed); 130 / 143 when
+interrupted by SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from tuner._config import PRUNERS, SAMPLERS, TuneConfig  # noqa: E402
+from tuner._errors import InputError  # noqa: E402
+from tuner._paths import DEFAULT_STORAGE, LOG_DIR  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"tuner: error: {message}; see `{self.prog} --help`.", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuner", description="Tune Keras LSTM models with Optuna and MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tune = sub.add_parser("tune", help="create or resume a study and run trials")
+    defaults = TuneConfig()
+    tune.add_argument("--dataset", default=defaults.dataset, help="built-in name or file path")
+    tune.add_argument("--space", help="built-in search space name or .py path")
+    tune.add_argument("--study", help="study name (default: the dataset name)")
+    tune.add_argument("--trials", type=_positive_int, default=defaults.trials,
+                      help="total finished trials wanted (resumes count)")  # fmt: skip
+    tune.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
+    tune.add_argument("--max-epochs", type=_positive_int, default=defaults.max_epochs)
+    tune.add_argument("--patience", type=_positive_int, default=defaults.patience)
+    tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
+    tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
+    tune.add_argument("--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})")
+    tune.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)")
+    tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
+    tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
+    tune.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
+    tune.add_argument("--target", help="target column(s), comma-separated")
+    tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    tune.set_defaults(handler=_cmd_tune)
+
+    for name, helptext, handler in (
+        ("status", "table of the study's trials", _cmd_status),
+        ("best", "best trial's params and metrics", _cmd_best),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--study", required=True)
+        cmd.add_argument("--storage", help="Optuna storage URL")
+        cmd.add_argument("--json", action="store_true")
+        cmd.set_defaults(handler=handler)
+
+    sub.add_parser("datasets", help="list built-in datasets").set_defaults(handler=_cmd_datasets)
+    sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
+    return parser
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    config = TuneConfig(
+        dataset=args.dataset,
+        space=args.space,
+        study=args.study,
+        trials=args.trials,
+        timeout=args.timeout,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        seed=args.seed,
+        horizon=args.horizon,
+        target=tuple(args.target.split(",")) if args.target else None,
+    )
+    _import_keras_quietly()
+    from tuner._console import err, out, results_table, trials_table
+    from tuner._storage import load_study
+    from tuner._study import run_tune
+    from tuner._summary import trial_rows
+
+    summary = run_tune(config)
+    study = load_study(config.study_name, config.storage_url)
+    rows = sorted(
+        (r for r in trial_rows(study) if r["state"] == "complete"), key=lambda r: r["value"]
+    )
+    err.print(trials_table(rows, title="top trials (validation MSE)", limit=5))
+    err.print(results_table(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    return args.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tuner._console import out, trials_table
+    from tuner._storage import load_study
+    from tuner._summary import trial_rows
+
+    rows = trial_rows(load_study(args.study, _storage_url(args)))
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        out.print(trials_table(rows, title=f"study {args.study}: {len(rows)} trials"))
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from tuner._console import out, results_table
+    from tuner._storage import load_study
+    from tuner._summary import summarize
+    from tuner._tracking import mask_secrets
+
+    url = _storage_url(args)
+    summary = summarize(load_study(args.study, url), storage=mask_secrets(url), tracking_uri="")
+    del summary["tracking_uri"]
+    if summary["best_trial"] is None:
+        raise InputError(f"--study {args.study}: no trial has completed yet; run `tuner tune`.")
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        out.print(f"best trial #{summary['best_trial']}: {summary['best_params']}")
+        out.print(results_table(summary))
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from tuner._data import builtin_datasets
+
+    for name, spec in builtin_datasets().items():
+        print(f"{name:<12} {spec.task:<12} horizon={spec.horizon:<4} {spec.description}")
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from tuner._space import builtin_spaces, load_space
+
+    for name in builtin_spaces():
+        print(f"{name:<12} {load_space(name).describe()}")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except InputError as e:
+        print(f"tuner: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        signame = str(e) or "SIGINT"
+        print(f"tuner: interrupted by {signame}; run the same command again to resume.",
+              file=sys.stderr)  # fmt: skip
+        return 143 if signame == "SIGTERM" else 130
+    except Exception:
+        log = _write_crash_log()
+        print(f"tuner: unexpected error; traceback written to {log}", file=sys.stderr)
+        return 1
+
+
+def _write_crash_log() -> Path:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = (LOG_DIR / f"tuner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log").resolve()
+    path.write_text(traceback.format_exc())
+    return path
+
+
+def console_entry(argv: Sequence[str] | None = None) -> Any:
+    sys.exit(main(argv))
