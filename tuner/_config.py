@@ -20,10 +20,10 @@ class TuneConfig:
     dataset: str = "co2"
     space: str | None = None
     study: str | None = None
-    trials: int = 30
+    trials: int = 25
     timeout: float | None = None
-    max_epochs: int = 40
-    patience: int = 6
+    max_epochs: int = 30
+    patience: int = 5
     sampler: str = "tpe"
     pruner: str = "hyperband"
     storage: str | None = None

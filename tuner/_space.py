@@ -126,7 +126,7 @@ class _BaseHP:
     ) -> Any:
         self._check_name("Fixed", name)
         with self._scope(parent_name, parent_values):
-            return self._record(name, lambda: value)
+            return self._record(name, lambda: self._fixed(name, value))
 
     @contextmanager
     def conditional_scope(self, parent_name: str, parent_values: Sequence[Any]) -> Iterator[None]:
@@ -203,6 +203,9 @@ class _BaseHP:
     def _choice(self, name: str, values: list[Any]) -> Any:
         raise NotImplementedError
 
+    def _fixed(self, name: str, value: Any) -> Any:
+        return value
+
 
 class OptunaHP(_BaseHP):
     """`hp` whose values come from an Optuna trial."""
@@ -245,6 +248,10 @@ class ProbeHP(_BaseHP):
     def _choice(self, name: str, values: list[Any]) -> Any:
         self.candidates[name] = values
         return values[0]
+
+    def _fixed(self, name: str, value: Any) -> Any:
+        self.candidates[name] = [value]
+        return value
 
 
 def load_space(name_or_path: str) -> SearchSpace:

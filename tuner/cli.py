@@ -196,7 +196,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed as one line
+        return int(e.code or 0)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
