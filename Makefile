@@ -12,8 +12,8 @@ DATASET ?= co2
 SPACE ?=
 STUDY ?=
 TRIALS ?= 25
-MAX_EPOCHS ?= 30
-PATIENCE ?= 5
+MAX_EPOCHS ?= 20
+PATIENCE ?= 4
 SAMPLER ?= tpe
 PRUNER ?= hyperband
 SEED ?= 42
@@ -25,7 +25,7 @@ TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) 
 	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
 	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
 
-.PHONY: help install tune test test-slow ui lint clean
+.PHONY: help install tune test ui lint clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,11 +41,9 @@ install: $(STAMP) ## create .venv and install the package with its dev extra
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)
 
-test: $(STAMP) ## run the test suite (slow tests excluded)
+test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
 
-test-slow: $(STAMP) ## run only the slow tests
-	$(BIN)/python -m pytest -m slow
 
 ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \

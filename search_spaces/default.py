@@ -28,4 +28,4 @@ def space(hp, data):
     hp.Choice("clipnorm", [0.0, 1.0, 5.0])
     hp.Float("l2", 1e-7, 1e-3, sampling="log")
     hp.Choice("lr_schedule", ["constant", "plateau", "cosine"])
-    hp.Choice("batch_size", [32, 64, 128])
+    hp.Choice("batch_size", [64, 128, 256])

@@ -43,10 +43,15 @@ def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stores:
 def tiny_tune_args(stores: Stores, *, study: str = "tiny", trials: int = 3) -> list[str]:
     return [
         "tune",
-        "--study", study,
-        "--space", str(SPACES / "tiny.py"),
-        "--trials", str(trials),
-        "--max-epochs", "3",
-        "--patience", "2",
+        "--study",
+        study,
+        "--space",
+        str(SPACES / "tiny.py"),
+        "--trials",
+        str(trials),
+        "--max-epochs",
+        "3",
+        "--patience",
+        "2",
         *stores.args(),
-    ]  # fmt: skip
+    ]

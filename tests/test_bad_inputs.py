@@ -19,15 +19,21 @@ CASES = [
     (["--pruner", "asha"], ["--pruner must be one of hyperband, median, none", "'asha'"]),
     (["--space", "nosuchspace"], ["unknown search space 'nosuchspace'", "default"]),
     (["--space", "missing_space.py"], ["'missing_space.py' does not exist"]),
-    (["--space", str(SPACES / "bad_range.py")],
-     ["hp.Int('units_0')", "min_value <= max_value", "min_value=64, max_value=16"]),
-    (["--space", str(SPACES / "empty_choice.py")],
-     ["hp.Choice('optimizer')", "at least one value", "values=[]"]),
-    (["--space", str(SPACES / "too_long.py")],
-     ["seq_len=100000", "training split has 1598 rows", "at most 1585"]),
+    (
+        ["--space", str(SPACES / "bad_range.py")],
+        ["hp.Int('units_0')", "min_value <= max_value", "min_value=64, max_value=16"],
+    ),
+    (
+        ["--space", str(SPACES / "empty_choice.py")],
+        ["hp.Choice('optimizer')", "at least one value", "values=[]"],
+    ),
+    (
+        ["--space", str(SPACES / "too_long.py")],
+        ["seq_len=100000", "training split has 1598 rows", "at most 1585"],
+    ),
     (["--tracking-uri", "http://127.0.0.1:9"], ["--tracking-uri", "unreachable", "127.0.0.1:9"]),
     (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("extra", "words"), CASES, ids=[" ".join(c[0])[:40] for c in CASES])
@@ -50,14 +56,18 @@ def test_bad_input_leaves_an_existing_study_intact(
     import optuna
 
     assert main(tiny_tune_args(stores, trials=2)) == 0
-    before = [(t.number, t.state, t.value) for t in optuna.load_study(
-        study_name="tiny", storage=stores.storage).trials]  # fmt: skip
+    before = [
+        (t.number, t.state, t.value)
+        for t in optuna.load_study(study_name="tiny", storage=stores.storage).trials
+    ]
     capsys.readouterr()
     assert main([*tiny_tune_args(stores, trials=3), "--space", str(SPACES / "bad_range.py")]) == 2
     assert main([*tiny_tune_args(stores, trials=3), "--horizon", "5"]) == 2
     assert "created with horizon=13" in capsys.readouterr().err
-    after = [(t.number, t.state, t.value) for t in optuna.load_study(
-        study_name="tiny", storage=stores.storage).trials]  # fmt: skip
+    after = [
+        (t.number, t.state, t.value)
+        for t in optuna.load_study(study_name="tiny", storage=stores.storage).trials
+    ]
     assert after == before
 
 

@@ -28,8 +28,15 @@ def _child_runs(stores: Stores, experiment: str) -> list:
 
 
 def test_diverging_trial_fails_with_reason_and_study_goes_on(stores: Stores) -> None:
-    args = [*tiny_tune_args(stores, study="div", trials=3), "--space", str(SPACES / "diverging.py"),
-            "--sampler", "random", "--seed", "8"]  # draws: diverging, then fine  # fmt: skip
+    args = [
+        *tiny_tune_args(stores, study="div", trials=3),
+        "--space",
+        str(SPACES / "diverging.py"),
+        "--sampler",
+        "random",
+        "--seed",
+        "8",
+    ]  # draws: diverging first, then fine
     assert main(args) == 0
     study = optuna.load_study(study_name="div", storage=stores.storage)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -60,8 +67,13 @@ def test_interrupted_study_is_recorded_and_resumes(
 ) -> None:
     args = tiny_tune_args(stores, study="intr", trials=5)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tuner", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while _finished(stores.storage, "intr") < 1:
         assert proc.poll() is None, proc.communicate()
@@ -98,9 +110,15 @@ def test_memory_growth_across_20_trials_is_bounded(stores: Stores) -> None:
     """
     rss: list[float] = []
     config = TuneConfig(
-        space=str(SPACES / "tiny.py"), study="mem", trials=20, max_epochs=2, patience=2,
-        pruner="none", storage=stores.storage, tracking_uri=stores.tracking,
-    )  # fmt: skip
+        space=str(SPACES / "tiny.py"),
+        study="mem",
+        trials=20,
+        max_epochs=2,
+        patience=2,
+        pruner="none",
+        storage=stores.storage,
+        tracking_uri=stores.tracking,
+    )
     run_tune(config, callbacks=[lambda study, trial: rss.append(_rss_mb())])
     assert len(rss) == 20
     per_trial = (rss[-1] - rss[4]) / 15

@@ -43,8 +43,12 @@ def test_summary_reports_validation_test_and_baselines(finished: tuple[Stores, d
     for split in ("best_val", "best_test"):
         assert set(summary[split]) == {"mse", "mae", "mse_orig", "mae_orig"}
         assert summary[split]["mse"] > 0
-    assert {"persistence_val", "persistence_test", "seasonal_naive_val", "seasonal_naive_test"} \
-        <= set(summary["baselines"])  # fmt: skip
+    assert {
+        "persistence_val",
+        "persistence_test",
+        "seasonal_naive_val",
+        "seasonal_naive_test",
+    } <= set(summary["baselines"])
     assert summary["dataset"]["rows"] == 2284
     assert summary["dataset"]["split_borders"] == [1598, 1940, 2284]
 
@@ -82,7 +86,9 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
             assert "val_mse" in child.data.metrics
 
     champion = client.get_model_version_by_alias("tiny", "champion")
-    best_run = next(r for r in children if r.data.tags["trial_number"] == str(summary["best_trial"]))
+    best_run = next(
+        r for r in children if r.data.tags["trial_number"] == str(summary["best_trial"])
+    )
     assert champion.run_id == best_run.info.run_id
     assert best_run.data.metrics["test_mse"] == pytest.approx(summary["best_test"]["mse"])
 

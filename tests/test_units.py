@@ -96,8 +96,16 @@ def test_model_with_custom_layers_round_trips_in_safe_mode(tmp_path: Path) -> No
     from tuner._model import build_model
 
     data = load_series(resolve_dataset("co2")).info
-    params = {"seq_len": 8, "layers": 2, "units_0": 4, "units_1": 4, "attention": True,
-              "normalize": "last", "layer_norm": True, "cell": "gru"}  # fmt: skip
+    params = {
+        "seq_len": 8,
+        "layers": 2,
+        "units_0": 4,
+        "units_1": 4,
+        "attention": True,
+        "normalize": "last",
+        "layer_norm": True,
+        "cell": "gru",
+    }
     model = build_model(params, data)
     x = np.random.default_rng(0).normal(size=(5, 8, 1)).astype("float32")
     model.save(tmp_path / "m.keras")

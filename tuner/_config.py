@@ -22,8 +22,8 @@ class TuneConfig:
     study: str | None = None
     trials: int = 25
     timeout: float | None = None
-    max_epochs: int = 30
-    patience: int = 5
+    max_epochs: int = 20
+    patience: int = 4
     sampler: str = "tpe"
     pruner: str = "hyperband"
     storage: str | None = None

@@ -45,7 +45,9 @@ class TrialProgress:
         self._progress.stop()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        done = len(
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        )
         best = _best_text(study)
         self._progress.update(self._task, completed=done, description=best)
         if not self._live:
@@ -78,7 +80,9 @@ def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = 
         value = f"{row['value']:.5f}" if row["value"] is not None else "-"
         secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
         params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
-        table.add_row(str(row["number"]), row["state"], value, str(row["epochs"] or "-"), secs, params)
+        table.add_row(
+            str(row["number"]), row["state"], value, str(row["epochs"] or "-"), secs, params
+        )
     return table
 
 
@@ -87,13 +91,18 @@ def results_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"study {summary['study']}: best trial against the baselines")
     for col in ("model", "split", "MSE", "MAE", "MSE (orig.)", "MAE (orig.)"):
         table.add_column(col)
-    rows = [("best trial", "val", summary["best_val"]), ("best trial", "test", summary["best_test"])]
+    rows = [
+        ("best trial", "val", summary["best_val"]),
+        ("best trial", "test", summary["best_test"]),
+    ]
     for key, metrics in sorted(summary["baselines"].items()):
         name, split = key.rsplit("_", 1)
         rows.append((name.replace("_", " "), split, metrics))
     for name, split, m in rows:
         if m:
-            table.add_row(name, split, *(f"{m[k]:.5f}" for k in ("mse", "mae", "mse_orig", "mae_orig")))
+            table.add_row(
+                name, split, *(f"{m[k]:.5f}" for k in ("mse", "mae", "mse_orig", "mae_orig"))
+            )
     return table
 
 

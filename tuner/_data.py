@@ -23,9 +23,18 @@ from tuner._paths import builtin_dir
 _TASKS = ("forecasting",)
 _TABLE_SUFFIXES = (".csv", ".parquet")
 _DEFINITION_KEYS = {
-    "description", "task", "file", "time_col", "target", "covariates", "horizon",
-    "seasonal_period", "split", "fill", "source",
-}  # fmt: skip
+    "description",
+    "task",
+    "file",
+    "time_col",
+    "target",
+    "covariates",
+    "horizon",
+    "seasonal_period",
+    "split",
+    "fill",
+    "source",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,13 +12,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna import visualization as vis  # noqa: E402
-from optuna.visualization import matplotlib as vis_mpl  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+from optuna import visualization as vis
+from optuna.visualization import matplotlib as vis_mpl
 
-from tuner._console import err  # noqa: E402
-from tuner._summary import completed  # noqa: E402
+from tuner._console import err
+from tuner._summary import completed
 
 PlotFn = Callable[[optuna.Study], Any]
 PLOTS: dict[str, tuple[PlotFn, PlotFn]] = {

@@ -53,7 +53,7 @@ class _BaseHP:
         self._source = source
         self._inactive = 0
 
-    def Int(  # noqa: N802 - KerasTuner's vocabulary
+    def Int(
         self,
         name: str,
         min_value: int,
@@ -68,7 +68,7 @@ class _BaseHP:
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
 
-    def Float(  # noqa: N802
+    def Float(
         self,
         name: str,
         min_value: float,
@@ -85,7 +85,7 @@ class _BaseHP:
                 name, lambda: self._float(name, min_value, max_value, step, sampling)
             )
 
-    def Choice(  # noqa: N802
+    def Choice(
         self,
         name: str,
         values: Sequence[Any],
@@ -108,16 +108,18 @@ class _BaseHP:
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._choice(name, list(values)))
 
-    def Boolean(  # noqa: N802
+    def Boolean(
         self,
         name: str,
         default: bool = False,
         parent_name: str | None = None,
         parent_values: Sequence[Any] | None = None,
     ) -> bool | None:
-        return self.Choice(name, [False, True], parent_name=parent_name, parent_values=parent_values)
+        return self.Choice(
+            name, [False, True], parent_name=parent_name, parent_values=parent_values
+        )
 
-    def Fixed(  # noqa: N802
+    def Fixed(
         self,
         name: str,
         value: Any,
@@ -143,7 +145,9 @@ class _BaseHP:
         return self.values[name]
 
     @contextmanager
-    def _scope(self, parent_name: str | None, parent_values: Sequence[Any] | None) -> Iterator[None]:
+    def _scope(
+        self, parent_name: str | None, parent_values: Sequence[Any] | None
+    ) -> Iterator[None]:
         active = parent_name is None or self.get(parent_name) in (parent_values or ())
         self._inactive += 0 if active else 1
         try:
@@ -188,9 +192,7 @@ class _BaseHP:
                 f"{where}: sampling must be one of {_SAMPLINGS}, but got sampling={sampling!r}."
             )
         if sampling != "linear" and low <= 0:
-            raise InputError(
-                f"{where}: log sampling needs min_value > 0, but got min_value={low}."
-            )
+            raise InputError(f"{where}: log sampling needs min_value > 0, but got min_value={low}.")
 
     def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
         raise NotImplementedError
@@ -306,4 +308,3 @@ def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
             f"seq_len must be at most {info.max_seq_len}; lower the range."
         )
     return hp.candidates
-

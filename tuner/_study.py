@@ -98,8 +98,12 @@ def _check_same_study(
     study: optuna.Study, config: TuneConfig, data: SeriesData, space: SearchSpace
 ) -> None:
     """A resumed study must keep its data and space; a new one records them."""
-    identity = {"dataset_sha256": data.fingerprint["sha256"], "horizon": data.spec.horizon,
-                "targets": list(data.spec.target), "space": space.name}  # fmt: skip
+    identity = {
+        "dataset_sha256": data.fingerprint["sha256"],
+        "horizon": data.spec.horizon,
+        "targets": list(data.spec.target),
+        "space": space.name,
+    }
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
@@ -135,7 +139,7 @@ def _pruner(config: TuneConfig) -> optuna.pruners.BasePruner:
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
     return optuna.pruners.HyperbandPruner(
-        min_resource=3, max_resource=config.max_epochs, reduction_factor=3
+        min_resource=2, max_resource=config.max_epochs, reduction_factor=3
     )
 
 
@@ -202,7 +206,9 @@ class Objective:
         try:
             value = self._train(trial, params, run_id, recorder)
         except optuna.TrialPruned:
-            self._finish(trial, run_id, "pruned", recorder, f"pruned at epoch {len(recorder.history)}")
+            self._finish(
+                trial, run_id, "pruned", recorder, f"pruned at epoch {len(recorder.history)}"
+            )
             raise
         except TrialFailed as e:
             self._finish(trial, run_id, "failed", recorder, str(e))
@@ -228,7 +234,9 @@ class Objective:
             seed=self._config.seed + trial.number,
         )
         pruning = KerasPruningCallback(trial, "val_loss")
-        result = fit_trial(params, windows, self._data, settings, recorder=recorder, pruning=pruning)
+        result = fit_trial(
+            params, windows, self._data, settings, recorder=recorder, pruning=pruning
+        )
         value = result.val_metrics["mse"]
         trial.set_user_attr("val_metrics", result.val_metrics)
         trial.set_user_attr("best_epoch", result.best_epoch)
@@ -274,17 +282,25 @@ def _log_dataset(tracker: Tracker, study: optuna.Study) -> None:
     tracker.log_params(tracker.parent_id, {"dataset": fingerprint})
     tracker.log_dict(tracker.parent_id, fingerprint, "dataset_fingerprint.json")
     for name, metrics in study.user_attrs["baselines"].items():
-        tracker.log_metrics(tracker.parent_id, {f"baseline_{name}_{k}": v for k, v in metrics.items()})
+        tracker.log_metrics(
+            tracker.parent_id, {f"baseline_{name}_{k}": v for k, v in metrics.items()}
+        )
 
 
-def _finish_parent(tracker: Tracker, study: optuna.Study, summary: dict[str, Any], status: str) -> None:
+def _finish_parent(
+    tracker: Tracker, study: optuna.Study, summary: dict[str, Any], status: str
+) -> None:
     best = {f"best_val_{k}": v for k, v in (summary["best_val"] or {}).items()}
     best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
     tracker.log_metrics(tracker.parent_id, best)
     tracker.set_tags(
         tracker.parent_id,
-        {"best_trial": summary["best_trial"], "n_complete": summary["n_complete"],
-         "n_pruned": summary["n_pruned"], "n_failed": summary["n_failed"]},  # fmt: skip
+        {
+            "best_trial": summary["best_trial"],
+            "n_complete": summary["n_complete"],
+            "n_pruned": summary["n_pruned"],
+            "n_failed": summary["n_failed"],
+        },
     )
     tracker.log_dict(tracker.parent_id, summary, "summary.json")
     tracker.log_dict(tracker.parent_id, trial_rows(study), "trials.json")

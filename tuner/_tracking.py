@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+import mlflow
 from tuner._errors import InputError
 
 CHAMPION = "champion"
@@ -118,7 +118,9 @@ class Tracker:
         self.client.log_batch(run_id, metrics=rows)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()])
+        self.client.log_batch(
+            run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()]
+        )
 
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
@@ -152,13 +154,18 @@ class Tracker:
         self.client.set_registered_model_alias(registered_name, CHAMPION, version)
         return version
 
+
 def _model_requirements() -> list[str]:
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     from importlib.metadata import version
 
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    pins = [f"keras=={version('keras')}", f"mlflow=={version('mlflow')}", f"lstm-tuner=={version('lstm-tuner')}"]
+    pins = [
+        f"keras=={version('keras')}",
+        f"mlflow=={version('mlflow')}",
+        f"lstm-tuner=={version('lstm-tuner')}",
+    ]
     if backend == "tensorflow":
         pins.append(f"tensorflow=={version('tensorflow')}")
     return pins

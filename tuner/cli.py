@@ -22,9 +22,9 @@ from typing import Any, NoReturn
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from tuner._config import PRUNERS, SAMPLERS, TuneConfig  # noqa: E402
-from tuner._errors import InputError  # noqa: E402
-from tuner._paths import DEFAULT_STORAGE, LOG_DIR  # noqa: E402
+from tuner._config import PRUNERS, SAMPLERS, TuneConfig
+from tuner._errors import InputError
+from tuner._paths import DEFAULT_STORAGE, LOG_DIR
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,15 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--dataset", default=defaults.dataset, help="built-in name or file path")
     tune.add_argument("--space", help="built-in search space name or .py path")
     tune.add_argument("--study", help="study name (default: the dataset name)")
-    tune.add_argument("--trials", type=_positive_int, default=defaults.trials,
-                      help="total finished trials wanted (resumes count)")  # fmt: skip
+    tune.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=defaults.trials,
+        help="total finished trials wanted (resumes count)",
+    )
     tune.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
     tune.add_argument("--max-epochs", type=_positive_int, default=defaults.max_epochs)
     tune.add_argument("--patience", type=_positive_int, default=defaults.patience)
     tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
     tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
-    tune.add_argument("--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})")
-    tune.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)")
+    tune.add_argument(
+        "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
+    )
+    tune.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
+    )
     tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
     tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
     tune.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
@@ -101,7 +109,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         target=tuple(args.target.split(",")) if args.target else None,
     )
     _import_keras_quietly()
-    from tuner._console import err, out, results_table, trials_table
+    from tuner._console import err, results_table, trials_table
     from tuner._storage import load_study
     from tuner._study import run_tune
     from tuner._summary import trial_rows
@@ -208,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         signame = str(e) or "SIGINT"
-        print(f"tuner: interrupted by {signame}; run the same command again to resume.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"tuner: interrupted by {signame}; run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 143 if signame == "SIGTERM" else 130
     except Exception:
         log = _write_crash_log()
