@@ -23,7 +23,7 @@ __all__ = ["DatasetInfo", "InputError", "TrialFailed", "TuneConfig", "run_tune"]
 
 
 def __getattr__(name: str) -> Any:
-    # Keras (and its backend) load only when a study actually runs.
+    # Loaded on first use so `tuner datasets` and friends start fast.
     if name == "run_tune":
         from tuner._study import run_tune
 

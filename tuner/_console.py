@@ -6,6 +6,7 @@ each finished trial is one plain line.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
@@ -95,9 +96,11 @@ def results_table(summary: dict[str, Any]) -> Table:
         ("best trial", "val", summary["best_val"]),
         ("best trial", "test", summary["best_test"]),
     ]
-    for key, metrics in sorted(summary["baselines"].items()):
-        name, split = key.rsplit("_", 1)
-        rows.append((name.replace("_", " "), split, metrics))
+    for split in ("val", "test"):
+        for name in ("persistence", "seasonal_naive"):
+            rows.append(
+                (name.replace("_", " "), split, summary["baselines"].get(f"{name}_{split}"))
+            )
     for name, split, m in rows:
         if m:
             table.add_row(
@@ -108,3 +111,10 @@ def results_table(summary: dict[str, Any]) -> Table:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def quiet_libraries() -> None:
+    """Our own lines report trials; Optuna's and MLflow's info logs would repeat them."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)

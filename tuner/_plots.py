@@ -35,7 +35,8 @@ def write_study_plots(study: optuna.Study, folder: Path) -> list[Path]:
     """
     if len(completed(study)) < 2:
         return []
-    written, sections = [], []
+    written: list[Path] = []
+    sections: list[str] = []
     for name, (interactive, static) in PLOTS.items():
         try:
             with warnings.catch_warnings():

@@ -1,53 +1,43 @@
-"""The study runner: create or resume an Optuna study and run trials.
+"""The study runner: create or resume an Optuna study and run its trials.
 
-Flow: data -> windows -> model -> trial -> study -> tracking. `run_tune` is the
-public entry; the objective below trains one trial and records it.
+Flow: data -> windows -> model -> trial -> study -> tracking. `run_tune` runs in
+the invoking process: it checks every input, opens the study and the parent
+MLflow run, then hands the trials to worker processes (`tuner._worker`), one
+after another, each replaced after a fixed number of trials.
 """
 
 from __future__ import annotations
 
-import gc
+import multiprocessing
+import os
+import signal
 import time
 import warnings
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras
 import optuna
-from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
-from optuna_integration import KerasPruningCallback
 
 from tuner._config import TuneConfig
-from tuner._console import TrialProgress, err
+from tuner._console import err
 from tuner._data import SeriesData, load_series, resolve_dataset
-from tuner._errors import InputError, TrialFailed
+from tuner._errors import InputError
 from tuner._metrics import baselines
 from tuner._plots import log_study_plots
-from tuner._space import OptunaHP, SearchSpace, load_space, probe_space
+from tuner._space import SearchSpace, load_space, probe_space
 from tuner._storage import open_storage
-from tuner._summary import completed, summarize, trial_rows
+from tuner._summary import summarize, trial_rows
 from tuner._tracking import Tracker, mask_secrets, resolve_tracking_uri
-from tuner._trial import EpochRecorder, FitSettings, evaluate, fit_trial
-from tuner._windows import WindowCache
+from tuner._worker import DONE_STATES, WorkerJob, WorkerResult, worker_main
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+TRIALS_PER_PROCESS = 10
 
 
-def run_tune(
-    config: TuneConfig, *, callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()
-) -> dict[str, Any]:
-    """Create or resume the study, run the trials still missing, return the summary.
-
-    `callbacks` are extra Optuna callbacks, called after every trial.
-    """
-    spec = resolve_dataset(config.dataset, target=config.target, horizon=config.horizon)
-    data = load_series(spec)
-    space = load_space(config.space or "default")
-    probe_space(space, data.info)
+def run_tune(config: TuneConfig, *, trials_per_process: int = TRIALS_PER_PROCESS) -> dict[str, Any]:
+    """Create or resume the study, run the trials still missing, return the summary."""
+    data, space = prepare_data(config)
     tracking_uri = resolve_tracking_uri(config.tracking)
-    study = _open_study(config, data, space)
+    study = open_study(config, data, space)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
     resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
     tracker.start_parent(
@@ -56,9 +46,17 @@ def run_tune(
         tags={"study": config.study_name, "role": "study"},
     )
     _log_dataset(tracker, study)
+    job = WorkerJob(
+        config=config,
+        tracking_uri=tracking_uri,
+        parent_run_id=tracker.parent_id,
+        trials_per_process=trials_per_process,
+        deadline=time.time() + config.timeout if config.timeout else None,
+        failure_limit=config.trials,
+    )
     status = "FAILED"
     try:
-        _optimize(study, config, data, space, tracker, callbacks)
+        _run_workers(study, job)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -71,7 +69,65 @@ def run_tune(
     return summary
 
 
-def _open_study(config: TuneConfig, data: SeriesData, space: SearchSpace) -> optuna.Study:
+def prepare_data(config: TuneConfig) -> tuple[SeriesData, SearchSpace]:
+    """Load the dataset and the search space and check the space against the data."""
+    spec = resolve_dataset(config.dataset, target=config.target, horizon=config.horizon)
+    data = load_series(spec)
+    space = load_space(config.space or "default")
+    probe_space(space, data.info)
+    return data, space
+
+
+def _run_workers(study: optuna.Study, job: WorkerJob) -> None:
+    """Start worker processes one after another until the study has enough trials."""
+    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
+    if done >= job.config.trials:
+        err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
+        return
+    while True:
+        result = _run_one_worker(job)
+        if result.reason == "input_error":
+            raise InputError(result.message)
+        if result.reason == "crash":
+            raise RuntimeError(f"a worker process failed:\n{result.message}")
+        if result.reason == "interrupted":
+            raise KeyboardInterrupt(result.message)
+        if result.reason == "failures":
+            err.print(f"stopping: {job.failure_limit} trials failed in a row; see their reasons.")
+        if result.reason != "recycle":
+            return
+
+
+def _run_one_worker(job: WorkerJob) -> WorkerResult:
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")
+    process.start()
+    sender.close()
+    try:
+        process.join()
+    except KeyboardInterrupt as e:
+        _forward_and_wait(process, str(e) or "SIGINT")
+        raise
+    if not receiver.poll():
+        raise RuntimeError(f"worker process ended with exit code {process.exitcode} and no result")
+    result: WorkerResult = receiver.recv()
+    return result
+
+
+def _forward_and_wait(process: Any, signame: str) -> None:
+    """Pass the interrupt on to the worker and let it record its running trial."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if process.is_alive():
+            os.kill(process.pid, signal.Signals[signame])
+        process.join(timeout=120)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def open_study(config: TuneConfig, data: SeriesData, space: SearchSpace) -> optuna.Study:
     storage = open_storage(config.storage_url)
     n_before = _existing_trials(storage, config.study_name)
     study = optuna.create_study(
@@ -141,140 +197,6 @@ def _pruner(config: TuneConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.HyperbandPruner(
         min_resource=2, max_resource=config.max_epochs, reduction_factor=3
     )
-
-
-def _optimize(
-    study: optuna.Study,
-    config: TuneConfig,
-    data: SeriesData,
-    space: SearchSpace,
-    tracker: Tracker,
-    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]],
-) -> None:
-    done = len(study.get_trials(deepcopy=False, states=_DONE))
-    if done >= config.trials:
-        err.print(f"study {config.study_name} already has {done} finished trials; nothing to run.")
-        return
-    objective = Objective(space=space, data=data, config=config, tracker=tracker)
-    with TrialProgress(config.trials, done) as progress:
-        study.optimize(
-            objective,
-            timeout=config.timeout,
-            catch=(TrialFailed,),
-            callbacks=[
-                MaxTrialsCallback(config.trials, states=_DONE),
-                _FailureBudget(config.trials),
-                progress,
-                *callbacks,
-            ],
-            gc_after_trial=False,
-        )
-
-
-class _FailureBudget:
-    """Stop a study whose trials keep failing instead of looping for ever."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._failed = 0
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._failed += trial.state == TrialState.FAIL
-        if self._failed >= self._limit:
-            err.print(f"stopping: {self._failed} trials failed in this run; see their reasons.")
-            study.stop()
-
-
-class Objective:
-    """Train one trial and record it: Optuna state, MLflow child run, champion model."""
-
-    def __init__(
-        self, *, space: SearchSpace, data: SeriesData, config: TuneConfig, tracker: Tracker
-    ) -> None:
-        self._space = space
-        self._data = data
-        self._config = config
-        self._tracker = tracker
-        self._windows = WindowCache(data)
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        hp = OptunaHP(trial, self._space.name)
-        self._space.fn(hp, self._data.info)
-        params = hp.values
-        run_id = self._tracker.start_trial(trial.number, params)
-        recorder = EpochRecorder(lambda e, logs: self._tracker.log_metrics(run_id, logs, step=e))
-        try:
-            value = self._train(trial, params, run_id, recorder)
-        except optuna.TrialPruned:
-            self._finish(
-                trial, run_id, "pruned", recorder, f"pruned at epoch {len(recorder.history)}"
-            )
-            raise
-        except TrialFailed as e:
-            self._finish(trial, run_id, "failed", recorder, str(e))
-            raise
-        except KeyboardInterrupt:
-            self._finish(trial, run_id, "failed", recorder, "interrupted", status="KILLED")
-            raise
-        except BaseException as e:
-            self._finish(trial, run_id, "failed", recorder, f"error: {type(e).__name__}: {e}")
-            raise
-        finally:
-            keras.backend.clear_session()
-            gc.collect()
-        return value
-
-    def _train(
-        self, trial: optuna.Trial, params: dict[str, Any], run_id: str, recorder: EpochRecorder
-    ) -> float:
-        windows = self._windows.get(int(params["seq_len"]))
-        settings = FitSettings(
-            max_epochs=self._config.max_epochs,
-            patience=self._config.patience,
-            seed=self._config.seed + trial.number,
-        )
-        pruning = KerasPruningCallback(trial, "val_loss")
-        result = fit_trial(
-            params, windows, self._data, settings, recorder=recorder, pruning=pruning
-        )
-        value = result.val_metrics["mse"]
-        trial.set_user_attr("val_metrics", result.val_metrics)
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        metrics = {f"val_{k}": v for k, v in result.val_metrics.items()}
-        if _is_new_best(trial, value):
-            test = evaluate(result.model, windows["test"], self._data)
-            trial.set_user_attr("test_metrics", test)
-            metrics |= {f"test_{k}": v for k, v in test.items()}
-            self._tracker.log_champion(
-                run_id, result.model, windows["val"].x[:2], registered_name=self._config.study_name
-            )
-        self._tracker.log_metrics(run_id, metrics)
-        self._finish(trial, run_id, "complete", recorder, result.stop_reason)
-        del result
-        return value
-
-    def _finish(
-        self,
-        trial: optuna.Trial,
-        run_id: str,
-        state: str,
-        recorder: EpochRecorder,
-        reason: str,
-        *,
-        status: str | None = None,
-    ) -> None:
-        epochs = len(recorder.history)
-        trial.set_user_attr("epochs_run", epochs)
-        trial.set_user_attr("stop_reason" if state != "failed" else "fail_reason", reason)
-        self._tracker.set_tags(
-            run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
-        )
-        self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
-
-
-def _is_new_best(trial: optuna.Trial, value: float) -> bool:
-    others = [t.value for t in completed(trial.study) if t.value is not None]
-    return not others or value < min(others)
 
 
 def _log_dataset(tracker: Tracker, study: optuna.Study) -> None:

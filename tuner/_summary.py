@@ -69,4 +69,4 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
 
 def _best(study: optuna.Study) -> FrozenTrial | None:
     done = completed(study)
-    return min(done, key=lambda t: t.value) if done else None
+    return min(done, key=lambda t: float(t.value or 0.0)) if done else None

@@ -87,7 +87,10 @@ class Tracker:
         try:
             return str(self.client.create_experiment(self.experiment_name, location))
         except MlflowException:  # created meanwhile by another worker
-            return str(self.client.get_experiment_by_name(self.experiment_name).experiment_id)
+            created = self.client.get_experiment_by_name(self.experiment_name)
+            if created is None:
+                raise
+            return str(created.experiment_id)
 
     def start_parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))

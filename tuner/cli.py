@@ -108,12 +108,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         horizon=args.horizon,
         target=tuple(args.target.split(",")) if args.target else None,
     )
-    _import_keras_quietly()
-    from tuner._console import err, results_table, trials_table
+    from tuner._console import err, quiet_libraries, results_table, trials_table
     from tuner._storage import load_study
     from tuner._study import run_tune
     from tuner._summary import trial_rows
 
+    quiet_libraries()
     summary = run_tune(config)
     study = load_study(config.study_name, config.storage_url)
     rows = sorted(
@@ -124,25 +124,6 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     return 0
-
-
-def _import_keras_quietly() -> None:
-    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr."""
-    import logging
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _storage_url(args: argparse.Namespace) -> str:

@@ -1,0 +1,145 @@
+"""A worker process: runs trials of one study, then exits.
+
+Training under the TensorFlow backend leaves about 10 MB behind per model even
+after `keras.backend.clear_session()`, so trials run in a worker process that
+is replaced after `trials_per_process` trials; memory stays bounded however
+long the study is. The parent process never imports Keras.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from types import FrameType
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner._config import TuneConfig
+from tuner._console import TrialProgress, quiet_libraries
+from tuner._errors import InputError, TrialFailed
+
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerJob:
+    """What a worker needs; plain data, so it crosses the process boundary."""
+
+    config: TuneConfig
+    tracking_uri: str
+    parent_run_id: str
+    trials_per_process: int
+    deadline: float | None  # time.time() after which no trial starts
+    failure_limit: int
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """How a worker ended: `enough`, `recycle`, `timeout`, `failures`, `input_error`,
+    `interrupted` or `crash` (with the message or traceback)."""
+
+    reason: str
+    trials_run: int = 0
+    message: str = ""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # The first signal interrupts the running trial; repeats (Ctrl-C reaches the
+    # whole process group, the parent forwards too) must not cut its clean-up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def worker_main(job: WorkerJob, conn: Connection) -> None:
+    """Process entry: run trials and send a `WorkerResult` back through `conn`."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = _run(job)
+    except KeyboardInterrupt as e:
+        result = WorkerResult("interrupted", message=str(e) or "SIGINT")
+    except InputError as e:
+        result = WorkerResult("input_error", message=str(e))
+    except Exception:
+        result = WorkerResult("crash", message=traceback.format_exc())
+    conn.send(result)
+    conn.close()
+
+
+def _run(job: WorkerJob) -> WorkerResult:
+    warnings.filterwarnings("ignore")
+    _import_keras_quietly()
+    from tuner._objective import Objective
+    from tuner._study import open_study, prepare_data
+    from tuner._tracking import Tracker
+
+    config = job.config
+    data, space = prepare_data(config)
+    study = open_study(config, data, space)
+    tracker = Tracker(job.tracking_uri, config.experiment or config.study_name)
+    tracker.parent_id = job.parent_run_id
+    objective = Objective(space=space, data=data, config=config, tracker=tracker)
+    stop = _StopRules(job)
+    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
+    timeout = None if job.deadline is None else max(0.0, job.deadline - time.time())
+    with TrialProgress(config.trials, done) as progress:
+        study.optimize(
+            objective,
+            timeout=timeout,
+            catch=(TrialFailed,),
+            callbacks=[MaxTrialsCallback(config.trials, states=DONE_STATES), progress, stop],
+            gc_after_trial=False,
+        )
+    return WorkerResult(stop.reason(study, job), trials_run=stop.trials_run)
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr."""
+    quiet_libraries()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _StopRules:
+    """Stop after `trials_per_process` trials (recycle) or too many failures."""
+
+    def __init__(self, job: WorkerJob) -> None:
+        self._job = job
+        self.trials_run = 0
+        self.failed = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.trials_run += 1
+        self.failed += trial.state == TrialState.FAIL
+        if (
+            self.failed >= self._job.failure_limit
+            or self.trials_run >= self._job.trials_per_process
+        ):
+            study.stop()
+
+    def reason(self, study: optuna.Study, job: WorkerJob) -> str:
+        done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
+        if done >= job.config.trials:
+            return "enough"
+        if self.failed >= job.failure_limit:
+            return "failures"
+        if self.trials_run >= job.trials_per_process:
+            return "recycle"
+        return "timeout"
