@@ -20,8 +20,9 @@ class KerasWindowModel(mlflow.pyfunc.PythonModel):
 
         self._model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)
 
-    # No type hints on purpose: MLflow would turn them into a conflicting schema.
-    def predict(self, context, model_input, params=None):
+    # np.ndarray is the one array hint MLflow accepts without deriving a schema
+    # of its own (the signature logged with the model is the schema).
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         x = np.asarray(model_input, dtype=np.float32)
         return np.asarray(self._model.predict(x, verbose=0))
 

@@ -8,6 +8,7 @@ long the study is. The parent process never imports Keras.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -19,6 +20,7 @@ from types import FrameType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import optuna
 from optuna.study import MaxTrialsCallback
@@ -111,10 +113,14 @@ def _import_keras_quietly() -> None:
     with open(os.devnull, "w") as devnull:
         os.dup2(devnull.fileno(), 2)
         try:
-            import keras  # noqa: F401
+            import keras
+
+            keras.ops.zeros(1)  # device discovery logs its own lines too (no GPU: "cuInit")
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    # Retracing notices: every trial builds a new model, so retracing is expected.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class _StopRules:
