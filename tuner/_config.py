@@ -30,6 +30,7 @@ class TuneConfig:
     tracking_uri: str | None = None
     experiment: str | None = None
     seed: int = 42
+    workers: int = 1
     horizon: int | None = None
     target: tuple[str, ...] | None = None
 
@@ -37,6 +38,7 @@ class TuneConfig:
         _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)
         _at_least("--patience", self.patience, 1)
+        _at_least("--workers", self.workers, 1)
         if self.horizon is not None:
             _at_least("--horizon", self.horizon, 1)
         if self.timeout is not None and self.timeout <= 0:

@@ -8,11 +8,13 @@ after another, each replaced after a fixed number of trials.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
 import time
 import warnings
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import optuna
@@ -33,17 +35,22 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 TRIALS_PER_PROCESS = 10
 
 
-def run_tune(config: TuneConfig, *, trials_per_process: int = TRIALS_PER_PROCESS) -> dict[str, Any]:
-    """Create or resume the study, run the trials still missing, return the summary."""
+def run_tune(
+    config: TuneConfig, *, role: str = "tune", trials_per_process: int = TRIALS_PER_PROCESS
+) -> dict[str, Any]:
+    """Create or resume the study, run the trials still missing, return the summary.
+
+    `role` ("tune" or "worker") names the invocation in its parent MLflow run.
+    """
     data, space = prepare_data(config)
     tracking_uri = resolve_tracking_uri(config.tracking)
     study = open_study(config, data, space)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
     resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
     tracker.start_parent(
-        f"{config.study_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        f"{config.study_name}-{role}-{time.strftime('%Y%m%d-%H%M%S')}",
         resolved,
-        tags={"study": config.study_name, "role": "study"},
+        tags={"study": config.study_name, "role": role},
     )
     _log_dataset(tracker, study)
     job = WorkerJob(
@@ -53,10 +60,11 @@ def run_tune(config: TuneConfig, *, trials_per_process: int = TRIALS_PER_PROCESS
         trials_per_process=trials_per_process,
         deadline=time.time() + config.timeout if config.timeout else None,
         failure_limit=config.trials,
+        threads=_threads_per_worker(config.workers),
     )
     status = "FAILED"
     try:
-        _run_workers(study, job)
+        _run_workers(study, job, config.workers)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -69,6 +77,13 @@ def run_tune(config: TuneConfig, *, trials_per_process: int = TRIALS_PER_PROCESS
     return summary
 
 
+def _threads_per_worker(workers: int) -> int | None:
+    """Divide the CPU cores between local workers; one worker keeps the backend default."""
+    if workers == 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def prepare_data(config: TuneConfig) -> tuple[SeriesData, SearchSpace]:
     """Load the dataset and the search space and check the space against the data."""
     spec = resolve_dataset(config.dataset, target=config.target, horizon=config.horizon)
@@ -78,50 +93,81 @@ def prepare_data(config: TuneConfig) -> tuple[SeriesData, SearchSpace]:
     return data, space
 
 
-def _run_workers(study: optuna.Study, job: WorkerJob) -> None:
-    """Start worker processes one after another until the study has enough trials."""
+def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
+    """Keep `n_workers` worker processes running (each replaced after its batch of
+    trials) until the study has enough trials, then return."""
     done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
     if done >= job.config.trials:
         err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
         return
-    while True:
-        result = _run_one_worker(job)
-        if result.reason == "input_error":
-            raise InputError(result.message)
-        if result.reason == "crash":
-            raise RuntimeError(f"a worker process failed:\n{result.message}")
-        if result.reason == "interrupted":
-            raise KeyboardInterrupt(result.message)
-        if result.reason == "failures":
-            err.print(f"stopping: {job.failure_limit} trials failed in a row; see their reasons.")
-        if result.reason != "recycle":
-            return
+    slots: list[_Slot | None] = [_start(job) for _ in range(n_workers)]
+    failure: BaseException | None = None
+    try:
+        while any(slots):
+            wait([p.sentinel for p, _ in filter(None, slots)])
+            for i, slot in enumerate(slots):
+                if slot is None or slot[0].is_alive():
+                    continue
+                result = _collect(*slot)
+                slots[i] = None
+                if result.reason == "recycle" and failure is None:
+                    slots[i] = _start(job)
+                elif failure is None and (problem := _problem(result, job)) is not None:
+                    failure = problem
+                    _signal_all(slots, signal.SIGINT)
+    except KeyboardInterrupt as e:
+        _forward_and_wait(slots, str(e) or "SIGINT")
+        raise
+    if failure is not None:
+        raise failure
 
 
-def _run_one_worker(job: WorkerJob) -> WorkerResult:
+def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
+    """The exception a worker's ending stands for, if any."""
+    if result.reason == "input_error":
+        return InputError(result.message)
+    if result.reason == "crash":
+        return RuntimeError(f"a worker process failed:\n{result.message}")
+    if result.reason == "interrupted":
+        return KeyboardInterrupt(result.message)
+    if result.reason == "failures":
+        err.print(f"stopping: {job.failure_limit} trials failed in a worker; see their reasons.")
+    return None
+
+
+_Slot = tuple[Any, Connection]
+
+
+def _start(job: WorkerJob) -> _Slot:
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")
     process.start()
     sender.close()
-    try:
-        process.join()
-    except KeyboardInterrupt as e:
-        _forward_and_wait(process, str(e) or "SIGINT")
-        raise
+    return process, receiver
+
+
+def _collect(process: Any, receiver: Connection) -> WorkerResult:
+    process.join()
     if not receiver.poll():
         raise RuntimeError(f"worker process ended with exit code {process.exitcode} and no result")
     result: WorkerResult = receiver.recv()
     return result
 
 
-def _forward_and_wait(process: Any, signame: str) -> None:
-    """Pass the interrupt on to the worker and let it record its running trial."""
+def _signal_all(slots: list[_Slot | None], signum: int) -> None:
+    for process, _ in filter(None, slots):
+        if process.is_alive():
+            os.kill(process.pid, signum)
+
+
+def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
+    """Pass the interrupt on to the workers and let them record their running trials."""
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if process.is_alive():
-            os.kill(process.pid, signal.Signals[signame])
-        process.join(timeout=120)
+        _signal_all(slots, signal.Signals[signame])
+        for process, _ in filter(None, slots):
+            process.join(timeout=120)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -163,6 +209,7 @@ def _check_same_study(
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
+        study.set_user_attr("config", _shareable(config))
         study.set_user_attr("fingerprint", data.fingerprint)
         study.set_user_attr("baselines", baselines(data))
         return
@@ -173,6 +220,33 @@ def _check_same_study(
             f"--study {config.study_name}: this study was created with {key}={was!r}, "
             f"but this run has {key}={now!r}; pass a new --study name to start another study."
         )
+
+
+def _shareable(config: TuneConfig) -> dict[str, Any]:
+    """The configuration `tuner worker` reads back from the study (no storage URL, no secrets)."""
+    out = config.resolved()
+    del out["storage"]
+    out["tracking_uri"] = mask_secrets(out["tracking_uri"])
+    return out
+
+
+def worker_config(
+    study: optuna.Study, *, storage: str, tracking_uri: str | None, workers: int
+) -> TuneConfig:
+    """The configuration a `tuner worker` joining `study` runs with."""
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        raise InputError(
+            f"--study {study.study_name}: has no stored configuration (it was not created by "
+            "`tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
+        )
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    values = {k: v for k, v in stored.items() if k in fields}
+    values.update(study=study.study_name, storage=storage, workers=workers)
+    values["target"] = tuple(values["target"]) if values.get("target") else None
+    if tracking_uri:
+        values["tracking_uri"] = tracking_uri
+    return TuneConfig(**values)
 
 
 def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

@@ -43,6 +43,7 @@ class WorkerJob:
     trials_per_process: int
     deadline: float | None  # time.time() after which no trial starts
     failure_limit: int
+    threads: int | None = None  # CPU threads for this worker's backend; None: its default
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
     """Process entry: run trials and send a `WorkerResult` back through `conn`."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    if job.threads:
+        _limit_threads(job.threads)
     try:
         result = _run(job)
     except KeyboardInterrupt as e:
@@ -77,6 +80,14 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         result = WorkerResult("crash", message=traceback.format_exc())
     conn.send(result)
     conn.close()
+
+
+def _limit_threads(n: int) -> None:
+    # Read by the backends when they start (before Keras is imported here).
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}"
 
 
 def _run(job: WorkerJob) -> WorkerResult:

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
     tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
+    tune.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
     tune.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
     tune.add_argument("--target", help="target column(s), comma-separated")
     tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -85,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--storage", help="Optuna storage URL")
         cmd.add_argument("--json", action="store_true")
         cmd.set_defaults(handler=handler)
+
+    worker = sub.add_parser("worker", help="join an existing study and run its missing trials")
+    worker.add_argument("--study", required=True)
+    worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
+    worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
+    worker.add_argument("--workers", type=_positive_int, default=1, help="processes on this host")
+    worker.add_argument("--json", action="store_true")
+    worker.set_defaults(handler=_cmd_worker)
 
     sub.add_parser("datasets", help="list built-in datasets").set_defaults(handler=_cmd_datasets)
     sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
@@ -106,25 +115,49 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         seed=args.seed,
+        workers=args.workers,
         horizon=args.horizon,
         target=tuple(args.target.split(",")) if args.target else None,
     )
-    from tuner._console import err, quiet_libraries, results_table, trials_table
-    from tuner._storage import load_study
+    from tuner._console import quiet_libraries
     from tuner._study import run_tune
-    from tuner._summary import trial_rows
 
     quiet_libraries()
-    summary = run_tune(config)
+    _report(run_tune(config), config, as_json=args.json)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tuner._console import quiet_libraries
+    from tuner._storage import load_study
+    from tuner._study import run_tune, worker_config
+
+    quiet_libraries()
+    url = _storage_url(args)
+    config = worker_config(
+        load_study(args.study, url),
+        storage=url,
+        tracking_uri=args.tracking_uri,
+        workers=args.workers,
+    )
+    _report(run_tune(config, role="worker"), config, as_json=args.json)
+    return 0
+
+
+def _report(summary: dict[str, Any], config: TuneConfig, *, as_json: bool) -> None:
+    """Top trials and the best trial against the baselines; the summary as JSON on request."""
+    from tuner._console import err, results_table, trials_table
+    from tuner._storage import load_study
+    from tuner._summary import trial_rows
+
     study = load_study(config.study_name, config.storage_url)
     rows = sorted(
         (r for r in trial_rows(study) if r["state"] == "complete"), key=lambda r: r["value"]
     )
     err.print(trials_table(rows, title="top trials (validation MSE)", limit=5))
     err.print(results_table(summary))
-    if args.json:
+    if as_json:
         print(json.dumps(summary, indent=2, default=str))
-    return 0
 
 
 def _storage_url(args: argparse.Namespace) -> str:

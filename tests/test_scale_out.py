@@ -1,0 +1,83 @@
+"""Several worker processes on one study: `--workers N` and `tuner worker`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tests.conftest import Stores, tiny_tune_args
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _tuner(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner", *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> list:
+    study = optuna.load_study(study_name=name, storage=stores.storage)
+    states = [t.state for t in study.trials]
+    finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert trials <= len(finished) <= trials + workers - 1, states
+    assert TrialState.RUNNING not in states
+    client = MlflowClient(stores.tracking)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    numbers = [r.data.tags["trial_number"] for r in children]
+    assert sorted(numbers, key=int) == [str(t.number) for t in study.trials], "one run per trial"
+    assert all(r.info.status != "RUNNING" for r in runs)
+    return runs
+
+
+def test_two_local_workers_share_the_embedded_store(stores: Stores) -> None:
+    proc = _tuner(*tiny_tune_args(stores, study="two", trials=6), "--workers", "2")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "database is locked" not in err
+    assert "Traceback" not in err
+    runs = _check_study(stores, "two", trials=6, workers=2)
+    assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1
+
+
+def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
+    tune = _tuner(*tiny_tune_args(stores, study="joined", trials=6))
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            optuna.load_study(study_name="joined", storage=stores.storage)
+            break
+        except KeyError:
+            assert tune.poll() is None and time.monotonic() < deadline, tune.communicate()
+            time.sleep(0.2)
+    worker = _tuner("worker", "--study", "joined", "--storage", stores.storage)
+    _, worker_err = worker.communicate(timeout=600)
+    _, tune_err = tune.communicate(timeout=600)
+    assert worker.returncode == 0, worker_err
+    assert tune.returncode == 0, tune_err
+    runs = _check_study(stores, "joined", trials=6, workers=2)
+    roles = sorted(r.data.tags["role"] for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert roles == ["tune", "worker"]
+    study = optuna.load_study(study_name="joined", storage=stores.storage)
+    assert study.user_attrs["config"]["max_epochs"] == 3
+
+
+def test_worker_on_an_unknown_study_exits_2(stores: Stores) -> None:
+    proc = _tuner("worker", "--study", "nope", "--storage", stores.storage)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "no study named 'nope'" in err.strip().splitlines()[-1]
