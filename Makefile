@@ -33,10 +33,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,postgres]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its dev extra
+install: $(STAMP) ## create .venv and install the package with its dev and postgres extras
 
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)

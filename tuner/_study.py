@@ -231,7 +231,12 @@ def _shareable(config: TuneConfig) -> dict[str, Any]:
 
 
 def worker_config(
-    study: optuna.Study, *, storage: str, tracking_uri: str | None, workers: int
+    study: optuna.Study,
+    *,
+    storage: str,
+    tracking_uri: str | None,
+    workers: int,
+    trials: int | None = None,
 ) -> TuneConfig:
     """The configuration a `tuner worker` joining `study` runs with."""
     stored = study.user_attrs.get("config")
@@ -246,6 +251,8 @@ def worker_config(
     values["target"] = tuple(values["target"]) if values.get("target") else None
     if tracking_uri:
         values["tracking_uri"] = tracking_uri
+    if trials is not None:
+        values["trials"] = trials
     return TuneConfig(**values)
 
 

@@ -23,7 +23,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner._config import TuneConfig
@@ -104,17 +103,42 @@ def _run(job: WorkerJob) -> WorkerResult:
     tracker.parent_id = job.parent_run_id
     objective = Objective(space=space, data=data, config=config, tracker=tracker)
     stop = _StopRules(job)
-    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
-    timeout = None if job.deadline is None else max(0.0, job.deadline - time.time())
-    with TrialProgress(config.trials, done) as progress:
-        study.optimize(
-            objective,
-            timeout=timeout,
-            catch=(TrialFailed,),
-            callbacks=[MaxTrialsCallback(config.trials, states=DONE_STATES), progress, stop],
-            gc_after_trial=False,
-        )
-    return WorkerResult(stop.reason(study, job), trials_run=stop.trials_run)
+    while _finished(study) < config.trials:
+        if _remaining(job.deadline) == 0.0:
+            return WorkerResult("timeout", trials_run=stop.trials_run)
+        if _claimed(study) >= config.trials:
+            _wait_for_others(study)
+            continue
+        with TrialProgress(config.trials, _finished(study)) as progress:
+            study.optimize(
+                objective,
+                timeout=_remaining(job.deadline),
+                catch=(TrialFailed,),
+                callbacks=[progress, stop],
+                gc_after_trial=False,
+            )
+        reason = stop.reason(study)
+        if reason != "enough":
+            return WorkerResult(reason, trials_run=stop.trials_run)
+    return WorkerResult("enough", trials_run=stop.trials_run)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.time())
+
+
+def _wait_for_others(study: optuna.Study) -> None:
+    """The last trials are running elsewhere: wait, and take over any whose worker died.
+
+    `fail_stale_trials` fails trials whose heartbeat stopped; the storage's retry
+    callback puts them back as waiting trials, which this worker then runs.
+    """
+    time.sleep(2.0)
+    optuna.storages.fail_stale_trials(study)
+
+
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=DONE_STATES))
 
 
 def _import_keras_quietly() -> None:
@@ -135,7 +159,9 @@ def _import_keras_quietly() -> None:
 
 
 class _StopRules:
-    """Stop after `trials_per_process` trials (recycle) or too many failures."""
+    """Stop when finished plus running trials reach the total wanted (so several
+    workers do not overshoot), after `trials_per_process` trials (recycle), or
+    after too many failures."""
 
     def __init__(self, job: WorkerJob) -> None:
         self._job = job
@@ -145,18 +171,20 @@ class _StopRules:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.trials_run += 1
         self.failed += trial.state == TrialState.FAIL
-        if (
-            self.failed >= self._job.failure_limit
-            or self.trials_run >= self._job.trials_per_process
-        ):
+        if self.reason(study) != "timeout":
             study.stop()
 
-    def reason(self, study: optuna.Study, job: WorkerJob) -> str:
-        done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
-        if done >= job.config.trials:
+    def reason(self, study: optuna.Study) -> str:
+        """Why this worker stops (`timeout` when none of the rules holds)."""
+        job = self._job
+        if _claimed(study) >= job.config.trials:
             return "enough"
         if self.failed >= job.failure_limit:
             return "failures"
         if self.trials_run >= job.trials_per_process:
             return "recycle"
         return "timeout"
+
+
+def _claimed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING)))

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
     worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
     worker.add_argument("--workers", type=_positive_int, default=1, help="processes on this host")
+    worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
 
@@ -139,6 +140,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         storage=url,
         tracking_uri=args.tracking_uri,
         workers=args.workers,
+        trials=args.trials,
     )
     _report(run_tune(config, role="worker"), config, as_json=args.json)
     return 0
