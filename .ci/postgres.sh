@@ -11,7 +11,7 @@ if ! command -v pg_lsclusters >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 read -r pg_version pg_cluster pg_port _ < <(pg_lsclusters --no-header | head -n 1)
-pg_ctlcluster "$pg_version" "$pg_cluster" start 2>/dev/null || true
+pg_ctlcluster "$pg_version" "$pg_cluster" start >/dev/null 2>&1 || true
 pg_sql() { su postgres -c "psql -p $pg_port -v ON_ERROR_STOP=1 -qAt -c \"$1\""; }
 if [ -z "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname = '$pg_user'")" ]; then
     pg_sql "CREATE ROLE $pg_user LOGIN PASSWORD '$pg_password'"

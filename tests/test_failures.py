@@ -119,3 +119,53 @@ def test_memory_stays_flat_across_20_trials(stores: Stores) -> None:
     assert len(rss) == 20
     growth = (rss[19] - rss[4]) / rss[4]
     assert growth <= 0.10, f"RSS grew {growth:.1%} from trial 5 to 20: {[round(r) for r in rss]}"
+
+
+def _worker_pid(parent: int) -> int | None:
+    """The spawned worker among the children of a `tuner` process (not its resource tracker)."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                return int(child)
+    return None
+
+
+def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> None:
+    args = [*tiny_tune_args(stores, study="kill", trials=3), "--max-epochs", "40",
+            "--patience", "40", "--pruner", "none"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TUNER_HEARTBEAT_INTERVAL": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    running: list = []
+    while not running:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="kill", storage=stores.storage)
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+    time.sleep(2)  # mid-trial, after a heartbeat or two
+    pid = _worker_pid(proc.pid)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "a worker process died" in err
+
+    study = optuna.load_study(study_name="kill", storage=stores.storage)
+    killed = study.trials[running[0].number]
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    run = MlflowClient(stores.tracking).get_run(killed.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert "worker died" in run.data.tags["stop_reason"]

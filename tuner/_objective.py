@@ -39,34 +39,49 @@ class Objective:
         self._config = config
         self._tracker = tracker
         self._windows = WindowCache(data)
+        self.current: optuna.Trial | None = None
+        self._run_id = ""
 
     def __call__(self, trial: optuna.Trial) -> float:
-        hp = OptunaHP(trial, self._space.name)
-        self._space.fn(hp, self._data.info)
-        params = hp.values
-        run_id = self._tracker.start_trial(trial.number, params)
-        recorder = EpochRecorder(lambda e, logs: self._tracker.log_metrics(run_id, logs, step=e))
+        self.current = trial
+        self._run_id = ""
+        recorder = EpochRecorder(self._log_epoch)
         try:
-            value = self._train(trial, params, run_id, recorder)
+            hp = OptunaHP(trial, self._space.name)
+            self._space.fn(hp, self._data.info)
+            self._run_id = self._tracker.start_trial(trial.number, hp.values)
+            trial.set_user_attr("mlflow_run_id", self._run_id)
+            value = self._train(trial, hp.values, self._run_id, recorder)
         except optuna.TrialPruned:
-            self._finish(
-                trial, run_id, "pruned", recorder, f"pruned at epoch {len(recorder.history)}"
-            )
+            reason = f"pruned at epoch {len(recorder.history)}"
+            self._finish(trial, self._run_id, "pruned", recorder, reason)
             raise
         except TrialFailed as e:
-            self._finish(trial, run_id, "failed", recorder, str(e))
+            self._finish(trial, self._run_id, "failed", recorder, str(e))
             raise
         except KeyboardInterrupt:
-            self._finish(trial, run_id, "failed", recorder, "interrupted", status="KILLED")
+            self.record_interrupt(trial, recorder)
             raise
         except BaseException as e:
-            self._finish(trial, run_id, "failed", recorder, f"error: {type(e).__name__}: {e}")
+            reason = f"error: {type(e).__name__}: {e}"
+            self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
         finally:
             keras.backend.clear_session()
             gc.collect()
             trial.set_user_attr("rss_mb", round(rss_mb(), 1))
+        self.current = None
         return value
+
+    def record_interrupt(self, trial: optuna.Trial, recorder: EpochRecorder | None = None) -> None:
+        """Record the trial as failed with reason "interrupted" and its MLflow run as KILLED."""
+        self._finish(
+            trial, self._run_id, "failed", recorder or EpochRecorder(), "interrupted",
+            status="KILLED",
+        )  # fmt: skip
+
+    def _log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        self._tracker.log_metrics(self._run_id, logs, step=epoch)
 
     def _train(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str, recorder: EpochRecorder
@@ -110,6 +125,8 @@ class Objective:
         epochs = len(recorder.history)
         trial.set_user_attr("epochs_run", epochs)
         trial.set_user_attr("stop_reason" if state != "failed" else "fail_reason", reason)
+        if not run_id:  # stopped before its MLflow run was created
+            return
         self._tracker.set_tags(
             run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
         )

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
 
 from tuner._errors import InputError
 from tuner._tracking import mask_secrets
 
-HEARTBEAT_S = 20
-GRACE_S = 60
+
+def heartbeat_interval() -> int:
+    """Seconds between a running trial's heartbeats ($TUNER_HEARTBEAT_INTERVAL, default 20).
+
+    A trial whose heartbeat is three intervals old belongs to a dead worker.
+    """
+    value = os.environ.get("TUNER_HEARTBEAT_INTERVAL", "20")
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(
+            f"TUNER_HEARTBEAT_INTERVAL must be a whole number of seconds >= 1, but got {value!r}."
+        )
+    return int(value)
 
 
-def open_storage(url: str) -> RDBStorage:
-    """An RDB storage with heartbeats, so trials of a dead process are failed and retried."""
+class _StaleTrial:
+    """A dead worker's trial: end its MLflow run as failed, then retry it once."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        self._tracking_uri = tracking_uri
+        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if self._tracking_uri and run_id:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(self._tracking_uri)
+            client.set_tag(run_id, "state", "failed")
+            client.set_tag(run_id, "stop_reason", "worker died (no heartbeat); trial retried")
+            client.set_terminated(run_id, "FAILED")
+        self._retry(study, trial)
+
+
+def open_storage(url: str, *, tracking_uri: str | None = None) -> RDBStorage:
+    """An RDB storage with heartbeats, so trials of a dead process are failed and retried.
+
+    With `tracking_uri`, the MLflow run of such a trial is ended as failed too.
+    """
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -26,10 +60,15 @@ def open_storage(url: str) -> RDBStorage:
         return RDBStorage(
             url,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            heartbeat_interval=heartbeat_interval(),
+            grace_period=3 * heartbeat_interval(),
+            heartbeat_stale_trial_callback=_StaleTrial(tracking_uri),
         )
+    except ImportError:
+        raise InputError(
+            f"--storage {mask_secrets(url)}: the database driver is not installed; "
+            "for PostgreSQL install the postgres extra (pip install 'lstm-tuner[postgres]')."
+        ) from None
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or server
         raise InputError(
             f"--storage: cannot open study storage {mask_secrets(url)} ({type(e).__name__}); "

@@ -33,6 +33,7 @@ from tuner._worker import DONE_STATES, WorkerJob, WorkerResult, worker_main
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 TRIALS_PER_PROCESS = 10
+_MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
 
 
 def run_tune(
@@ -44,7 +45,7 @@ def run_tune(
     """
     data, space = prepare_data(config)
     tracking_uri = resolve_tracking_uri(config.tracking)
-    study = open_study(config, data, space)
+    study = open_study(config, data, space, tracking_uri=tracking_uri)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
     resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
     tracker.start_parent(
@@ -102,6 +103,7 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
         return
     slots: list[_Slot | None] = [_start(job) for _ in range(n_workers)]
     failure: BaseException | None = None
+    deaths = 0
     try:
         while any(slots):
             wait([p.sentinel for p, _ in filter(None, slots)])
@@ -110,7 +112,10 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
                     continue
                 result = _collect(*slot)
                 slots[i] = None
-                if result.reason == "recycle" and failure is None:
+                deaths += result.reason == "died"
+                if deaths > _MAX_DEATHS:
+                    failure = RuntimeError(f"worker processes died {deaths} times; see above.")
+                if result.reason in ("recycle", "died") and failure is None:
                     slots[i] = _start(job)
                 elif failure is None and (problem := _problem(result, job)) is not None:
                     failure = problem
@@ -149,9 +154,13 @@ def _start(job: WorkerJob) -> _Slot:
 
 def _collect(process: Any, receiver: Connection) -> WorkerResult:
     process.join()
-    if not receiver.poll():
-        raise RuntimeError(f"worker process ended with exit code {process.exitcode} and no result")
-    result: WorkerResult = receiver.recv()
+    try:
+        result: WorkerResult = receiver.recv()
+    except EOFError:
+        # Killed (SIGKILL, out of memory): its running trial is failed and retried
+        # through the heartbeat; a new worker takes its place.
+        err.print(f"a worker process died (exit code {process.exitcode}); starting another.")
+        return WorkerResult("died", message=f"exit code {process.exitcode}")
     return result
 
 
@@ -173,8 +182,10 @@ def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
             signal.signal(sig, handler)
 
 
-def open_study(config: TuneConfig, data: SeriesData, space: SearchSpace) -> optuna.Study:
-    storage = open_storage(config.storage_url)
+def open_study(
+    config: TuneConfig, data: SeriesData, space: SearchSpace, *, tracking_uri: str | None = None
+) -> optuna.Study:
+    storage = open_storage(config.storage_url, tracking_uri=tracking_uri)
     n_before = _existing_trials(storage, config.study_name)
     study = optuna.create_study(
         study_name=config.study_name,

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import FrameType
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -98,11 +99,33 @@ def _run(job: WorkerJob) -> WorkerResult:
 
     config = job.config
     data, space = prepare_data(config)
-    study = open_study(config, data, space)
+    study = open_study(config, data, space, tracking_uri=job.tracking_uri)
     tracker = Tracker(job.tracking_uri, config.experiment or config.study_name)
     tracker.parent_id = job.parent_run_id
     objective = Objective(space=space, data=data, config=config, tracker=tracker)
     stop = _StopRules(job)
+    try:
+        return _trials_loop(study, objective, stop, job)
+    except KeyboardInterrupt:
+        _settle_interrupted(study, objective)
+        raise
+
+
+def _settle_interrupted(study: optuna.Study, objective: Any) -> None:
+    """An interrupt between Optuna's steps can leave the current trial running: fail it."""
+    trial = objective.current
+    if trial is None:
+        return
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if trial.number in running:
+        objective.record_interrupt(trial)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _trials_loop(
+    study: optuna.Study, objective: Any, stop: _StopRules, job: WorkerJob
+) -> WorkerResult:
+    config = job.config
     while _finished(study) < config.trials:
         if _remaining(job.deadline) == 0.0:
             return WorkerResult("timeout", trials_run=stop.trials_run)
