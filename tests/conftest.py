@@ -7,6 +7,8 @@ code: every study below trains real Keras models and writes a real MLflow store.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 SPACES = Path(__file__).parent / "spaces"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,14 @@ def tiny_tune_args(stores: Stores, *, study: str = "tiny", trials: int = 3) -> l
         "2",
         *stores.args(),
     ]
+
+
+def start_tuner(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m tuner ARGS` in a child process, output captured as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,11 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import SPACES, Stores, tiny_tune_args
+from tests.conftest import SPACES, Stores, start_tuner, tiny_tune_args
 from tuner import TuneConfig, run_tune
 from tuner.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child_runs(stores: Stores, experiment: str) -> list:
@@ -66,14 +62,7 @@ def test_interrupted_study_is_recorded_and_resumes(
     stores: Stores, signum: int, exit_code: int
 ) -> None:
     args = tiny_tune_args(stores, study="intr", trials=5)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_tuner(*args)
     deadline = time.monotonic() + 180
     while _finished(stores.storage, "intr") < 1:
         assert proc.poll() is None, proc.communicate()
@@ -134,14 +123,7 @@ def _worker_pid(parent: int) -> int | None:
 def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> None:
     args = [*tiny_tune_args(stores, study="kill", trials=3), "--max-epochs", "40",
             "--patience", "40", "--pruner", "none"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TUNER_HEARTBEAT_INTERVAL": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tuner", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_tuner(*args, env={"TUNER_HEARTBEAT_INTERVAL": "1"})
     deadline = time.monotonic() + 180
     running: list = []
     while not running:

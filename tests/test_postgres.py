@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from tests.conftest import Stores, tiny_tune_args
-from tests.test_scale_out import _check_study, _tuner
+from tests.conftest import Stores, start_tuner, tiny_tune_args
+from tests.test_scale_out import _check_study
 
 
 @pytest.fixture
@@ -37,12 +37,13 @@ def _pg_stores(stores: Stores, url: str) -> Stores:
 def test_two_workers_on_postgres_finish_exactly_the_trials(stores: Stores, pg_url: str) -> None:
     pg = _pg_stores(stores, pg_url)
     name = f"pg-{uuid.uuid4().hex[:8]}"
-    first = _tuner(*tiny_tune_args(pg, study=name, trials=1))
+    first = start_tuner(*tiny_tune_args(pg, study=name, trials=1))
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
 
     workers = [
-        _tuner("worker", "--study", name, "--storage", pg_url, "--trials", "7") for _ in range(2)
+        start_tuner("worker", "--study", name, "--storage", pg_url, "--trials", "7")
+        for _ in range(2)
     ]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_, err) in zip(workers, outputs, strict=True):
@@ -59,7 +60,7 @@ def test_storage_password_appears_nowhere(stores: Stores, pg_url: str) -> None:
     password = make_url(pg_url).password
     assert password
     name = f"secret-{uuid.uuid4().hex[:8]}"
-    proc = _tuner(*tiny_tune_args(pg, study=name, trials=2), "--json")
+    proc = start_tuner(*tiny_tune_args(pg, study=name, trials=2), "--json")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert password not in out and password not in err

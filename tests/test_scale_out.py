@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import Stores, tiny_tune_args
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def _tuner(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuner", *args],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from tests.conftest import Stores, start_tuner, tiny_tune_args
 
 
 def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> list:
@@ -45,7 +28,7 @@ def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> lis
 
 
 def test_two_local_workers_share_the_embedded_store(stores: Stores) -> None:
-    proc = _tuner(*tiny_tune_args(stores, study="two", trials=6), "--workers", "2")
+    proc = start_tuner(*tiny_tune_args(stores, study="two", trials=6), "--workers", "2")
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "database is locked" not in err
@@ -55,7 +38,7 @@ def test_two_local_workers_share_the_embedded_store(stores: Stores) -> None:
 
 
 def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
-    tune = _tuner(*tiny_tune_args(stores, study="joined", trials=6))
+    tune = start_tuner(*tiny_tune_args(stores, study="joined", trials=6))
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -64,7 +47,7 @@ def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
         except KeyError:
             assert tune.poll() is None and time.monotonic() < deadline, tune.communicate()
             time.sleep(0.2)
-    worker = _tuner("worker", "--study", "joined", "--storage", stores.storage)
+    worker = start_tuner("worker", "--study", "joined", "--storage", stores.storage)
     _, worker_err = worker.communicate(timeout=600)
     _, tune_err = tune.communicate(timeout=600)
     assert worker.returncode == 0, worker_err
@@ -77,7 +60,7 @@ def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
 
 
 def test_worker_on_an_unknown_study_exits_2(stores: Stores) -> None:
-    proc = _tuner("worker", "--study", "nope", "--storage", stores.storage)
+    proc = start_tuner("worker", "--study", "nope", "--storage", stores.storage)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     assert "no study named 'nope'" in err.strip().splitlines()[-1]
