@@ -34,6 +34,9 @@ def test_two_local_workers_share_the_embedded_store(stores: Stores) -> None:
     assert "database is locked" not in err
     assert "Traceback" not in err
     runs = _check_study(stores, "two", trials=6, workers=2)
+    study = optuna.load_study(study_name="two", storage=stores.storage)
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params), "two workers drew the same configuration"
     assert len([r for r in runs if "mlflow.parentRunId" not in r.data.tags]) == 1
 
 

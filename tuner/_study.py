@@ -62,6 +62,9 @@ def run_tune(
         deadline=time.time() + config.timeout if config.timeout else None,
         failure_limit=config.trials,
         threads=_threads_per_worker(config.workers),
+        # Workers started at the same moment must not draw the same configurations;
+        # separate `tuner worker` invocations differ by process id as well.
+        seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
     )
     status = "FAILED"
     try:
@@ -101,7 +104,7 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
     if done >= job.config.trials:
         err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
         return
-    slots: list[_Slot | None] = [_start(job) for _ in range(n_workers)]
+    slots: list[_Slot | None] = [_start(job, slot=i) for i in range(n_workers)]
     failure: BaseException | None = None
     deaths = 0
     try:
@@ -116,7 +119,7 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
                 if deaths > _MAX_DEATHS:
                     failure = RuntimeError(f"worker processes died {deaths} times; see above.")
                 if result.reason in ("recycle", "died") and failure is None:
-                    slots[i] = _start(job)
+                    slots[i] = _start(job, slot=i)
                 elif failure is None and (problem := _problem(result, job)) is not None:
                     failure = problem
                     _signal_all(slots, signal.SIGINT)
@@ -143,7 +146,8 @@ def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
 _Slot = tuple[Any, Connection]
 
 
-def _start(job: WorkerJob) -> _Slot:
+def _start(job: WorkerJob, *, slot: int) -> _Slot:
+    job = dataclasses.replace(job, slot=slot)
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")
@@ -183,7 +187,12 @@ def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
 
 
 def open_study(
-    config: TuneConfig, data: SeriesData, space: SearchSpace, *, tracking_uri: str | None = None
+    config: TuneConfig,
+    data: SeriesData,
+    space: SearchSpace,
+    *,
+    tracking_uri: str | None = None,
+    seed_offset: int = 0,
 ) -> optuna.Study:
     storage = open_storage(config.storage_url, tracking_uri=tracking_uri)
     n_before = _existing_trials(storage, config.study_name)
@@ -191,7 +200,7 @@ def open_study(
         study_name=config.study_name,
         storage=storage,
         direction="minimize",
-        sampler=_sampler(config.sampler, config.seed + n_before),
+        sampler=_sampler(config.sampler, config.seed + n_before + seed_offset),
         pruner=_pruner(config),
         load_if_exists=True,
     )

@@ -44,6 +44,8 @@ class WorkerJob:
     deadline: float | None  # time.time() after which no trial starts
     failure_limit: int
     threads: int | None = None  # CPU threads for this worker's backend; None: its default
+    slot: int = 0  # which of the invocation's concurrent workers this is
+    seed_salt: int = 0  # added to the sampler seed with the slot
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ def _run(job: WorkerJob) -> WorkerResult:
 
     config = job.config
     data, space = prepare_data(config)
-    study = open_study(config, data, space, tracking_uri=job.tracking_uri)
+    study = open_study(
+        config, data, space, tracking_uri=job.tracking_uri, seed_offset=job.seed_salt + job.slot
+    )
     tracker = Tracker(job.tracking_uri, config.experiment or config.study_name)
     tracker.parent_id = job.parent_run_id
     objective = Objective(space=space, data=data, config=config, tracker=tracker)
