@@ -17,7 +17,7 @@ CASES = [
     (["--trials", "many"], ["--trials", "expected an integer", "'many'"]),
     (["--sampler", "bayes"], ["--sampler must be one of tpe, random, gp, cmaes", "'bayes'"]),
     (["--pruner", "asha"], ["--pruner must be one of hyperband, median, none", "'asha'"]),
-    (["--space", "nosuchspace"], ["unknown search space 'nosuchspace'", "default"]),
+    (["--space", "nosuchspace"], ["unknown search space 'nosuchspace'", "forecasting"]),
     (["--space", "missing_space.py"], ["'missing_space.py' does not exist"]),
     (
         ["--space", str(SPACES / "bad_range.py")],

@@ -17,7 +17,7 @@ def test_datasets_lists_each_builtin_with_task_and_horizon(
 
 def test_spaces_lists_the_default_space(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["spaces"]) == 0
-    assert "default" in capsys.readouterr().out
+    assert "forecasting" in capsys.readouterr().out
 
 
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import optuna
 import pytest
 
-from tuner._data import load_series, resolve_dataset
+from tuner._data import resolve_dataset
 from tuner._errors import InputError
-from tuner._metrics import baselines
+from tuner._series import load_series
 from tuner._space import OptunaHP, ProbeHP, load_space, probe_space
 from tuner._windows import WindowCache, make_windows
 
@@ -51,16 +51,16 @@ def test_persistence_baseline_matches_a_direct_computation() -> None:
     h = data.spec.horizon
     y = data.scaled[:, 0]
     errs = [(y[s + k] - y[s - 1]) ** 2 for s in range(val_end, test_end - h + 1) for k in range(h)]
-    assert baselines(data)["persistence_test"]["mse"] == pytest.approx(np.mean(errs), rel=1e-5)
+    assert data.baselines()["persistence_test"]["mse"] == pytest.approx(np.mean(errs), rel=1e-5)
 
 
 def test_optuna_adapter_conditional_parameters() -> None:
-    space = load_space("default")
+    space = load_space("forecasting")
     data = load_series(resolve_dataset("co2")).info
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(10):
         trial = study.ask()
-        hp = OptunaHP(trial, "default")
+        hp = OptunaHP(trial, "forecasting")
         space.fn(hp, data)
         layers = hp.values["layers"]
         assert {f"units_{i}" for i in range(layers)} <= set(hp.values)

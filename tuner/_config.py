@@ -31,8 +31,13 @@ class TuneConfig:
     experiment: str | None = None
     seed: int = 42
     workers: int = 1
+    # Dataset options (None: the dataset definition's value or the default).
     horizon: int | None = None
     target: tuple[str, ...] | None = None
+    covariates: tuple[str, ...] | None = None
+    time_col: str | None = None
+    split: tuple[float, ...] | None = None
+    fill: str | None = None
 
     def __post_init__(self) -> None:
         _at_least("--trials", self.trials, 1)
@@ -61,6 +66,17 @@ class TuneConfig:
     @property
     def tracking(self) -> str:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The options that override the dataset definition, for `resolve_dataset`."""
+        return {
+            "target": self.target,
+            "covariates": self.covariates,
+            "time_col": self.time_col,
+            "horizon": self.horizon,
+            "split": self.split,
+            "fill": self.fill,
+        }
 
     def resolved(self) -> dict[str, Any]:
         """Every setting with the defaults and environment filled in (secrets still present)."""

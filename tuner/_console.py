@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tuner._data import Dataset, DatasetInfo
 from tuner._summary import state_name
 
 err = Console(stderr=True)
@@ -75,7 +76,7 @@ def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
 
 def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = None) -> Table:
     table = Table(title=title)
-    for col in ("#", "state", "val MSE", "epochs", "seconds", "params"):
+    for col in ("#", "state", "value", "epochs", "seconds", "params"):
         table.add_column(col)
     for row in rows[:limit]:
         value = f"{row['value']:.5f}" if row["value"] is not None else "-"
@@ -88,25 +89,48 @@ def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = 
 
 
 def results_table(summary: dict[str, Any]) -> Table:
-    """Best trial against the baselines, validation and test, standardised and original units."""
+    """Best trial against the baselines on validation and test, in every metric of the task."""
     table = Table(title=f"study {summary['study']}: best trial against the baselines")
-    for col in ("model", "split", "MSE", "MAE", "MSE (orig.)", "MAE (orig.)"):
-        table.add_column(col)
     rows = [
         ("best trial", "val", summary["best_val"]),
         ("best trial", "test", summary["best_test"]),
     ]
-    for split in ("val", "test"):
-        for name in ("persistence", "seasonal_naive"):
-            rows.append(
-                (name.replace("_", " "), split, summary["baselines"].get(f"{name}_{split}"))
-            )
+    for key, metrics in sorted(summary["baselines"].items(), key=lambda kv: kv[0][::-1]):
+        name, split = key.rsplit("_", 1)
+        rows.append((name.replace("_", " "), split, metrics))
+    names = list(summary["best_val"] or next(iter(summary["baselines"].values()), {}))
+    for col in ("model", "split", *names):
+        table.add_column(col)
     for name, split, m in rows:
         if m:
-            table.add_row(
-                name, split, *(f"{m[k]:.5f}" for k in ("mse", "mae", "mse_orig", "mae_orig"))
-            )
+            table.add_row(name, split, *(f"{m[k]:.5f}" if k in m else "-" for k in names))
     return table
+
+
+def datasets_table(datasets: list[Dataset]) -> Table:
+    """Built-in datasets: name, task, shape, split sizes and source."""
+    table = Table(title="built-in datasets (tuner tune --dataset NAME)")
+    for col in ("name", "task", "shape", "split (train/val/test)", "source"):
+        table.add_column(col)
+    for data in datasets:
+        sizes = "/".join(str(n) for n in data.fingerprint["split_sizes"])
+        table.add_row(data.spec.name, data.spec.task, _shape(data.info), sizes, data.spec.source)
+    return table
+
+
+def _shape(info: DatasetInfo) -> str:
+    if info.task == "classification":
+        steps = "up to " if info.variable_length else ""
+        return (
+            f"{info.n_rows} sequences x {steps}{info.max_seq_len} steps x {info.n_features} "
+            f"features, {info.n_classes} classes"
+        )
+    if info.task == "char_lm":
+        return f"{info.n_rows:,} characters, {info.vocab_size} symbols"
+    return (
+        f"{info.n_rows} rows x {info.n_features} columns ({info.n_targets} target), "
+        f"horizon {info.horizon}"
+    )
 
 
 def _short(value: Any) -> str:

@@ -1,45 +1,47 @@
-"""Datasets: definitions, loading, chronological splits, scaling, fingerprint.
+"""Datasets: definitions, resolution of `--dataset`, and what every task's data offers.
 
-A dataset definition (`datasets/NAME.toml`) holds the options a user would
-pass on the command line. Loading turns it into a `SeriesData`: the series in
-original units and standardised with a scaler fit on the training rows only.
+A dataset definition (`datasets/NAME.toml` or `.yaml`) holds the options a user
+would pass on the command line. Loading turns it into a task's data object
+(`tuner._series.SeriesData`, `tuner._sequences.SequenceData`,
+`tuner._text.TextData`): split, scaled or encoded, with its fingerprint, windows,
+metrics and baselines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
-from sklearn.preprocessing import StandardScaler
 
 from tuner._errors import InputError
 from tuner._paths import builtin_dir
 
-_TASKS = ("forecasting",)
-_TABLE_SUFFIXES = (".csv", ".parquet")
-_DEFINITION_KEYS = {
-    "description",
-    "task",
-    "file",
-    "time_col",
-    "target",
-    "covariates",
-    "horizon",
-    "seasonal_period",
-    "split",
-    "fill",
-    "source",
+TASKS = ("forecasting", "classification", "char_lm")
+FILLS = ("interpolate", "ffill")
+# The metric each task's trials are selected by (lower is better for all three).
+TASK_METRICS = {"forecasting": "mse", "classification": "log_loss", "char_lm": "bpc"}
+TASK_OBJECTIVES = {
+    "forecasting": "validation MSE (standardised)",
+    "classification": "validation log loss",
+    "char_lm": "validation bits per character",
 }
+_SUFFIX_TASKS = {
+    ".csv": "forecasting",
+    ".parquet": "forecasting",
+    ".npz": "classification",
+    ".txt": "char_lm",
+}
+_DEFINITION_SUFFIXES = (".toml", ".yaml", ".yml")
+_DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
-    """What to load and how to split it."""
+    """What to load and how to split it; every field is a definition key or CLI option."""
 
     name: str
     path: Path
@@ -50,241 +52,260 @@ class DatasetSpec:
     covariates: tuple[str, ...] = ()
     horizon: int = 1
     seasonal_period: int | None = None
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    lookback: int | None = None  # typical input window; the base of seq_len_choices
+    split: tuple[float, ...] = _DEFAULT_SPLIT  # three fractions, or three row borders
     fill: str | None = None
     source: str = ""
 
     def __post_init__(self) -> None:
         where = f"dataset '{self.name}'"
-        if self.task not in _TASKS:
-            raise InputError(f"{where}: task must be one of {_TASKS}, but got task={self.task!r}.")
-        if not self.target:
+        if self.task not in TASKS:
+            raise InputError(f"{where}: task must be one of {TASKS}, but got task={self.task!r}.")
+        if self.task == "forecasting" and not self.target:
             raise InputError(f"{where}: needs at least one target column; pass --target COL.")
         if self.horizon < 1:
             raise InputError(
                 f"{where}: horizon must be at least 1, but got horizon={self.horizon}; "
                 "pass --horizon N with N >= 1."
             )
-        if len(self.split) != 3 or any(f <= 0 for f in self.split) or sum(self.split) > 1 + 1e-9:
+        _check_split(self.split, where)
+        if self.fill not in (None, *FILLS):
             raise InputError(
-                f"{where}: split must be three positive fractions (train, validation, test) "
-                f"summing to at most 1, but got split={list(self.split)}."
-            )
-        if self.fill not in (None, "interpolate"):
-            raise InputError(
-                f"{where}: fill must be 'interpolate' or absent, but got fill={self.fill!r}."
+                f"{where}: fill must be one of {FILLS} or absent, but got fill={self.fill!r}."
             )
 
+    @property
+    def split_is_borders(self) -> bool:
+        return any(v > 1 for v in self.split)
 
-@dataclass(frozen=True)
+
+def _check_split(split: tuple[float, ...], where: str) -> None:
+    fix = "give three fractions like 0.7,0.15,0.15 or three row borders like 8640,11520,14400"
+    if len(split) != 3 or any(v <= 0 for v in split):
+        raise InputError(
+            f"{where}: split must be three positive numbers (train, validation, test), "
+            f"but got split={list(split)}; {fix}."
+        )
+    if any(v > 1 for v in split):
+        if any(float(v) != int(v) for v in split) or not split[0] < split[1] < split[2]:
+            raise InputError(
+                f"{where}: row borders must be increasing whole numbers, but got "
+                f"split={list(split)}; {fix}."
+            )
+    elif sum(split) > 1 + 1e-9:
+        raise InputError(
+            f"{where}: split fractions must sum to at most 1, but got split={list(split)}; {fix}."
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetInfo:
     """What a search space may know about the data (SPEC section 4)."""
 
     task: str
     n_features: int
-    n_targets: int
-    n_rows: int
+    n_rows: int  # rows of a series, sequences of a classification set, characters of a text
     n_train: int
-    horizon: int
-    seasonal_period: int | None
+    max_seq_len: int  # longest input window the training split can supply
+    n_targets: int = 0
+    horizon: int = 1
+    seasonal_period: int | None = None
+    lookback: int | None = None
+    n_classes: int = 0
+    vocab_size: int = 0
+    variable_length: bool = False
 
     @property
-    def max_seq_len(self) -> int:
-        """Longest input window the training split can supply (one window at least)."""
-        return self.n_train - self.horizon
+    def metric(self) -> str:
+        """The validation metric trials are selected by."""
+        return TASK_METRICS[self.task]
 
     def seq_len_choices(self, multiples: tuple[float, ...] = (0.5, 1, 2, 3)) -> list[int]:
-        """Window lengths as multiples of the seasonal period (or horizon) that fit the data."""
-        base = self.seasonal_period or self.horizon
+        """Window lengths as multiples of the lookback (or seasonal period, or horizon)
+        that fit the data."""
+        base = self.lookback or self.seasonal_period or self.horizon
         lengths = sorted({max(2, round(m * base)) for m in multiples})
         fitting = [n for n in lengths if n <= self.max_seq_len]
         return fitting or [min(lengths[0], self.max_seq_len)]
 
 
-@dataclass(frozen=True, eq=False)
-class SeriesData:
-    """A loaded, split and scaled multivariate series; targets are the first columns."""
+@dataclass(frozen=True)
+class Windows:
+    """Model inputs and targets of one split."""
 
-    spec: DatasetSpec
-    columns: tuple[str, ...]
-    raw: np.ndarray  # (rows, features), original units, float32
-    scaled: np.ndarray  # (rows, features), standardised on the training rows
-    mean: np.ndarray
-    scale: np.ndarray
-    borders: tuple[int, int, int]  # end of train, end of validation, end of test
-    timestamps: np.ndarray | None = None
-    fingerprint: dict[str, Any] = field(default_factory=dict)
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Dataset(Protocol):
+    """What the trial path needs from a loaded dataset of any task."""
 
     @property
-    def n_targets(self) -> int:
-        return len(self.spec.target)
+    def spec(self) -> DatasetSpec: ...
 
     @property
-    def info(self) -> DatasetInfo:
-        return DatasetInfo(
-            task=self.spec.task,
-            n_features=len(self.columns),
-            n_targets=self.n_targets,
-            n_rows=len(self.raw),
-            n_train=self.borders[0],
-            horizon=self.spec.horizon,
-            seasonal_period=self.spec.seasonal_period,
-        )
+    def fingerprint(self) -> dict[str, Any]: ...
 
-    def to_original_units(self, y: np.ndarray) -> np.ndarray:
-        """Undo the scaling of target values shaped (..., n_targets)."""
-        k = self.n_targets
-        return y * self.scale[:k] + self.mean[:k]
+    @property
+    def info(self) -> DatasetInfo: ...
+
+    def windows(self, seq_len: int) -> dict[str, Windows]:
+        """Inputs and targets of the train, val and test splits for one window length."""
+        ...
+
+    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        """The task's metrics of predictions against targets."""
+        ...
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Naive baselines' metrics on the validation and test splits."""
+        ...
 
 
 def builtin_datasets() -> dict[str, DatasetSpec]:
     """Built-in dataset definitions by name."""
     folder = builtin_dir("datasets")
-    return {p.stem: _read_definition(p) for p in sorted(folder.glob("*.toml"))}
+    return {p.stem: read_definition(p) for p in sorted(folder.glob("*.toml"))}
 
 
-def resolve_dataset(
-    name_or_path: str, *, target: tuple[str, ...] | None = None, horizon: int | None = None
-) -> DatasetSpec:
-    """Turn `--dataset NAME|PATH` (plus overrides) into a `DatasetSpec`."""
-    spec = _lookup(name_or_path, target=target)
-    overrides: dict[str, Any] = {}
-    if target:
-        overrides["target"] = target
-    if horizon is not None:
-        overrides["horizon"] = horizon
-    return replace(spec, **overrides) if overrides else spec
+_OVERRIDABLE = ("target", "horizon", "time_col", "covariates", "split", "fill")
 
 
-def _lookup(name_or_path: str, *, target: tuple[str, ...] | None) -> DatasetSpec:
+def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
+    """Turn `--dataset NAME|PATH` plus options (`target`, `horizon`, `time_col`,
+    `covariates`, `split`, `fill`; None means not given) into a `DatasetSpec`.
+
+    >>> resolve_dataset("co2", horizon=26).horizon
+    26
+    """
+    unknown = set(overrides) - set(_OVERRIDABLE)
+    if unknown:
+        raise TypeError(f"resolve_dataset: unknown options {sorted(unknown)}")
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
     path = Path(name_or_path)
-    looks_like_path = path.suffix != "" or "/" in name_or_path
-    if not looks_like_path:
-        known = builtin_datasets()
-        if name_or_path not in known:
-            raise InputError(
-                f"--dataset: unknown dataset name {name_or_path!r}; built-in names are "
-                f"{sorted(known)} (see `tuner datasets`), or pass a path to a file."
-            )
-        return known[name_or_path]
+    if path.suffix == "" and "/" not in name_or_path:
+        return replace(_builtin(name_or_path), **given)
     if not path.is_file():
         raise InputError(f"--dataset: file {name_or_path!r} does not exist; check the path.")
-    if path.suffix == ".toml":
-        return _read_definition(path)
-    if path.suffix in _TABLE_SUFFIXES:
-        if not target:
-            raise InputError(
-                f"--dataset {name_or_path}: a table needs its target column(s); "
-                "pass --target COL[,COL]."
-            )
-        return DatasetSpec(name=path.stem, path=path, target=target)
-    raise InputError(
-        f"--dataset {name_or_path}: unknown file type {path.suffix!r}; "
-        f"use one of {[*_TABLE_SUFFIXES, '.toml']}."
-    )
+    if path.suffix in _DEFINITION_SUFFIXES:
+        return replace(read_definition(path), **given)
+    task = _SUFFIX_TASKS.get(path.suffix)
+    if task is None:
+        raise InputError(
+            f"--dataset {name_or_path}: unknown file type {path.suffix!r}; use one of "
+            f"{[*_SUFFIX_TASKS, *_DEFINITION_SUFFIXES]}."
+        )
+    if task == "forecasting" and not given.get("target"):
+        raise InputError(
+            f"--dataset {name_or_path}: a table needs its target column(s); "
+            "pass --target COL[,COL]."
+        )
+    return DatasetSpec(name=path.stem, path=path, task=task, **given)
 
 
-def _read_definition(path: Path) -> DatasetSpec:
-    with path.open("rb") as f:
-        try:
-            raw = tomllib.load(f)
-        except tomllib.TOMLDecodeError as e:
-            raise InputError(f"dataset definition {path}: not valid TOML ({e}).") from None
-    unknown = set(raw) - _DEFINITION_KEYS
+def _builtin(name: str) -> DatasetSpec:
+    known = builtin_datasets()
+    if name not in known:
+        raise InputError(
+            f"--dataset: unknown dataset name {name!r}; built-in names are "
+            f"{sorted(known)} (see `tuner datasets`), or pass a path to a file."
+        )
+    return known[name]
+
+
+def read_definition(path: Path) -> DatasetSpec:
+    """A dataset definition file (TOML or YAML) as a `DatasetSpec`."""
+    raw = _parse_definition(path)
+    allowed = {f.name for f in fields(DatasetSpec)} - {"name", "path"} | {"file"}
+    unknown = set(raw) - allowed
     if unknown:
         raise InputError(
             f"dataset definition {path}: unknown keys {sorted(unknown)}; "
-            f"allowed keys are {sorted(_DEFINITION_KEYS)}."
+            f"allowed keys are {sorted(allowed)}."
         )
     if "file" not in raw:
         raise InputError(f"dataset definition {path}: needs a 'file' key naming the data file.")
-    target = raw.get("target", ())
-    return DatasetSpec(
-        name=path.stem,
-        path=(path.parent / raw["file"]).resolve(),
-        task=raw.get("task", "forecasting"),
-        description=raw.get("description", ""),
-        time_col=raw.get("time_col"),
-        target=(target,) if isinstance(target, str) else tuple(target),
-        covariates=tuple(raw.get("covariates", ())),
-        horizon=int(raw.get("horizon", 1)),
-        seasonal_period=raw.get("seasonal_period"),
-        split=tuple(raw.get("split", (0.7, 0.15, 0.15))),
-        fill=raw.get("fill"),
-        source=raw.get("source", ""),
-    )
+    values = dict(raw)
+    data_path = (path.parent / values.pop("file")).resolve()
+    for key in ("target", "covariates"):
+        if isinstance(values.get(key), str):
+            values[key] = (values[key],)
+    for key in ("target", "covariates", "split"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values.setdefault("task", _SUFFIX_TASKS.get(data_path.suffix, "forecasting"))
+    try:
+        return DatasetSpec(name=path.stem, path=data_path, **values)
+    except TypeError as e:
+        raise InputError(f"dataset definition {path}: {e}.") from None
 
 
-def load_series(spec: DatasetSpec) -> SeriesData:
-    """Read the table, check it, split it chronologically and scale it."""
+def _parse_definition(path: Path) -> dict[str, Any]:
+    text = path.read_bytes()
+    if path.suffix == ".toml":
+        try:
+            return tomllib.loads(text.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"dataset definition {path}: not valid TOML ({e}).") from None
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(f"dataset definition {path}: not valid YAML ({e}).") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"dataset definition {path}: must be a mapping of keys to values.")
+    return loaded
+
+
+def load_dataset(spec: DatasetSpec) -> Dataset:
+    """Load, check, split and scale (or encode) the data of any task."""
     if not spec.path.is_file():
         raise InputError(f"dataset '{spec.name}': data file {spec.path} does not exist.")
-    frame = _read_table(spec.path)
-    columns = (*spec.target, *spec.covariates)
-    missing = [c for c in (*columns, *([spec.time_col] if spec.time_col else [])) if c not in frame]
-    if missing:
-        raise InputError(
-            f"{spec.path}: column(s) {missing} not found; the file has {list(frame.columns)}."
-        )
-    values = frame[list(columns)]
-    if spec.fill == "interpolate":
-        values = values.interpolate(limit_direction="both")
-    raw = values.to_numpy(dtype=np.float32)
-    _check_finite(raw, spec)
-    borders = _split_borders(len(raw), spec)
-    scaler = StandardScaler().fit(raw[: borders[0]])
-    scaled = scaler.transform(raw).astype(np.float32)
-    timestamps = frame[spec.time_col].to_numpy() if spec.time_col else None
-    return SeriesData(
-        spec=spec,
-        columns=columns,
-        raw=raw,
-        scaled=scaled,
-        mean=scaler.mean_.astype(np.float32),
-        scale=scaler.scale_.astype(np.float32),
-        borders=borders,
-        timestamps=timestamps,
-        fingerprint=_fingerprint(spec, columns, len(raw), borders),
-    )
+    if spec.path.stat().st_size == 0:
+        raise InputError(f"{spec.path}: the file is empty; give a file with data in it.")
+    if spec.task == "classification":
+        from tuner._sequences import load_sequences
+
+        return load_sequences(spec)
+    if spec.task == "char_lm":
+        from tuner._text import load_text
+
+        return load_text(spec)
+    from tuner._series import load_series
+
+    return load_series(spec)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
-
-
-def _check_finite(raw: np.ndarray, spec: DatasetSpec) -> None:
-    bad = ~np.isfinite(raw)
-    if not bad.any():
-        return
-    rows = np.flatnonzero(bad.any(axis=1))
-    raise InputError(
-        f"{spec.path}: {int(bad.sum())} NaN or infinite value(s), first at data row "
-        f"{int(rows[0])}; values must be finite, or set fill = 'interpolate'."
-    )
-
-
-def _split_borders(n_rows: int, spec: DatasetSpec) -> tuple[int, int, int]:
+def split_borders(n: int, spec: DatasetSpec, *, unit: str = "rows") -> tuple[int, int, int]:
+    """Ends of the train, validation and test parts of `n` ordered items."""
+    if spec.split_is_borders:
+        borders = tuple(int(v) for v in spec.split)
+        if borders[2] > n:
+            raise InputError(
+                f"{spec.path}: split border {borders[2]} is beyond the end of the data "
+                f"({n} {unit}); give borders up to {n}."
+            )
+        return borders[0], borders[1], borders[2]
     train, val, test = spec.split
-    train_end = int(n_rows * train)
-    val_end = train_end + int(n_rows * val)
+    train_end = int(n * train)
+    val_end = train_end + int(n * val)
     whole = sum(spec.split) > 1 - 1e-9
-    test_end = n_rows if whole else min(n_rows, val_end + int(n_rows * test))
+    test_end = n if whole else min(n, val_end + int(n * test))
     return train_end, val_end, test_end
 
 
-def _fingerprint(
-    spec: DatasetSpec, columns: tuple[str, ...], n_rows: int, borders: tuple[int, int, int]
-) -> dict[str, Any]:
-    digest = hashlib.sha256(spec.path.read_bytes()).hexdigest()
+def split_sizes(borders: tuple[int, int, int]) -> list[int]:
+    """Sizes of the train, validation and test parts from their end borders."""
+    return [borders[0], borders[1] - borders[0], borders[2] - borders[1]]
+
+
+def fingerprint(spec: DatasetSpec, **details: Any) -> dict[str, Any]:
+    """What identifies the data a study was tuned on: file hash, task and split."""
     return {
         "name": spec.name,
+        "task": spec.task,
         "file": spec.path.name,
-        "sha256": digest,
-        "rows": n_rows,
-        "columns": list(columns),
-        "targets": list(spec.target),
-        "horizon": spec.horizon,
-        "split_borders": list(borders),
+        "sha256": hashlib.sha256(spec.path.read_bytes()).hexdigest(),
+        **details,
     }

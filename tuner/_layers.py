@@ -33,12 +33,23 @@ class AddLast(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tuner")
 class AttentionPooling(keras.layers.Layer):
-    """Attention-weighted sum of recurrent outputs over time (the "LSTMa" head)."""
+    """Attention-weighted sum of recurrent outputs over time (the "LSTMa" head);
+    masked (padding) steps get no weight."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.score = keras.layers.Dense(1, use_bias=False)
         self.score.build(input_shape)
 
-    def call(self, sequence: Any) -> Any:
-        weights = ops.softmax(self.score(sequence), axis=1)
+    def call(self, sequence: Any, mask: Any = None) -> Any:
+        scores = self.score(sequence)
+        if mask is not None:
+            scores = ops.where(ops.expand_dims(mask, -1), scores, -1e9)
+        weights = ops.softmax(scores, axis=1)
         return ops.sum(weights * sequence, axis=1)

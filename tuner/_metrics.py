@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from tuner._data import SeriesData
 from tuner._windows import split_range
+
+if TYPE_CHECKING:
+    from tuner._series import SeriesData
 
 
 def forecast_metrics(data: SeriesData, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -20,7 +24,7 @@ def forecast_metrics(data: SeriesData, y_true: np.ndarray, y_pred: np.ndarray) -
     }
 
 
-def baselines(data: SeriesData) -> dict[str, dict[str, float]]:
+def forecast_baselines(data: SeriesData) -> dict[str, dict[str, float]]:
     """Persistence and seasonal naive on the validation and test targets.
 
     The targets of a split do not depend on the window length (they are every
@@ -30,7 +34,7 @@ def baselines(data: SeriesData) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     period = data.spec.seasonal_period
     for split in ("val", "test"):
-        start, end = split_range(data, split, 0)
+        start, end = split_range(data.borders, split, 0)
         y_true = _targets(data, start, end)
         out[f"persistence_{split}"] = forecast_metrics(data, y_true, _persistence(data, start, end))
         if period:

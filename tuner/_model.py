@@ -1,6 +1,7 @@
 """Build and compile a Keras model from the values a search space chose.
 
-Model building never samples: it receives the chosen values.
+Model building never samples: it receives the chosen values. One recurrent
+stack serves the three tasks; the input and the head differ.
 """
 
 from __future__ import annotations
@@ -12,11 +13,31 @@ import keras
 
 from tuner._data import DatasetInfo
 from tuner._layers import AddLast, AttentionPooling, SubtractLast
+from tuner._sequences import PAD
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
+    """The task's model: forecaster, classifier or character language model."""
+    if info.task == "classification":
+        return _classifier(params, info)
+    if info.task == "char_lm":
+        return _char_model(params, info)
+    return _forecaster(params, info)
+
+
+def compile_args(info: DatasetInfo) -> dict[str, Any]:
+    """Loss and metrics for `model.compile`."""
+    if info.task == "classification":
+        loss = "binary_crossentropy" if info.n_classes == 2 else "sparse_categorical_crossentropy"
+        return {"loss": loss, "metrics": ["accuracy"]}
+    if info.task == "char_lm":
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+    return {"loss": "mse", "metrics": ["mae"]}
+
+
+def _forecaster(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """A recurrent forecaster emitting the whole horizon at once (direct multi-output)."""
     window = keras.Input((params["seq_len"], info.n_features), name="window")
     x = SubtractLast()(window) if params.get("normalize") == "last" else window
@@ -28,17 +49,42 @@ def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     return keras.Model(window, forecast, name="forecaster")
 
 
-def _recurrent_stack(x: Any, params: Mapping[str, Any]) -> Any:
+def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
+    """Sequences (padded steps masked) to class probabilities: sigmoid for two classes."""
+    sequence = keras.Input((info.max_seq_len, info.n_features), name="sequence")
+    x = keras.layers.Masking(mask_value=PAD)(sequence) if info.variable_length else sequence
+    x = _recurrent_stack(x, params)
+    reg = _l2(params)
+    if info.n_classes == 2:
+        out = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="proba")(x)
+    else:
+        out = keras.layers.Dense(
+            info.n_classes, activation="softmax", kernel_regularizer=reg, name="proba"
+        )(x)
+    return keras.Model(sequence, out, name="classifier")
+
+
+def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
+    """Characters to next-character logits at every step (any input length)."""
+    chars = keras.Input((None,), dtype="int32", name="chars")
+    x = keras.layers.Embedding(info.vocab_size, int(params.get("embedding_dim", 32)))(chars)
+    x = _recurrent_stack(x, params, sequences=True)
+    logits = keras.layers.Dense(info.vocab_size, kernel_regularizer=_l2(params), name="logits")(x)
+    return keras.Model(chars, logits, name="char_model")
+
+
+def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = False) -> Any:
     cell = _CELLS[params.get("cell", "lstm")]
     layers = int(params.get("layers", 1))
-    attention = bool(params.get("attention", False))
+    attention = bool(params.get("attention", False)) and not sequences
     for i in range(layers):
         last = i == layers - 1
-        x = cell(
+        layer = cell(
             int(params.get(f"units_{i}", 32)),
-            return_sequences=not last or attention,
+            return_sequences=not last or attention or sequences,
             kernel_regularizer=_l2(params),
-        )(x)
+        )
+        x = keras.layers.Bidirectional(layer)(x) if params.get("bidirectional") else layer(x)
         if params.get("layer_norm") and not last:
             x = keras.layers.LayerNormalization()(x)
         if params.get("dropout"):

@@ -13,7 +13,7 @@ import optuna
 from optuna_integration import KerasPruningCallback
 
 from tuner._config import TuneConfig
-from tuner._data import SeriesData
+from tuner._data import Dataset
 from tuner._errors import TrialFailed
 from tuner._space import OptunaHP, SearchSpace
 from tuner._summary import completed
@@ -32,7 +32,7 @@ class Objective:
     """Train one trial and record it: Optuna state, MLflow child run, champion model."""
 
     def __init__(
-        self, *, space: SearchSpace, data: SeriesData, config: TuneConfig, tracker: Tracker
+        self, *, space: SearchSpace, data: Dataset, config: TuneConfig, tracker: Tracker
     ) -> None:
         self._space = space
         self._data = data
@@ -86,7 +86,8 @@ class Objective:
     def _train(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str, recorder: EpochRecorder
     ) -> float:
-        windows = self._windows.get(int(params["seq_len"]))
+        info = self._data.info
+        windows = self._windows.get(int(params.get("seq_len", info.max_seq_len)))
         settings = FitSettings(
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
@@ -96,7 +97,7 @@ class Objective:
         result = fit_trial(
             params, windows, self._data, settings, recorder=recorder, pruning=pruning
         )
-        value = result.val_metrics["mse"]
+        value = result.val_metrics[info.metric]
         trial.set_user_attr("val_metrics", result.val_metrics)
         trial.set_user_attr("best_epoch", result.best_epoch)
         metrics = {f"val_{k}": v for k, v in result.val_metrics.items()}

@@ -282,6 +282,19 @@ def load_space(name_or_path: str) -> SearchSpace:
     return SearchSpace(name=path.stem, path=path.resolve(), fn=fn)
 
 
+_TASK_SPACES = {
+    "forecasting": "forecasting",
+    "classification": "classification",
+    "char_lm": "char_lm",
+}
+
+
+def default_space(task: str) -> str:
+    """The built-in search space used for a task when `--space` is not given: the
+    space named after the task."""
+    return task
+
+
 def builtin_spaces() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_dir("search_spaces").glob("*.py"))}
 
@@ -290,6 +303,8 @@ def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
     """Run the space once with checking `hp`; also check window lengths against the data."""
     hp = ProbeHP(space.name)
     space.fn(hp, info)
+    if info.task == "classification":  # sequences keep their own length
+        return hp.candidates
     if "seq_len" not in hp.candidates:
         raise InputError(
             f"search space {space.name}: must define 'seq_len' (the input window length), "
@@ -304,7 +319,8 @@ def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
     if longest > info.max_seq_len:
         raise InputError(
             f"search space {space.name}: seq_len={longest} cannot be supplied by the data: "
-            f"the training split has {info.n_train} rows and the horizon is {info.horizon}, so "
-            f"seq_len must be at most {info.max_seq_len}; lower the range."
+            f"the training split has {info.n_train} rows (the shortest split bounds a text "
+            f"model; a forecast also needs the horizon, {info.horizon}), so seq_len must be at "
+            f"most {info.max_seq_len}; lower the range."
         )
     return hp.candidates

@@ -21,11 +21,10 @@ import optuna
 
 from tuner._config import TuneConfig
 from tuner._console import err
-from tuner._data import SeriesData, load_series, resolve_dataset
+from tuner._data import TASK_OBJECTIVES, Dataset, load_dataset, resolve_dataset
 from tuner._errors import InputError
-from tuner._metrics import baselines
 from tuner._plots import log_study_plots
-from tuner._space import SearchSpace, load_space, probe_space
+from tuner._space import SearchSpace, default_space, load_space, probe_space
 from tuner._storage import open_storage
 from tuner._summary import summarize, trial_rows
 from tuner._tracking import Tracker, mask_secrets, resolve_tracking_uri
@@ -88,11 +87,11 @@ def _threads_per_worker(workers: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def prepare_data(config: TuneConfig) -> tuple[SeriesData, SearchSpace]:
-    """Load the dataset and the search space and check the space against the data."""
-    spec = resolve_dataset(config.dataset, target=config.target, horizon=config.horizon)
-    data = load_series(spec)
-    space = load_space(config.space or "default")
+def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
+    """Load the dataset and the search space (the task's default unless one is given)
+    and check the space against the data."""
+    data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
+    space = load_space(config.space or default_space(data.spec.task))
     probe_space(space, data.info)
     return data, space
 
@@ -188,7 +187,7 @@ def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
 
 def open_study(
     config: TuneConfig,
-    data: SeriesData,
+    data: Dataset,
     space: SearchSpace,
     *,
     tracking_uri: str | None = None,
@@ -217,13 +216,16 @@ def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
 
 
 def _check_same_study(
-    study: optuna.Study, config: TuneConfig, data: SeriesData, space: SearchSpace
+    study: optuna.Study, config: TuneConfig, data: Dataset, space: SearchSpace
 ) -> None:
     """A resumed study must keep its data and space; a new one records them."""
     identity = {
+        "task": data.spec.task,
         "dataset_sha256": data.fingerprint["sha256"],
         "horizon": data.spec.horizon,
         "targets": list(data.spec.target),
+        "covariates": list(data.spec.covariates),
+        "split": list(data.spec.split),
         "space": space.name,
     }
     stored = study.user_attrs.get("identity")
@@ -231,7 +233,8 @@ def _check_same_study(
         study.set_user_attr("identity", identity)
         study.set_user_attr("config", _shareable(config))
         study.set_user_attr("fingerprint", data.fingerprint)
-        study.set_user_attr("baselines", baselines(data))
+        study.set_user_attr("baselines", data.baselines())
+        study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
         return
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
     if changed:
@@ -268,7 +271,8 @@ def worker_config(
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     values = {k: v for k, v in stored.items() if k in fields}
     values.update(study=study.study_name, storage=storage, workers=workers)
-    values["target"] = tuple(values["target"]) if values.get("target") else None
+    for key in ("target", "covariates", "split"):
+        values[key] = tuple(values[key]) if values.get(key) else None
     if tracking_uri:
         values["tracking_uri"] = tracking_uri
     if trials is not None:

@@ -56,7 +56,7 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "n_complete": counts["complete"],
         "n_pruned": counts["pruned"],
         "n_failed": counts["failed"],
-        "objective": "validation MSE (standardised)",
+        "objective": study.user_attrs.get("objective", "validation MSE (standardised)"),
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
         "best_val": best.user_attrs.get("val_metrics") if best else None,

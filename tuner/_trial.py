@@ -14,11 +14,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner._data import SeriesData
+from tuner._data import Dataset, Windows
 from tuner._errors import TrialFailed
-from tuner._metrics import forecast_metrics
-from tuner._model import build_model, make_optimizer
-from tuner._windows import Windows
+from tuner._model import build_model, compile_args, make_optimizer
 
 EpochSink = Callable[[int, dict[str, float]], None]
 _OOM_NAMES = ("ResourceExhausted", "OutOfMemory")
@@ -78,7 +76,7 @@ class _Callbacks:
 def fit_trial(
     params: Mapping[str, Any],
     windows: Mapping[str, Windows],
-    data: SeriesData,
+    data: Dataset,
     settings: FitSettings,
     *,
     recorder: EpochRecorder,
@@ -91,9 +89,10 @@ def fit_trial(
     steps = math.ceil(len(train.x) / batch_size)
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     try:
-        model = build_model(params, data.info)
+        info = data.info
+        model = build_model(params, info)
         optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=settings.max_epochs)
-        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+        model.compile(optimizer=optimizer, **compile_args(info))
         model.fit(
             train.x,
             train.y,
@@ -120,13 +119,13 @@ def fit_trial(
 
 
 def evaluate(
-    model: keras.Model, split: Windows, data: SeriesData, *, batch_size: int = 256
+    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 256
 ) -> dict[str, float]:
-    """Forecast metrics of a trained model on one split's windows."""
+    """The task's metrics of a trained model on one split's windows."""
     pred = model.predict(split.x, batch_size=batch_size, verbose=0)
     if not np.all(np.isfinite(pred)):
         raise TrialFailed("the model predicts NaN or infinite values")
-    return forecast_metrics(data, split.y, pred)
+    return data.metrics(split.y, pred)
 
 
 def _make_callbacks(

@@ -1,28 +1,24 @@
 """Sliding windows over a split, built once per sequence length.
 
-Windows are strided views of the scaled series made contiguous once; trials
-with the same sequence length share them through `WindowCache`.
+Windows are strided views of the scaled series (no Python loop per sample),
+made contiguous once; trials with the same sequence length share them through
+`WindowCache`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tuner._data import SeriesData
+from tuner._data import Dataset, Windows
 from tuner._errors import InputError
 
+if TYPE_CHECKING:
+    from tuner._series import SeriesData
+
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Inputs (n, seq_len, features) and targets (n, horizon, n_targets) of one split."""
-
-    x: np.ndarray
-    y: np.ndarray
 
 
 def make_windows(
@@ -38,9 +34,9 @@ def make_windows(
     )
 
 
-def split_range(data: SeriesData, split: str, seq_len: int) -> tuple[int, int]:
+def split_range(borders: tuple[int, int, int], split: str, seq_len: int) -> tuple[int, int]:
     """Rows whose values are targets for `split` (train targets start after one window)."""
-    train_end, val_end, test_end = data.borders
+    train_end, val_end, test_end = borders
     return {
         "train": (seq_len, train_end),
         "val": (train_end, val_end),
@@ -48,42 +44,44 @@ def split_range(data: SeriesData, split: str, seq_len: int) -> tuple[int, int]:
     }[split]
 
 
+def forecast_windows(data: SeriesData, seq_len: int) -> dict[str, Windows]:
+    """Inputs (n, seq_len, features) and targets (n, horizon, n_targets) of every split."""
+    check_seq_len(seq_len, data)
+    out = {}
+    for split in SPLITS:
+        start, end = split_range(data.borders, split, seq_len)
+        out[split] = make_windows(
+            data.scaled,
+            seq_len=seq_len,
+            horizon=data.spec.horizon,
+            n_targets=data.n_targets,
+            start=start,
+            end=end,
+        )
+    return out
+
+
 class WindowCache:
     """Windows of every split per sequence length, built on first use."""
 
-    def __init__(self, data: SeriesData) -> None:
+    def __init__(self, data: Dataset) -> None:
         self._data = data
         self._cache: dict[int, dict[str, Windows]] = {}
 
     def get(self, seq_len: int) -> dict[str, Windows]:
         if seq_len not in self._cache:
-            self._cache[seq_len] = self._build(seq_len)
+            self._cache[seq_len] = self._data.windows(seq_len)
         return self._cache[seq_len]
 
-    def _build(self, seq_len: int) -> dict[str, Windows]:
-        data, horizon = self._data, self._data.spec.horizon
-        check_seq_len(seq_len, data)
-        out = {}
-        for split in SPLITS:
-            start, end = split_range(data, split, seq_len)
-            out[split] = make_windows(
-                data.scaled,
-                seq_len=seq_len,
-                horizon=horizon,
-                n_targets=data.n_targets,
-                start=start,
-                end=end,
-            )
-        return out
 
-
-def check_seq_len(seq_len: int, data: SeriesData) -> None:
-    """The training split must supply at least one window of seq_len + horizon rows."""
-    limit = data.info.max_seq_len
-    if seq_len < 1 or seq_len > limit:
-        raise InputError(
-            f"search space: seq_len={seq_len} cannot be supplied by dataset "
-            f"'{data.spec.name}': the training split has {data.borders[0]} rows, so seq_len + "
-            f"horizon ({data.spec.horizon}) must be at most {data.borders[0]}; "
-            f"use seq_len <= {limit}."
-        )
+def check_seq_len(seq_len: int, data: Dataset) -> None:
+    """The training split must supply at least one window of `seq_len` steps."""
+    info = data.info
+    if 1 <= seq_len <= info.max_seq_len:
+        return
+    beyond = f" + horizon ({info.horizon})" if info.task == "forecasting" else " + 1"
+    raise InputError(
+        f"search space: seq_len={seq_len} cannot be supplied by dataset "
+        f"'{data.spec.name}': the training split has {info.n_train} rows, so seq_len"
+        f"{beyond} must be at most {info.n_train}; use seq_len <= {info.max_seq_len}."
+    )

@@ -43,6 +43,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
 
 
+def _split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three comma-separated numbers (fractions or row borders), but got {text!r}"
+        ) from None
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description="Tune Keras LSTM models with Optuna and MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -72,8 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
     tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
     tune.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
-    tune.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
-    tune.add_argument("--target", help="target column(s), comma-separated")
+    data = tune.add_argument_group("dataset options (override the dataset definition)")
+    data.add_argument("--target", type=_columns, help="target column(s), comma-separated")
+    data.add_argument("--covariates", type=_columns, help="input-only columns, comma-separated")
+    data.add_argument("--time-col", help="timestamp column (checked: parsable, sorted, unique)")
+    data.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
+    data.add_argument(
+        "--split",
+        type=_split,
+        help="train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
+    )
+    data.add_argument("--fill", help="fill missing values instead of failing: interpolate | ffill")
     tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     tune.set_defaults(handler=_cmd_tune)
 
@@ -118,7 +140,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         horizon=args.horizon,
-        target=tuple(args.target.split(",")) if args.target else None,
+        target=args.target,
+        covariates=args.covariates,
+        time_col=args.time_col,
+        split=args.split,
+        fill=args.fill,
     )
     from tuner._console import quiet_libraries
     from tuner._study import run_tune
@@ -199,10 +225,10 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from tuner._data import builtin_datasets
+    from tuner._console import datasets_table, out
+    from tuner._data import builtin_datasets, load_dataset
 
-    for name, spec in builtin_datasets().items():
-        print(f"{name:<12} {spec.task:<12} horizon={spec.horizon:<4} {spec.description}")
+    out.print(datasets_table([load_dataset(spec) for spec in builtin_datasets().values()]))
     return 0
 
 

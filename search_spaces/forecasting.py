@@ -1,4 +1,4 @@
-"""Forecasting LSTM/GRU: window, depth, width, regularisation, optimiser and schedule.
+"""Default forecasting space: window, LSTM or GRU, depth, width, regularisation, schedule.
 
 The knobs follow what the LSTM forecasting literature tunes. Ranges adapt to the
 data: the window is a multiple of the seasonal period (or of the horizon) and
@@ -11,7 +11,7 @@ between layers instead.
 
 
 def space(hp, data):
-    """Default forecasting space: LSTM or GRU, 1-3 layers, last-value normalisation."""
+    """Forecasting: LSTM or GRU, 1-3 layers, last-value normalisation."""
     hp.Choice("seq_len", data.seq_len_choices((0.5, 1, 2)))
     hp.Choice("cell", ["lstm", "gru"])
     layers = hp.Int("layers", 1, 3)

@@ -1,0 +1,203 @@
+"""Forecasting data: a table of time series, checked, split in time order and scaled.
+
+Targets come first, covariates after them; the scaler is fit on the training
+rows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+
+from tuner._data import (
+    DatasetInfo,
+    DatasetSpec,
+    Windows,
+    fingerprint,
+    split_borders,
+    split_sizes,
+)
+from tuner._errors import InputError
+from tuner._metrics import forecast_baselines, forecast_metrics
+from tuner._windows import forecast_windows
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesData:
+    """A loaded, split and scaled multivariate series; targets are the first columns."""
+
+    spec: DatasetSpec
+    columns: tuple[str, ...]
+    raw: np.ndarray  # (rows, features), original units, float32
+    scaled: np.ndarray  # (rows, features), standardised on the training rows
+    mean: np.ndarray
+    scale: np.ndarray
+    borders: tuple[int, int, int]  # end of train, end of validation, end of test
+    timestamps: np.ndarray | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.spec.target)
+
+    @property
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(
+            task="forecasting",
+            n_features=len(self.columns),
+            n_targets=self.n_targets,
+            n_rows=len(self.raw),
+            n_train=self.borders[0],
+            max_seq_len=self.borders[0] - self.spec.horizon,
+            horizon=self.spec.horizon,
+            seasonal_period=self.spec.seasonal_period,
+            lookback=self.spec.lookback,
+        )
+
+    def windows(self, seq_len: int) -> dict[str, Windows]:
+        return forecast_windows(self, seq_len)
+
+    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        return forecast_metrics(self, y_true, y_pred)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        return forecast_baselines(self)
+
+    def to_original_units(self, y: np.ndarray) -> np.ndarray:
+        """Undo the scaling of target values shaped (..., n_targets)."""
+        k = self.n_targets
+        return y * self.scale[:k] + self.mean[:k]
+
+
+def load_series(spec: DatasetSpec) -> SeriesData:
+    """Read the table, check it, split it chronologically and scale it."""
+    frame = _read_table(spec.path)
+    columns = (*spec.target, *spec.covariates)
+    wanted = [*columns, *([spec.time_col] if spec.time_col else [])]
+    missing = [c for c in wanted if c not in frame]
+    if missing:
+        raise InputError(
+            f"{spec.path}: column(s) {missing} not found; the file has {list(frame.columns)}; "
+            "check --target, --covariates and --time-col."
+        )
+    timestamps = _check_time(frame, spec) if spec.time_col else None
+    values = pd.DataFrame({c: _numeric(frame[c], c, spec.path) for c in columns})
+    if spec.fill == "interpolate":
+        values = values.interpolate(limit_direction="both")
+    elif spec.fill == "ffill":
+        values = values.ffill().bfill()
+    raw = values.to_numpy(dtype=np.float32)
+    _check_finite(raw, columns, spec.path)
+    borders = split_borders(len(raw), spec)
+    _check_lengths(borders, spec)
+    scaler = StandardScaler().fit(raw[: borders[0]])
+    scaled = scaler.transform(raw).astype(np.float32)
+    return SeriesData(
+        spec=spec,
+        columns=columns,
+        raw=raw,
+        scaled=scaled,
+        mean=scaler.mean_.astype(np.float32),
+        scale=scaler.scale_.astype(np.float32),
+        borders=borders,
+        timestamps=timestamps,
+        fingerprint=fingerprint(
+            spec,
+            rows=len(raw),
+            columns=list(columns),
+            targets=list(spec.target),
+            horizon=spec.horizon,
+            split_borders=list(borders),
+            split_sizes=split_sizes(borders),
+        ),
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"{path}: cannot be read as a {path.suffix[1:]} table ({first})."
+        ) from None
+    if frame.empty:
+        raise InputError(f"{path}: the table has a header but no rows; give a table with data.")
+    return frame
+
+
+def _row(path: Path, index: int) -> str:
+    """Where a data row is, in the user's terms (CSV: the line number, header counted)."""
+    return f"row {index + 1} (line {index + 2})" if path.suffix == ".csv" else f"row {index + 1}"
+
+
+def _numeric(column: pd.Series, name: str, path: Path) -> pd.Series:
+    converted = pd.to_numeric(column, errors="coerce")
+    bad = converted.isna() & column.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{path}: column {name!r} must be numeric, but {_row(path, i)} holds "
+            f"{column.iloc[i]!r} ({int(bad.sum())} such value(s)); fix or drop those rows."
+        )
+    return converted.astype(np.float64)
+
+
+def _check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:
+    bad = ~np.isfinite(raw)
+    if not bad.any():
+        return
+    row, col = (int(v[0]) for v in np.nonzero(bad))
+    raise InputError(
+        f"{path}: {int(bad.sum())} missing (NaN) or infinite value(s), the first in column "
+        f"{columns[col]!r} at {_row(path, row)}; values must be finite: fix the file or "
+        "pass --fill interpolate."
+    )
+
+
+def _check_time(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    column = frame[spec.time_col]
+    times = pd.to_datetime(column, errors="coerce")
+    bad = times.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{spec.path}: time column {spec.time_col!r} has {int(bad.sum())} value(s) that are "
+            f"not timestamps, the first at {_row(spec.path, i)}: {column.iloc[i]!r}; fix them."
+        )
+    step = times.diff().to_numpy()[1:]
+    if (step < np.timedelta64(0)).any():
+        i = int(np.flatnonzero(step < np.timedelta64(0))[0]) + 1
+        raise InputError(
+            f"{spec.path}: time column {spec.time_col!r} must be sorted ascending, but "
+            f"{_row(spec.path, i)} ({column.iloc[i]}) comes before the row above it; "
+            "sort the file by time."
+        )
+    if (step == np.timedelta64(0)).any():
+        i = int(np.flatnonzero(step == np.timedelta64(0))[0]) + 1
+        raise InputError(
+            f"{spec.path}: time column {spec.time_col!r} repeats {column.iloc[i]} at "
+            f"{_row(spec.path, i)}; timestamps must be unique: drop or aggregate duplicates."
+        )
+    return times.to_numpy()
+
+
+def _check_lengths(borders: tuple[int, int, int], spec: DatasetSpec) -> None:
+    """Every split must hold at least one horizon; train also needs an input step."""
+    train_end, val_end, test_end = borders
+    sizes = {"training": train_end, "validation": val_end - train_end, "test": test_end - val_end}
+    needed = {"training": spec.horizon + 2, "validation": spec.horizon, "test": spec.horizon}
+    for name, size in sizes.items():
+        if size < needed[name]:
+            raise InputError(
+                f"{spec.path}: series too short: the {name} split has {size} rows, but a window "
+                f"plus the horizon ({spec.horizon}) needs at least {needed[name]}; "
+                "use more data, a shorter --horizon or another --split."
+            )
