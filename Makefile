@@ -49,9 +49,12 @@ ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \
 		--default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
 
+bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
+	$(BIN)/python bench/windowing.py
+
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check tuner tests search_spaces
-	$(BIN)/ruff format --check tuner tests search_spaces
+	$(BIN)/ruff check tuner tests search_spaces bench
+	$(BIN)/ruff format --check tuner tests search_spaces bench
 	$(BIN)/mypy
 
 clean: ## remove local stores, caches and the virtual environment

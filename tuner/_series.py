@@ -33,8 +33,7 @@ class SeriesData:
 
     spec: DatasetSpec
     columns: tuple[str, ...]
-    raw: np.ndarray  # (rows, features), original units, float32
-    scaled: np.ndarray  # (rows, features), standardised on the training rows
+    scaled: np.ndarray  # (rows, features) float32, standardised on the training rows
     mean: np.ndarray
     scale: np.ndarray
     borders: tuple[int, int, int]  # end of train, end of validation, end of test
@@ -51,7 +50,7 @@ class SeriesData:
             task="forecasting",
             n_features=len(self.columns),
             n_targets=self.n_targets,
-            n_rows=len(self.raw),
+            n_rows=len(self.scaled),
             n_train=self.borders[0],
             max_seq_len=self.borders[0] - self.spec.horizon,
             horizon=self.spec.horizon,
@@ -75,40 +74,39 @@ class SeriesData:
 
 
 def load_series(spec: DatasetSpec) -> SeriesData:
-    """Read the table, check it, split it chronologically and scale it."""
-    frame = _read_table(spec.path)
+    """Read the table, check it, split it chronologically and scale it.
+
+    Memory: the parsed table holds the wanted columns only; the values are
+    copied once into a float32 array, which is then scaled in place.
+    """
     columns = (*spec.target, *spec.covariates)
     wanted = [*columns, *([spec.time_col] if spec.time_col else [])]
-    missing = [c for c in wanted if c not in frame]
-    if missing:
-        raise InputError(
-            f"{spec.path}: column(s) {missing} not found; the file has {list(frame.columns)}; "
-            "check --target, --covariates and --time-col."
-        )
+    frame = _read_table(spec.path, wanted)
     timestamps = _check_time(frame, spec) if spec.time_col else None
-    values = pd.DataFrame({c: _numeric(frame[c], c, spec.path) for c in columns})
-    if spec.fill == "interpolate":
-        values = values.interpolate(limit_direction="both")
-    elif spec.fill == "ffill":
-        values = values.ffill().bfill()
-    raw = values.to_numpy(dtype=np.float32)
-    _check_finite(raw, columns, spec.path)
-    borders = split_borders(len(raw), spec)
+    values = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, name in enumerate(columns):
+        values[:, j] = _numeric(frame[name], name, spec.path)
+    del frame
+    if spec.fill:
+        values = _fill(values, spec.fill)
+    _check_finite(values, columns, spec.path)
+    borders = split_borders(len(values), spec)
     _check_lengths(borders, spec)
-    scaler = StandardScaler().fit(raw[: borders[0]])
-    scaled = scaler.transform(raw).astype(np.float32)
+    scaler = StandardScaler().fit(values[: borders[0]])
+    mean, scale = scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
+    values -= mean
+    values /= scale
     return SeriesData(
         spec=spec,
         columns=columns,
-        raw=raw,
-        scaled=scaled,
-        mean=scaler.mean_.astype(np.float32),
-        scale=scaler.scale_.astype(np.float32),
+        scaled=values,
+        mean=mean,
+        scale=scale,
         borders=borders,
         timestamps=timestamps,
         fingerprint=fingerprint(
             spec,
-            rows=len(raw),
+            rows=len(values),
             columns=list(columns),
             targets=list(spec.target),
             horizon=spec.horizon,
@@ -118,9 +116,29 @@ def load_series(spec: DatasetSpec) -> SeriesData:
     )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _fill(values: np.ndarray, how: str) -> np.ndarray:
+    frame = pd.DataFrame(values)
+    if how == "interpolate":
+        frame = frame.interpolate(limit_direction="both")
+    else:
+        frame = frame.ffill().bfill()
+    return frame.to_numpy(dtype=np.float32)
+
+
+def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
+    """The wanted columns of a CSV or Parquet file; a missing column is an input error."""
+    header = _header(path)
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise InputError(
+            f"{path}: column(s) {missing} not found; the file has {header}; "
+            "check --target, --covariates and --time-col."
+        )
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path, columns=wanted)
+        else:
+            frame = pd.read_csv(path, usecols=wanted)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
@@ -133,12 +151,33 @@ def _read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _header(path: Path) -> list[str]:
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return list(pd.read_csv(path, nrows=0).columns)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+        raise InputError(
+            f"{path}: cannot be read as a {path.suffix[1:]} table ({_first(e)})."
+        ) from None
+
+
+def _first(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def _row(path: Path, index: int) -> str:
     """Where a data row is, in the user's terms (CSV: the line number, header counted)."""
     return f"row {index + 1} (line {index + 2})" if path.suffix == ".csv" else f"row {index + 1}"
 
 
 def _numeric(column: pd.Series, name: str, path: Path) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column
     converted = pd.to_numeric(column, errors="coerce")
     bad = converted.isna() & column.notna()
     if bad.any():
@@ -147,7 +186,7 @@ def _numeric(column: pd.Series, name: str, path: Path) -> pd.Series:
             f"{path}: column {name!r} must be numeric, but {_row(path, i)} holds "
             f"{column.iloc[i]!r} ({int(bad.sum())} such value(s)); fix or drop those rows."
         )
-    return converted.astype(np.float64)
+    return converted
 
 
 def _check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:

@@ -24,7 +24,7 @@ from tuner._data import (
     split_sizes,
 )
 from tuner._errors import InputError
-from tuner._windows import SPLITS, check_seq_len
+from tuner._windows import SPLITS, check_seq_len, compact
 
 UNKNOWN = "\x00"  # vocabulary entry 0: a character the training text does not hold
 
@@ -60,9 +60,7 @@ class TextData:
         out = {}
         for split, start, end in zip(SPLITS, starts, self.borders, strict=True):
             chunks = sliding_window_view(self.codes[start:end], seq_len + 1)[::seq_len]
-            out[split] = Windows(
-                x=np.ascontiguousarray(chunks[:, :-1]), y=np.ascontiguousarray(chunks[:, 1:])
-            )
+            out[split] = Windows(x=compact(chunks[:, :-1]), y=compact(chunks[:, 1:]))
         return out
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

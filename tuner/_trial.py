@@ -94,11 +94,9 @@ def fit_trial(
         optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=settings.max_epochs)
         model.compile(optimizer=optimizer, **compile_args(info))
         model.fit(
-            train.x,
-            train.y,
-            validation_data=(val.x, val.y),
+            **_feed(train, batch_size, seed=settings.seed),
+            validation_data=_validation_feed(val, batch_size),
             epochs=settings.max_epochs,
-            batch_size=batch_size,
             callbacks=callbacks.as_list(),
             verbose=0,
         )
@@ -122,10 +120,53 @@ def evaluate(
     model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 256
 ) -> dict[str, float]:
     """The task's metrics of a trained model on one split's windows."""
-    pred = model.predict(split.x, batch_size=batch_size, verbose=0)
+    if split.x.flags.c_contiguous:
+        pred = model.predict(split.x, batch_size=batch_size, verbose=0)
+    else:
+        pred = model.predict(WindowBatches(split, batch_size, targets=False), verbose=0)
     if not np.all(np.isfinite(pred)):
         raise TrialFailed("the model predicts NaN or infinite values")
     return data.metrics(split.y, pred)
+
+
+class WindowBatches(keras.utils.PyDataset):
+    """Batches gathered from strided window views: only one batch is ever copied."""
+
+    def __init__(
+        self, split: Windows, batch_size: int, *, seed: int | None = None, targets: bool = True
+    ) -> None:
+        super().__init__()
+        self._split = split
+        self._batch_size = batch_size
+        self._targets = targets
+        self._order = np.arange(len(split.x))
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._order) / self._batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        rows = np.sort(self._order[i * self._batch_size : (i + 1) * self._batch_size])
+        x = self._split.x[rows]
+        return (x, self._split.y[rows]) if self._targets else (x,)
+
+    def on_epoch_end(self) -> None:
+        if self._rng is not None:  # shuffled for training
+            self._rng.shuffle(self._order)
+
+
+def _feed(split: Windows, batch_size: int, *, seed: int) -> dict[str, Any]:
+    """`model.fit` arguments: arrays when contiguous (fastest), lazy batches for views."""
+    if split.x.flags.c_contiguous:
+        return {"x": split.x, "y": split.y, "batch_size": batch_size}
+    return {"x": WindowBatches(split, batch_size, seed=seed)}
+
+
+def _validation_feed(split: Windows, batch_size: int) -> Any:
+    if split.x.flags.c_contiguous:
+        return (split.x, split.y)
+    return WindowBatches(split, batch_size)
 
 
 def _make_callbacks(

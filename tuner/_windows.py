@@ -1,8 +1,10 @@
 """Sliding windows over a split, built once per sequence length.
 
-Windows are strided views of the scaled series (no Python loop per sample),
-made contiguous once; trials with the same sequence length share them through
-`WindowCache`.
+Windows are strided views of the scaled series (no Python loop per sample).
+Small ones are copied once into contiguous arrays, the fastest way to feed
+Keras; large ones stay views and are gathered batch by batch
+(`tuner._trial.WindowBatches`), so the series is never copied per window.
+Trials with the same sequence length share them through `WindowCache`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
     from tuner._series import SeriesData
 
 SPLITS = ("train", "val", "test")
+CONTIGUOUS_LIMIT_BYTES = 512 * 2**20  # larger windows of one split stay strided views
+
+
+def compact(view: np.ndarray) -> np.ndarray:
+    """A contiguous copy of a window view if it is small enough, else the view itself."""
+    return np.ascontiguousarray(view) if view.nbytes <= CONTIGUOUS_LIMIT_BYTES else view
 
 
 def make_windows(
@@ -29,8 +37,8 @@ def make_windows(
     block = series[lo:end]
     view = sliding_window_view(block, seq_len + horizon, axis=0).transpose(0, 2, 1)
     return Windows(
-        x=np.ascontiguousarray(view[:, :seq_len, :]),
-        y=np.ascontiguousarray(view[:, seq_len:, :n_targets]),
+        x=compact(view[:, :seq_len, :]),
+        y=compact(view[:, seq_len:, :n_targets]),
     )
 
 
