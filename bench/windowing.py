@@ -8,6 +8,7 @@ bench/tmp/ first; the figures are the tuner's own loading and windowing.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import sys
@@ -66,7 +67,7 @@ def main() -> None:
     series_mb = data.scaled.nbytes / 2**20
     result = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {sys.version.split()[0]}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {sys.version.split()[0]}",
         "rows": ROWS,
         "features": len(data.columns),
         "seq_len": SEQ_LEN,
