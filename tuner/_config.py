@@ -38,6 +38,7 @@ class TuneConfig:
     time_col: str | None = None
     split: tuple[float, ...] | None = None
     fill: str | None = None
+    seasonal_period: int | None = None
 
     def __post_init__(self) -> None:
         _at_least("--trials", self.trials, 1)
@@ -46,6 +47,8 @@ class TuneConfig:
         _at_least("--workers", self.workers, 1)
         if self.horizon is not None:
             _at_least("--horizon", self.horizon, 1)
+        if self.seasonal_period is not None:
+            _at_least("--seasonal-period", self.seasonal_period, 1)
         if self.timeout is not None and self.timeout <= 0:
             raise InputError(
                 f"--timeout must be positive seconds, but got {self.timeout}; omit it for no limit."
@@ -76,6 +79,7 @@ class TuneConfig:
             "horizon": self.horizon,
             "split": self.split,
             "fill": self.fill,
+            "seasonal_period": self.seasonal_period,
         }
 
     def resolved(self) -> dict[str, Any]:

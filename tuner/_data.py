@@ -168,12 +168,13 @@ def builtin_datasets() -> dict[str, DatasetSpec]:
     return {p.stem: read_definition(p) for p in sorted(folder.glob("*.toml"))}
 
 
-_OVERRIDABLE = ("target", "horizon", "time_col", "covariates", "split", "fill")
+_OVERRIDABLE = ("target", "horizon", "time_col", "covariates", "split", "fill", "seasonal_period")
 
 
 def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
     """Turn `--dataset NAME|PATH` plus options (`target`, `horizon`, `time_col`,
-    `covariates`, `split`, `fill`; None means not given) into a `DatasetSpec`.
+    `covariates`, `split`, `fill`, `seasonal_period`; None means not given) into a
+    `DatasetSpec`.
 
     >>> resolve_dataset("co2", horizon=26).horizon
     26

@@ -117,7 +117,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     classes, labels = np.unique(y.astype(str), return_inverse=True)
     if len(classes) < 2:
         raise InputError(
-            f"{spec.path}: y holds a single class ({classes[0]!r}); classification needs at "
+            f"{spec.path}: y holds a single class ({str(classes[0])!r}); classification needs at "
             "least two classes."
         )
     parts = _split(labels, arrays.get("split"), spec)
@@ -125,7 +125,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     if len(train_labels) < 2:
         raise InputError(
             f"{spec.path}: the training split holds a single class "
-            f"({classes[train_labels[0]]!r}); give more samples or another --split."
+            f"({str(classes[train_labels[0]])!r}); give more samples or another --split."
         )
     scaled, mean, scale = _scale(x, lengths, parts["train"])
     return SequenceData(

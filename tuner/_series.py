@@ -122,7 +122,7 @@ def _fill(values: np.ndarray, how: str) -> np.ndarray:
         frame = frame.interpolate(limit_direction="both")
     else:
         frame = frame.ffill().bfill()
-    return frame.to_numpy(dtype=np.float32)
+    return frame.to_numpy(dtype=np.float32, copy=True)
 
 
 def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:

@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--time-col", help="timestamp column (checked: parsable, sorted, unique)")
     data.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
     data.add_argument(
+        "--seasonal-period",
+        type=_positive_int,
+        help="season length for the seasonal naive baseline",
+    )
+    data.add_argument(
         "--split",
         type=_split,
         help="train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
@@ -145,6 +150,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         time_col=args.time_col,
         split=args.split,
         fill=args.fill,
+        seasonal_period=args.seasonal_period,
     )
     from tuner._console import quiet_libraries
     from tuner._study import run_tune

@@ -1,0 +1,186 @@
+"""Bad data: exit code 2 and one line naming the file, the column or place, and the rule.
+
+Each case writes a real file under tmp_path and runs `tuner tune` on it; the
+check happens before any study or MLflow run is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import Stores
+from tuner.cli import main
+
+
+def _csv(text: str) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        path = folder / "data.csv"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def _bytes(name: str, content: bytes) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(content)
+        return path
+
+    return write
+
+
+def _npz(**arrays: np.ndarray) -> Callable[[Path], Path]:
+    def write(folder: Path) -> Path:
+        path = folder / "seq.npz"
+        np.savez(path, **arrays)
+        return path
+
+    return write
+
+
+def _series(n: int) -> str:
+    return "t,y\n" + "".join(f"2024-01-{1 + i // 24:02d} {i % 24:02d}:00,{i}\n" for i in range(n))
+
+
+_X = np.random.default_rng(0).normal(size=(10, 5, 2)).astype(np.float32)
+_X_HOLE = _X.copy()
+_X_HOLE[3, 1, 0] = np.nan
+_Y = np.array([0, 1] * 5)
+
+CASES = [
+    ("missing target", _csv("a,b\n1,2\n"), ["--target", "y"], ["column(s) ['y'] not found"]),
+    (
+        "missing time column",
+        _csv(_series(50)),
+        ["--target", "y", "--time-col", "when"],
+        ["column(s) ['when'] not found", "--time-col"],
+    ),
+    (
+        "non-numeric value",
+        _csv("y\n1\n2\nabc\n4\n"),
+        ["--target", "y"],
+        ["column 'y' must be numeric", "row 3 (line 4)", "'abc'"],
+    ),
+    (
+        "NaN values",
+        _csv("y,z\n" + "1,0\n" * 4 + ",0\n" + "2,0\n" * 4 + ",0\n" + "3,0\n" * 40),
+        ["--target", "y"],
+        ["2 missing (NaN) or infinite", "column 'y'", "row 5 (line 6)", "--fill interpolate"],
+    ),
+    (
+        "infinite value",
+        _csv("y\n" + "1\n" * 30 + "inf\n" + "2\n" * 30),
+        ["--target", "y"],
+        ["1 missing (NaN) or infinite", "row 31 (line 32)"],
+    ),
+    (
+        "unsorted timestamps",
+        _csv("t,y\n2024-01-01,1\n2024-01-03,2\n2024-01-02,3\n" + "2024-02-01,4\n"),
+        ["--target", "y", "--time-col", "t"],
+        ["must be sorted ascending", "row 3 (line 4)", "sort the file"],
+    ),
+    (
+        "duplicated timestamps",
+        _csv("t,y\n2024-01-01,1\n2024-01-02,2\n2024-01-02,3\n2024-01-03,4\n"),
+        ["--target", "y", "--time-col", "t"],
+        ["repeats 2024-01-02", "row 3 (line 4)", "must be unique"],
+    ),
+    (
+        "unparsable timestamps",
+        _csv("t,y\n2024-01-01,1\nyesterday,2\n2024-01-03,4\n"),
+        ["--target", "y", "--time-col", "t"],
+        ["not timestamps", "row 2 (line 3)", "'yesterday'"],
+    ),
+    (
+        "series too short",
+        _csv(_series(30)),
+        ["--target", "y", "--horizon", "10"],
+        ["series too short", "validation split has 4 rows", "horizon (10)"],
+    ),
+    (
+        "split border beyond the data",
+        _csv(_series(50)),
+        ["--target", "y", "--split", "30,40,60"],
+        ["split border 60 is beyond the end of the data (50 rows)"],
+    ),
+    (
+        "split fractions over 1",
+        _csv(_series(50)),
+        ["--target", "y", "--split", "0.7,0.2,0.2"],
+        ["split fractions must sum to at most 1", "[0.7, 0.2, 0.2]"],
+    ),
+    (
+        "unknown fill",
+        _csv(_series(50)),
+        ["--target", "y", "--fill", "zero"],
+        ["fill must be one of ('interpolate', 'ffill')", "'zero'"],
+    ),
+    ("empty CSV", _bytes("data.csv", b""), ["--target", "y"], ["the file is empty"]),
+    ("header only", _csv("y\n"), ["--target", "y"], ["header but no rows"]),
+    (
+        "one class",
+        _npz(X=_X, y=np.zeros(10, dtype=int)),
+        [],
+        ["y holds a single class ('0')", "at least two classes"],
+    ),
+    (
+        "X and y lengths differ",
+        _npz(X=_X, y=_Y[:9]),
+        [],
+        ["X has 10 sequences and y has shape (9,)"],
+    ),
+    ("npz without y", _npz(X=_X), [], ["lacks array(s) ['y']"]),
+    (
+        "NaN inside a sequence",
+        _npz(X=_X_HOLE, y=_Y),
+        [],
+        ["1 NaN or infinite value(s) inside sequences", "sequence 3, step 1, feature 0"],
+    ),
+    ("empty npz", _bytes("seq.npz", b""), [], ["the file is empty"]),
+    ("corrupt npz", _bytes("seq.npz", b"not a zip"), [], ["not a readable .npz archive"]),
+    (
+        "text not UTF-8",
+        _bytes("book.txt", b"Alice was \xff\xfe beginning"),
+        [],
+        ["not UTF-8 text", "byte 0xff at offset 10", "re-save the file as UTF-8"],
+    ),
+    ("empty text", _bytes("book.txt", b"  \n\n "), [], ["the text is empty"]),
+    ("text too short", _bytes("book.txt", b"abcdefghij"), [], ["text too short"]),
+    ("unknown file type", _bytes("data.xlsx", b"PK"), [], ["unknown file type '.xlsx'"]),
+]
+
+
+@pytest.mark.parametrize(("what", "write", "options", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_bad_data_exits_2_with_one_clear_line(
+    what: str,
+    write: Callable[[Path], Path],
+    options: list[str],
+    expected: list[str],
+    stores: Stores,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write(stores.root)
+    code = main(["tune", "--dataset", str(path), *options, "--trials", "1", *stores.args()])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tuner: error: ")
+    for part in expected:
+        assert part in lines[0], f"{part!r} not in {lines[0]!r}"
+    if what not in ("unknown fill", "split fractions over 1"):
+        assert path.name in lines[0]
+    assert not (stores.root / "optuna.db").exists()  # nothing was recorded
+
+
+def test_fill_interpolate_accepts_the_nan_file(stores: Stores) -> None:
+    from tuner._data import load_dataset, resolve_dataset
+
+    path = _csv("y,z\n" + "1,0\n" * 4 + ",0\n" + "2,0\n" * 4 + ",0\n" + "3,0\n" * 40)(stores.root)
+    data = load_dataset(resolve_dataset(str(path), target=("y",), fill="interpolate"))
+    assert data.info.n_rows == 50

@@ -1,0 +1,69 @@
+"""Every built-in dataset runs a tiny study of its task with the task's default
+search space, and reports its metric and baselines in MLflow and `tuner best`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import Stores
+from tuner._data import builtin_datasets
+from tuner.cli import main
+
+# What each task's summary must hold: the selection metric, every metric, the baselines.
+EXPECTED = {
+    "forecasting": ("mse", {"mse", "mae", "mse_orig", "mae_orig"}, {"persistence_test"}),
+    "classification": ("log_loss", {"log_loss", "accuracy", "macro_f1"}, {"majority_test"}),
+    "char_lm": ("bpc", {"bpc", "accuracy"}, {"unigram_test"}),
+}
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    return code, out.getvalue()
+
+
+def test_every_task_has_a_built_in_dataset() -> None:
+    tasks = {spec.task for spec in builtin_datasets().values()}
+    assert tasks == set(EXPECTED)
+    kinds = {(s.task, bool(s.covariates)) for s in builtin_datasets().values()}
+    assert ("forecasting", True) in kinds and ("forecasting", False) in kinds
+
+
+@pytest.mark.parametrize("name", sorted(builtin_datasets()))
+def test_tiny_study_on_each_built_in_dataset(name: str, stores: Stores) -> None:
+    task = builtin_datasets()[name].task
+    metric, metrics, baselines = EXPECTED[task]
+    code, text = _cli(
+        ["tune", "--dataset", name, "--trials", "3", "--max-epochs", "2", *stores.args(), "--json"]
+    )
+    assert code == 0
+    summary = json.loads(text)
+    assert summary["n_complete"] + summary["n_pruned"] == 3
+    assert summary["objective"].startswith("validation")
+    assert set(summary["best_val"]) == metrics and set(summary["best_test"]) == metrics
+    assert baselines <= set(summary["baselines"])
+    assert summary["dataset"]["task"] == task
+
+    client = MlflowClient(stores.tracking)
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    baseline = sorted(baselines)[0]
+    assert parent.data.metrics[f"baseline_{baseline}_{metric}"] == pytest.approx(
+        summary["baselines"][baseline][metric]
+    )
+    assert parent.data.metrics[f"best_test_{metric}"] == pytest.approx(summary["best_test"][metric])
+
+    code, text = _cli(["best", "--study", name, "--storage", stores.storage, "--json"])
+    assert code == 0
+    best = json.loads(text)
+    assert best["best_val"][metric] == pytest.approx(summary["best_val"][metric])
+    assert best["baselines"] == summary["baselines"]
