@@ -107,15 +107,27 @@ def results_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def datasets_table(datasets: list[Dataset]) -> Table:
-    """Built-in datasets: name, task, shape, split sizes and source."""
-    table = Table(title="built-in datasets (tuner tune --dataset NAME)")
-    for col in ("name", "task", "shape", "split (train/val/test)", "source"):
-        table.add_column(col)
-    for data in datasets:
-        sizes = "/".join(str(n) for n in data.fingerprint["split_sizes"])
-        table.add_row(data.spec.name, data.spec.task, _shape(data.info), sizes, data.spec.source)
-    return table
+def datasets_lines(datasets: list[Dataset]) -> list[str]:
+    """Built-in datasets, two lines each: name, task, split sizes and shape; then
+    the description and source (plain text, readable at any width)."""
+    lines = []
+    for row in map(dataset_row, datasets):
+        sizes = "/".join(str(n) for n in row["split_sizes"])
+        lines.append(f"{row['name']:<20} {row['task']:<15} {sizes:<20} {row['shape']}")
+        lines.append(f"    {row['description']}; source: {row['source']}")
+    return lines
+
+
+def dataset_row(data: Dataset) -> dict[str, Any]:
+    """One dataset's listing: name, task, shape, split sizes, description and source."""
+    return {
+        "name": data.spec.name,
+        "task": data.spec.task,
+        "shape": _shape(data.info),
+        "split_sizes": data.fingerprint["split_sizes"],
+        "description": data.spec.description,
+        "source": data.spec.source,
+    }
 
 
 def _shape(info: DatasetInfo) -> str:

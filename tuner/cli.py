@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
 
-    sub.add_parser("datasets", help="list built-in datasets").set_defaults(handler=_cmd_datasets)
+    datasets = sub.add_parser("datasets", help="list built-in datasets: task, shape, split, source")
+    datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    datasets.set_defaults(handler=_cmd_datasets)
     sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
     return parser
 
@@ -231,10 +233,15 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from tuner._console import datasets_table, out
+    from tuner._console import dataset_row, datasets_lines
     from tuner._data import builtin_datasets, load_dataset
 
-    out.print(datasets_table([load_dataset(spec) for spec in builtin_datasets().values()]))
+    loaded = [load_dataset(spec) for spec in builtin_datasets().values()]
+    if args.json:
+        print(json.dumps([dataset_row(d) for d in loaded], indent=2))
+    else:
+        print(f"{'name':<20} {'task':<15} {'train/val/test':<20} shape")
+        print("\n".join(datasets_lines(loaded)))
     return 0
 
 
