@@ -33,10 +33,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,postgres]'
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,postgres,jax]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its dev and postgres extras
+install: $(STAMP) ## create .venv and install the package with its dev, postgres and jax extras
 
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)
@@ -51,6 +51,9 @@ ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py
+
+bench-backends: $(STAMP) ## per-epoch time of one fixed LSTM per Keras backend and input pipeline
+	$(BIN)/python bench/backends.py
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check tuner tests search_spaces bench

@@ -9,6 +9,9 @@ from tuner.cli import main
 
 CASES = [
     # (extra arguments, words the message must contain)
+    (["--gpus", "7"], ["--gpus 7: GPU(s) ['7'] not visible", "--gpus none"]),
+    (["--gpus", "first"], ["--gpus must be all, none or comma-separated GPU ids", "'first'"]),
+    (["--precision", "float8"], ["--precision must be one of float32, mixed_float16", "'float8'"]),
     (["--dataset", "nosuchdata"], ["unknown dataset name 'nosuchdata'", "co2"]),
     (["--dataset", "missing/file.csv"], ["'missing/file.csv' does not exist"]),
     (["--dataset", "data.xlsx"], ["does not exist"]),

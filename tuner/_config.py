@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tuner._devices import PRECISIONS
 from tuner._errors import InputError
 from tuner._paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
@@ -30,7 +31,9 @@ class TuneConfig:
     tracking_uri: str | None = None
     experiment: str | None = None
     seed: int = 42
-    workers: int = 1
+    workers: int | None = None  # None: one per GPU chosen, else 1
+    gpus: str | None = None  # all (default) | none | ids like 0,1
+    precision: str = "float32"
     # Dataset options (None: the dataset definition's value or the default).
     horizon: int | None = None
     target: tuple[str, ...] | None = None
@@ -44,7 +47,9 @@ class TuneConfig:
         _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)
         _at_least("--patience", self.patience, 1)
-        _at_least("--workers", self.workers, 1)
+        if self.workers is not None:
+            _at_least("--workers", self.workers, 1)
+        _one_of("--precision", self.precision, PRECISIONS)
         if self.horizon is not None:
             _at_least("--horizon", self.horizon, 1)
         if self.seasonal_period is not None:

@@ -165,7 +165,8 @@ class Dataset(Protocol):
 def builtin_datasets() -> dict[str, DatasetSpec]:
     """Built-in dataset definitions by name."""
     folder = builtin_dir("datasets")
-    return {p.stem: read_definition(p) for p in sorted(folder.glob("*.toml"))}
+    files = sorted(p for p in folder.iterdir() if p.suffix in _DEFINITION_SUFFIXES)
+    return {p.stem: read_definition(p) for p in files}
 
 
 _OVERRIDABLE = ("target", "horizon", "time_col", "covariates", "split", "fill", "seasonal_period")

@@ -16,6 +16,7 @@ from tuner._layers import AddLast, AttentionPooling, SubtractLast
 from tuner._sequences import PAD
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+_HEAD = "float32"  # output layers stay float32 under a mixed-precision policy
 
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
@@ -42,10 +43,12 @@ def _forecaster(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     window = keras.Input((params["seq_len"], info.n_features), name="window")
     x = SubtractLast()(window) if params.get("normalize") == "last" else window
     x = _recurrent_stack(x, params)
-    x = keras.layers.Dense(info.horizon * info.n_targets, kernel_regularizer=_l2(params))(x)
-    forecast = keras.layers.Reshape((info.horizon, info.n_targets), name="forecast")(x)
+    x = keras.layers.Dense(
+        info.horizon * info.n_targets, kernel_regularizer=_l2(params), dtype=_HEAD
+    )(x)
+    forecast = keras.layers.Reshape((info.horizon, info.n_targets), name="forecast", dtype=_HEAD)(x)
     if params.get("normalize") == "last":
-        forecast = AddLast(info.n_targets)(forecast, window)
+        forecast = AddLast(info.n_targets, dtype=_HEAD)(forecast, window)
     return keras.Model(window, forecast, name="forecaster")
 
 
@@ -56,10 +59,12 @@ def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     x = _recurrent_stack(x, params)
     reg = _l2(params)
     if info.n_classes == 2:
-        out = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="proba")(x)
+        out = keras.layers.Dense(
+            1, activation="sigmoid", kernel_regularizer=reg, name="proba", dtype=_HEAD
+        )(x)
     else:
         out = keras.layers.Dense(
-            info.n_classes, activation="softmax", kernel_regularizer=reg, name="proba"
+            info.n_classes, activation="softmax", kernel_regularizer=reg, name="proba", dtype=_HEAD
         )(x)
     return keras.Model(sequence, out, name="classifier")
 
@@ -69,7 +74,9 @@ def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     chars = keras.Input((None,), dtype="int32", name="chars")
     x = keras.layers.Embedding(info.vocab_size, int(params.get("embedding_dim", 32)))(chars)
     x = _recurrent_stack(x, params, sequences=True)
-    logits = keras.layers.Dense(info.vocab_size, kernel_regularizer=_l2(params), name="logits")(x)
+    logits = keras.layers.Dense(
+        info.vocab_size, kernel_regularizer=_l2(params), name="logits", dtype=_HEAD
+    )(x)
     return keras.Model(chars, logits, name="char_model")
 
 

@@ -14,6 +14,7 @@ from optuna_integration import KerasPruningCallback
 
 from tuner._config import TuneConfig
 from tuner._data import Dataset
+from tuner._devices import describe_device
 from tuner._errors import TrialFailed
 from tuner._space import OptunaHP, SearchSpace
 from tuner._summary import completed
@@ -39,6 +40,7 @@ class Objective:
         self._config = config
         self._tracker = tracker
         self._windows = WindowCache(data)
+        self._device = describe_device()
         self.current: optuna.Trial | None = None
         self._run_id = ""
 
@@ -49,8 +51,10 @@ class Objective:
         try:
             hp = OptunaHP(trial, self._space.name)
             self._space.fn(hp, self._data.info)
-            self._run_id = self._tracker.start_trial(trial.number, hp.values)
+            self._run_id = self._tracker.start_trial(trial.number, hp.values, device=self._device)
             trial.set_user_attr("mlflow_run_id", self._run_id)
+            trial.set_user_attr("device", self._device)
+            trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
             value = self._train(trial, hp.values, self._run_id, recorder)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"

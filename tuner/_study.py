@@ -22,6 +22,7 @@ import optuna
 from tuner._config import TuneConfig
 from tuner._console import err
 from tuner._data import TASK_OBJECTIVES, Dataset, load_dataset, resolve_dataset
+from tuner._devices import choose_gpus
 from tuner._errors import InputError
 from tuner._plots import log_study_plots
 from tuner._space import SearchSpace, default_space, load_space, probe_space
@@ -42,6 +43,8 @@ def run_tune(
 
     `role` ("tune" or "worker") names the invocation in its parent MLflow run.
     """
+    gpus = choose_gpus(config.gpus)
+    n_workers = config.workers or max(1, len(gpus))
     data, space = prepare_data(config)
     tracking_uri = resolve_tracking_uri(config.tracking)
     study = open_study(config, data, space, tracking_uri=tracking_uri)
@@ -60,14 +63,15 @@ def run_tune(
         trials_per_process=trials_per_process,
         deadline=time.time() + config.timeout if config.timeout else None,
         failure_limit=config.trials,
-        threads=_threads_per_worker(config.workers),
+        threads=_threads_per_worker(n_workers),
+        gpus=tuple(gpus),
         # Workers started at the same moment must not draw the same configurations;
         # separate `tuner worker` invocations differ by process id as well.
         seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
     )
     status = "FAILED"
     try:
-        _run_workers(study, job, config.workers)
+        _run_workers(study, job, n_workers)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -258,7 +262,8 @@ def worker_config(
     *,
     storage: str,
     tracking_uri: str | None,
-    workers: int,
+    workers: int | None,
+    gpus: str | None = None,
     trials: int | None = None,
 ) -> TuneConfig:
     """The configuration a `tuner worker` joining `study` runs with."""
@@ -270,7 +275,8 @@ def worker_config(
         )
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     values = {k: v for k, v in stored.items() if k in fields}
-    values.update(study=study.study_name, storage=storage, workers=workers)
+    # Workers and GPUs belong to the joining host; the rest is the study's.
+    values.update(study=study.study_name, storage=storage, workers=workers, gpus=gpus)
     for key in ("target", "covariates", "split"):
         values[key] = tuple(values[key]) if values.get(key) else None
     if tracking_uri:

@@ -98,7 +98,7 @@ class Tracker:
         self.log_params(self.parent_id, config)
         return self.parent_id
 
-    def start_trial(self, number: int, params: Mapping[str, Any]) -> str:
+    def start_trial(self, number: int, params: Mapping[str, Any], *, device: str = "") -> str:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial-{number:04d}",
@@ -106,6 +106,7 @@ class Tracker:
                 "mlflow.parentRunId": self.parent_id,
                 "trial_number": str(number),
                 "state": "running",
+                "device": device,
             },
         )
         self.log_params(run.info.run_id, params)

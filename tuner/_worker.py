@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner._config import TuneConfig
 from tuner._console import TrialProgress, quiet_libraries
+from tuner._devices import prepare_process, set_precision
 from tuner._errors import InputError, TrialFailed
 
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -44,6 +45,7 @@ class WorkerJob:
     deadline: float | None  # time.time() after which no trial starts
     failure_limit: int
     threads: int | None = None  # CPU threads for this worker's backend; None: its default
+    gpus: tuple[str, ...] = ()  # GPUs of this invocation; slot i uses gpus[i % len(gpus)]
     slot: int = 0  # which of the invocation's concurrent workers this is
     seed_salt: int = 0  # added to the sampler seed with the slot
 
@@ -70,8 +72,8 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
     """Process entry: run trials and send a `WorkerResult` back through `conn`."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    if job.threads:
-        _limit_threads(job.threads)
+    gpu = job.gpus[job.slot % len(job.gpus)] if job.gpus else None
+    prepare_process(gpu=gpu, threads=job.threads)
     try:
         result = _run(job)
     except KeyboardInterrupt as e:
@@ -84,17 +86,10 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
     conn.close()
 
 
-def _limit_threads(n: int) -> None:
-    # Read by the backends when they start (before Keras is imported here).
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(n)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}"
-
-
 def _run(job: WorkerJob) -> WorkerResult:
     warnings.filterwarnings("ignore")
     _import_keras_quietly()
+    set_precision(job.config.precision)
     from tuner._objective import Objective
     from tuner._study import open_study, prepare_data
     from tuner._tracking import Tracker

@@ -24,6 +24,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from tuner._config import PRUNERS, SAMPLERS, TuneConfig
+from tuner._devices import PRECISIONS
 from tuner._errors import InputError
 from tuner._paths import DEFAULT_STORAGE, LOG_DIR
 
@@ -84,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
     tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
-    tune.add_argument("--workers", type=_positive_int, default=1, help="local worker processes")
+    tune.add_argument(
+        "--workers", type=_positive_int, help="local worker processes (default: one per GPU, or 1)"
+    )
+    tune.add_argument("--gpus", help="GPUs to use: all (default), none, or ids like 0,1")
+    tune.add_argument(
+        "--precision", default=defaults.precision, help=" | ".join(PRECISIONS) + " (Keras policy)"
+    )
     data = tune.add_argument_group("dataset options (override the dataset definition)")
     data.add_argument("--target", type=_columns, help="target column(s), comma-separated")
     data.add_argument("--covariates", type=_columns, help="input-only columns, comma-separated")
@@ -118,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--study", required=True)
     worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
     worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
-    worker.add_argument("--workers", type=_positive_int, default=1, help="processes on this host")
+    worker.add_argument(
+        "--workers", type=_positive_int, help="processes on this host (default: one per GPU, or 1)"
+    )
+    worker.add_argument("--gpus", help="GPUs of this host to use: all (default), none, or 0,1")
     worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
@@ -146,6 +156,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         seed=args.seed,
         workers=args.workers,
+        gpus=args.gpus,
+        precision=args.precision,
         horizon=args.horizon,
         target=args.target,
         covariates=args.covariates,
@@ -174,6 +186,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         storage=url,
         tracking_uri=args.tracking_uri,
         workers=args.workers,
+        gpus=args.gpus,
         trials=args.trials,
     )
     _report(run_tune(config, role="worker"), config, as_json=args.json)

@@ -1,0 +1,112 @@
+"""Per-epoch training time of one fixed model per Keras backend and input pipeline.
+
+The model: 2-layer LSTM(64) -> Dense(1) on 10,000 windows of length 48 (a noisy
+sine), Adam, batch 64, 3 epochs. Pipelines: NumPy arrays (the tuner's default
+for windows up to 512 MB per split) and `WindowBatches` over strided views (its
+path for larger data). Each backend runs in its own process.
+Writes bench/results/backends.json. Run: `make bench-backends`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BACKENDS = ("tensorflow", "jax", "torch")
+N_WINDOWS, SEQ_LEN, EPOCHS, BATCH = 10_000, 48, 3, 64
+
+
+def _measure(pipeline: str) -> dict[str, object]:
+    import keras
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from tuner._data import Windows
+    from tuner._trial import WindowBatches
+
+    keras.utils.set_random_seed(0)
+    t = np.arange(N_WINDOWS + SEQ_LEN + 1, dtype=np.float32)
+    series = (np.sin(t / 8) + 0.1 * np.random.default_rng(0).standard_normal(len(t)))[:, None]
+    view = sliding_window_view(series.astype(np.float32), SEQ_LEN + 1, axis=0).transpose(0, 2, 1)
+    windows = Windows(x=view[:N_WINDOWS, :SEQ_LEN], y=view[:N_WINDOWS, SEQ_LEN, :])
+    model = keras.Sequential(
+        [
+            keras.Input((SEQ_LEN, 1)),
+            keras.layers.LSTM(64, return_sequences=True),
+            keras.layers.LSTM(64),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            times.append(round(time.perf_counter() - self.start, 2))
+
+    if pipeline == "numpy":
+        x, y = np.ascontiguousarray(windows.x), np.ascontiguousarray(windows.y)
+        history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, callbacks=[Clock()], verbose=0)
+    else:
+        feed = WindowBatches(windows, BATCH, seed=0)
+        history = model.fit(feed, epochs=EPOCHS, callbacks=[Clock()], verbose=0)
+    return {
+        "backend": keras.backend.backend(),
+        "pipeline": pipeline,
+        "epoch_s": times,
+        "steady_epoch_s": round(sum(times[1:]) / len(times[1:]), 2),
+        "final_loss": round(float(history.history["loss"][-1]), 5),
+    }
+
+
+def _run_backend(backend: str, pipeline: str) -> dict[str, object]:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", pipeline],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=HERE.parent,
+    )
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_measure(args.one)))
+        return
+    installed = [b for b in BACKENDS if importlib.util.find_spec(b)]
+    rows = []
+    for backend in installed:
+        for pipeline in ("numpy", "window_batches"):
+            row = _run_backend(backend, pipeline)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    out = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
+        "model": f"LSTM(64) x 2 -> Dense(1); {N_WINDOWS} windows x {SEQ_LEN} steps; batch {BATCH}",
+        "results": rows,
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "backends.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Keras backends and devices: a tiny study under every installed backend, one
+worker per GPU, mixed precision.
+
+This machine has no GPU: the GPU test checks what can be checked without one
+(each worker process is given its own GPU id and trains), not GPU speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import Stores, start_tuner, tiny_tune_args
+
+INSTALLED = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
+
+
+@pytest.mark.parametrize("backend", INSTALLED)
+def test_tiny_study_under_each_installed_backend(backend: str, stores: Stores) -> None:
+    proc = start_tuner(
+        *tiny_tune_args(stores, study=backend, trials=2), env={"KERAS_BACKEND": backend}
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    study = optuna.load_study(study_name=backend, storage=stores.storage)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete, [t.user_attrs.get("fail_reason") for t in study.trials]
+    assert {t.user_attrs["device"] for t in study.trials} == {f"{backend}:cpu"}
+    assert all(t.value is not None and t.value > 0 for t in complete)
+
+
+def test_jax_is_installed_by_make_install() -> None:
+    assert "jax" in INSTALLED, "the jax extra is part of `make install`"
+
+
+def test_one_worker_per_gpu_in_mixed_precision(stores: Stores) -> None:
+    # Two GPU ids announced: by default one worker per GPU, each worker sees only
+    # its own id. No GPU exists here, so the backend trains on the CPU.
+    proc = start_tuner(
+        *tiny_tune_args(stores, study="gpus", trials=4),
+        "--precision",
+        "mixed_bfloat16",
+        env={"CUDA_VISIBLE_DEVICES": "0,1"},
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    study = optuna.load_study(study_name="gpus", storage=stores.storage)
+    assert {t.user_attrs["gpu"] for t in study.trials} == {"0", "1"}
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials), [
+        t.user_attrs.get("fail_reason") for t in study.trials
+    ]
