@@ -49,6 +49,28 @@ def test_diverging_trial_fails_with_reason_and_study_goes_on(stores: Stores) -> 
         assert "diverged" in run.data.tags["stop_reason"]
 
 
+def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
+    # The first draw (TPE startup, seed 42) is LSTM(300000): building it raises
+    # the backend's real out-of-memory error; the next draws are small and train.
+    args = [
+        *tiny_tune_args(stores, study="oom", trials=2),
+        "--space",
+        str(SPACES / "oom.py"),
+        "--pruner",
+        "none",
+    ]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="oom", storage=stores.storage)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert failed and len(complete) == 2, [(t.state, t.params) for t in study.trials]
+    for t in failed:
+        assert t.params["units_0"] == 300000
+        assert t.user_attrs["fail_reason"].startswith("out of memory")
+    runs = {r.data.tags.get("trial_number"): r for r in _child_runs(stores, "oom")}
+    assert all(runs[str(t.number)].info.status == "FAILED" for t in failed)
+
+
 def _finished(storage: str, study: str) -> int:
     try:
         s = optuna.load_study(study_name=study, storage=storage)
