@@ -55,6 +55,9 @@ bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336
 bench-backends: $(STAMP) ## per-epoch time of one fixed LSTM per Keras backend and input pipeline
 	$(BIN)/python bench/backends.py
 
+bench-parallel: $(STAMP) ## trials per hour with 1 and 2 local workers on one fixed configuration
+	$(BIN)/python bench/parallel.py
+
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check tuner tests search_spaces bench
 	$(BIN)/ruff format --check tuner tests search_spaces bench

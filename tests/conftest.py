@@ -6,13 +6,19 @@ code: every study below trains real Keras models and writes a real MLflow store.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tuner.cli import main
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -69,3 +75,31 @@ def start_tuner(*args: str, env: dict[str, str] | None = None) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A tiny finished study on a built-in dataset: its stores and its `--json` summary."""
+
+    stores: Stores
+    summary: dict
+
+
+@pytest.fixture(scope="session")
+def finished_studies(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Finished]:
+    """Tiny studies (`--trials 3 --max-epochs 2`, the task's default space) per built-in
+    dataset, run once per session and shared by the tests that read them."""
+    cache: dict[str, Finished] = {}
+
+    def get(name: str) -> Finished:
+        if name not in cache:
+            stores = Stores(tmp_path_factory.mktemp(f"study-{name}"))
+            out = io.StringIO()
+            argv = ["tune", "--dataset", name, "--trials", "3", "--max-epochs", "2"]
+            with contextlib.redirect_stdout(out):
+                code = main([*argv, *stores.args(), "--json"])
+            assert code == 0, f"tiny study on {name} failed"
+            cache[name] = Finished(stores, json.loads(out.getvalue()))
+        return cache[name]
+
+    return get

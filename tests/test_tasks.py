@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Callable
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Stores
+from tests.conftest import Finished
 from tuner._data import builtin_datasets
 from tuner.cli import main
 
@@ -37,14 +38,13 @@ def test_every_task_has_a_built_in_dataset() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(builtin_datasets()))
-def test_tiny_study_on_each_built_in_dataset(name: str, stores: Stores) -> None:
+def test_tiny_study_on_each_built_in_dataset(
+    name: str, finished_studies: Callable[[str], Finished]
+) -> None:
     task = builtin_datasets()[name].task
     metric, metrics, baselines = EXPECTED[task]
-    code, text = _cli(
-        ["tune", "--dataset", name, "--trials", "3", "--max-epochs", "2", *stores.args(), "--json"]
-    )
-    assert code == 0
-    summary = json.loads(text)
+    study = finished_studies(name)  # tuner tune --dataset NAME --trials 3 --max-epochs 2
+    stores, summary = study.stores, study.summary
     assert summary["n_complete"] + summary["n_pruned"] == 3
     assert summary["objective"].startswith("validation")
     assert set(summary["best_val"]) == metrics and set(summary["best_test"]) == metrics

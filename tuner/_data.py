@@ -161,6 +161,11 @@ class Dataset(Protocol):
         """Naive baselines' metrics on the validation and test splits."""
         ...
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What a trained model needs to read new data: scaler, columns, classes or
+        vocabulary (JSON-able; saved in exported bundles)."""
+        ...
+
 
 def builtin_datasets() -> dict[str, DatasetSpec]:
     """Built-in dataset definitions by name."""

@@ -109,9 +109,10 @@ class Objective:
             test = evaluate(result.model, windows["test"], self._data)
             trial.set_user_attr("test_metrics", test)
             metrics |= {f"test_{k}": v for k, v in test.items()}
-            self._tracker.log_champion(
+            model_uri = self._tracker.log_champion(
                 run_id, result.model, windows["val"].x[:2], registered_name=self._config.study_name
             )
+            trial.set_user_attr("model_uri", model_uri)
         self._tracker.log_metrics(run_id, metrics)
         self._finish(trial, run_id, "complete", recorder, result.stop_reason)
         del result

@@ -53,6 +53,17 @@ class SequenceData:
             variable_length=bool((self.lengths < steps).any()),
         )
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on this data needs to read new data (JSON-able)."""
+        return {
+            "task": "classification",
+            "classes": list(self.classes),
+            "steps": int(self.x.shape[1]),
+            "n_features": int(self.x.shape[2]),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
     def windows(self, seq_len: int) -> dict[str, Windows]:
         """The split's sequences; they keep their own length whatever `seq_len` is."""
         return {
@@ -98,7 +109,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> 
 
 def load_sequences(spec: DatasetSpec) -> SequenceData:
     """Read `X`/`y` (and `lengths`, `split` if present), check, split and scale them."""
-    arrays = _read_npz(spec.path)
+    arrays = read_npz(spec.path)
     x, y = arrays["X"], arrays["y"]
     if x.ndim == 2:
         x = x[:, :, None]
@@ -148,7 +159,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     )
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path, *, need: tuple[str, ...] = ("X", "y")) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -156,7 +167,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise InputError(
             f"{path}: not a readable .npz archive ({e}); save it with numpy.savez(X=..., y=...)."
         ) from None
-    missing = [k for k in ("X", "y") if k not in arrays]
+    missing = [k for k in need if k not in arrays]
     if missing:
         raise InputError(
             f"{path}: the archive lacks array(s) {missing}; it has {sorted(arrays)}; "

@@ -67,6 +67,22 @@ class SeriesData:
     def baselines(self) -> dict[str, dict[str, float]]:
         return forecast_baselines(self)
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on this data needs to read new data (JSON-able)."""
+        step = None
+        if self.timestamps is not None and len(self.timestamps) > 1:
+            step = str(pd.Timedelta(np.median(np.diff(self.timestamps))))
+        return {
+            "task": "forecasting",
+            "columns": list(self.columns),
+            "targets": list(self.spec.target),
+            "time_col": self.spec.time_col,
+            "time_step": step,
+            "horizon": self.spec.horizon,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
     def to_original_units(self, y: np.ndarray) -> np.ndarray:
         """Undo the scaling of target values shaped (..., n_targets)."""
         k = self.n_targets
@@ -85,11 +101,11 @@ def load_series(spec: DatasetSpec) -> SeriesData:
     timestamps = _check_time(frame, spec) if spec.time_col else None
     values = np.empty((len(frame), len(columns)), dtype=np.float32)
     for j, name in enumerate(columns):
-        values[:, j] = _numeric(frame[name], name, spec.path)
+        values[:, j] = numeric_column(frame[name], name, spec.path)
     del frame
     if spec.fill:
         values = _fill(values, spec.fill)
-    _check_finite(values, columns, spec.path)
+    check_finite(values, columns, spec.path)
     borders = split_borders(len(values), spec)
     _check_lengths(borders, spec)
     scaler = StandardScaler().fit(values[: borders[0]])
@@ -175,7 +191,7 @@ def _row(path: Path, index: int) -> str:
     return f"row {index + 1} (line {index + 2})" if path.suffix == ".csv" else f"row {index + 1}"
 
 
-def _numeric(column: pd.Series, name: str, path: Path) -> pd.Series:
+def numeric_column(column: pd.Series, name: str, path: Path) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column
     converted = pd.to_numeric(column, errors="coerce")
@@ -189,7 +205,7 @@ def _numeric(column: pd.Series, name: str, path: Path) -> pd.Series:
     return converted
 
 
-def _check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:
+def check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:
     bad = ~np.isfinite(raw)
     if not bad.any():
         return

@@ -257,6 +257,22 @@ def _shareable(config: TuneConfig) -> dict[str, Any]:
     return out
 
 
+def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
+    """The configuration `tuner tune` stored in the study, with `overrides` applied."""
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        raise InputError(
+            f"--study {study.study_name}: has no stored configuration (it was not created by "
+            "`tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
+        )
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    values = {k: v for k, v in stored.items() if k in fields}
+    for key in ("target", "covariates", "split"):
+        values[key] = tuple(values[key]) if values.get(key) else None
+    values.update(study=study.study_name, **overrides)
+    return TuneConfig(**values)
+
+
 def worker_config(
     study: optuna.Study,
     *,
@@ -266,24 +282,14 @@ def worker_config(
     gpus: str | None = None,
     trials: int | None = None,
 ) -> TuneConfig:
-    """The configuration a `tuner worker` joining `study` runs with."""
-    stored = study.user_attrs.get("config")
-    if stored is None:
-        raise InputError(
-            f"--study {study.study_name}: has no stored configuration (it was not created by "
-            "`tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
-        )
-    fields = {f.name for f in dataclasses.fields(TuneConfig)}
-    values = {k: v for k, v in stored.items() if k in fields}
-    # Workers and GPUs belong to the joining host; the rest is the study's.
-    values.update(study=study.study_name, storage=storage, workers=workers, gpus=gpus)
-    for key in ("target", "covariates", "split"):
-        values[key] = tuple(values[key]) if values.get(key) else None
+    """The configuration a `tuner worker` joining `study` runs with: the study's, with
+    this host's workers and GPUs."""
+    overrides: dict[str, Any] = {"storage": storage, "workers": workers, "gpus": gpus}
     if tracking_uri:
-        values["tracking_uri"] = tracking_uri
+        overrides["tracking_uri"] = tracking_uri
     if trials is not None:
-        values["trials"] = trials
-    return TuneConfig(**values)
+        overrides["trials"] = trials
+    return stored_config(study, **overrides)
 
 
 def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

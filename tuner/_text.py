@@ -53,6 +53,10 @@ class TextData:
             vocab_size=len(self.vocab),
         )
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on this data needs to read new data (JSON-able)."""
+        return {"task": "char_lm", "vocab": list(self.vocab)}
+
     def windows(self, seq_len: int) -> dict[str, Windows]:
         """Non-overlapping windows: x the characters, y the characters one step later."""
         check_seq_len(seq_len, self)

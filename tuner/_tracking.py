@@ -136,7 +136,8 @@ class Tracker:
         self.client.set_terminated(run_id, status)
 
     def log_champion(self, run_id: str, model: Any, example: Any, *, registered_name: str) -> str:
-        """Log the model to the trial's run, register a version and point `champion` at it."""
+        """Log the model to the trial's run, register a version, point `champion` at it;
+        returns the logged model's URI."""
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, model.predict(example, verbose=0))
@@ -152,14 +153,15 @@ class Tracker:
                     signature=signature,
                     input_example=example,
                     registered_model_name=registered_name,
-                    pip_requirements=_model_requirements(),
+                    pip_requirements=model_requirements(),
                 )
         version = str(info.registered_model_version)
         self.client.set_registered_model_alias(registered_name, CHAMPION, version)
-        return version
+        return str(info.model_uri)
 
 
-def _model_requirements() -> list[str]:
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged or exported model."""
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     from importlib.metadata import version

@@ -137,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     datasets.set_defaults(handler=_cmd_datasets)
     sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
+
+    export = sub.add_parser("export", help="write the best model of a study as a bundle")
+    export.add_argument("--study", required=True)
+    export.add_argument("--out", required=True, type=Path, help="new or empty folder")
+    export.add_argument(
+        "--format", default="keras", help="comma-separated: keras (always), savedmodel, mlflow"
+    )
+    export.add_argument("--storage", help="Optuna storage URL")
+    export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
+    export.set_defaults(handler=_cmd_export)
+
+    predict = sub.add_parser("predict", help="predict with an exported bundle")
+    predict.add_argument("--model", required=True, type=Path, help="bundle folder")
+    predict.add_argument("--input", type=Path, help="CSV/Parquet history or .npz sequences")
+    predict.add_argument("--out", type=Path, help="CSV file to write (default: stdout)")
+    predict.add_argument("--prompt", help="character models: text to continue")
+    predict.add_argument("--length", type=_positive_int, default=200, help="characters to add")
+    predict.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    predict.add_argument("--seed", type=_positive_int, default=0)
+    predict.set_defaults(handler=_cmd_predict)
     return parser
 
 
@@ -207,6 +227,52 @@ def _report(summary: dict[str, Any], config: TuneConfig, *, as_json: bool) -> No
     err.print(results_table(summary))
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tuner._bundle import export_study
+    from tuner._console import quiet_libraries
+    from tuner._storage import load_study
+
+    quiet_libraries()
+    tracking = args.tracking_uri or TuneConfig().tracking
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    study = load_study(args.study, _storage_url(args))
+    out = export_study(study, out=args.out, formats=formats, tracking_uri=tracking)
+    print(f"exported study {args.study} to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tuner._bundle import load_bundle
+    from tuner._predict import predict_file
+
+    bundle = load_bundle(args.model)
+    if bundle.task == "char_lm":
+        from tuner._predict import generate
+
+        if args.prompt is None:
+            raise InputError("--prompt: a character model continues a prompt; pass --prompt TEXT.")
+        text = generate(
+            bundle, args.prompt, length=args.length, temperature=args.temperature, seed=args.seed
+        )
+        _emit_text(text, args.out)
+        return 0
+    if args.input is None:
+        raise InputError(f"--input: a {bundle.task} model needs an input file; pass --input FILE.")
+    frame = predict_file(bundle, args.input)
+    if args.out:
+        frame.to_csv(args.out, index=False)
+    else:
+        print(frame.to_csv(index=False), end="")
+    return 0
+
+
+def _emit_text(text: str, out: Path | None) -> None:
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        print(text)
 
 
 def _storage_url(args: argparse.Namespace) -> str:

@@ -1,0 +1,260 @@
+"""Export, predict and serve: the best model of a tiny study of each task, used
+outside the study with no surprises."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, Finished
+from tuner.cli import main
+
+TASK_DATASETS = {"forecasting": "co2", "classification": "japanese_vowels", "char_lm": "alice"}
+METRIC = {"co2": "mse", "japanese_vowels": "log_loss", "alice": "bpc"}
+
+REPRODUCE = """
+import json, sys
+from pathlib import Path
+from tuner import load_bundle
+from tuner._data import load_dataset, resolve_dataset
+bundle = load_bundle(Path(sys.argv[1]))
+meta = bundle.metadata
+options = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["dataset_options"].items()}
+data = load_dataset(resolve_dataset(meta["dataset_ref"], **options))
+test = data.windows(bundle.seq_len)["test"]
+print(json.dumps(data.metrics(test.y, bundle.model.predict(test.x, batch_size=256, verbose=0))))
+"""
+
+
+def _export(study: Finished, out: Path, formats: str = "keras") -> Path:
+    code = main(
+        [
+            "export",
+            "--study",
+            study.summary["study"],
+            "--out",
+            str(out),
+            "--format",
+            formats,
+            "--storage",
+            study.stores.storage,
+            "--tracking-uri",
+            study.stores.tracking,
+        ]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundles(
+    finished_studies: Callable[[str], Finished], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for name in TASK_DATASETS.values():
+        formats = "keras,savedmodel,mlflow" if name == "co2" else "keras"
+        out[name] = _export(finished_studies(name), folder / name, formats)
+    return out
+
+
+def _predict(bundle: Path, source: Path, out: Path) -> int:
+    return main(["predict", "--model", str(bundle), "--input", str(source), "--out", str(out)])
+
+
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("name", list(TASK_DATASETS.values()))
+def test_bundle_reproduces_the_test_metric_in_a_fresh_process(
+    name: str, bundles: dict[str, Path], finished_studies: Callable[[str], Finished]
+) -> None:
+    bundle = bundles[name]
+    meta = json.loads((bundle / "metadata.json").read_text())
+    summary = finished_studies(name).summary
+    assert meta["trial"] == summary["best_trial"] and meta["study"] == name
+    assert meta["test_metrics"] == summary["best_test"]
+    assert {"model.keras", "preprocessing.json"} <= set(meta["files"])
+    assert meta["versions"]["keras"] and meta["dataset"]["sha256"] == summary["dataset"]["sha256"]
+    done = _python("-c", REPRODUCE, str(bundle))
+    assert done.returncode == 0, done.stderr
+    again = json.loads(done.stdout.strip().splitlines()[-1])
+    metric = METRIC[name]
+    assert again[metric] == pytest.approx(meta["test_metrics"][metric], rel=1e-6)
+
+
+def test_forecast_bundle_formats_and_predict_in_original_units(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    bundle = bundles["co2"]
+    assert (bundle / "savedmodel" / "saved_model.pb").is_file()
+    assert (bundle / "mlflow_model" / "MLmodel").is_file()
+    history = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate().tail(150)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    assert _predict(bundle, tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
+    forecast = pd.read_csv(tmp_path / "forecast.csv")
+    assert len(forecast) == 13 and list(forecast.columns) == ["date", "step", "co2"]
+    assert forecast["date"].iloc[0] == "2002-01-05"  # one week after the last row
+    assert forecast["co2"].between(360, 380).all()  # ppm, near the last readings
+
+
+def test_classification_predict_gives_labels_probabilities_and_the_test_accuracy(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")
+    test = arrays["split"] == 2
+    np.savez(tmp_path / "test.npz", X=arrays["X"][test], y=arrays["y"][test])
+    out = tmp_path / "labels.csv"
+    assert _predict(bundles["japanese_vowels"], tmp_path / "test.npz", out) == 0
+    labels = pd.read_csv(out, dtype={"label": str, "true_label": str})
+    assert len(labels) == 370
+    probabilities = labels[[f"p_{c}" for c in "123456789"]].to_numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    meta = json.loads((bundles["japanese_vowels"] / "metadata.json").read_text())
+    accuracy = float((labels["label"] == labels["true_label"]).mean())
+    assert accuracy == pytest.approx(meta["test_metrics"]["accuracy"], abs=1e-9)
+
+
+def test_character_model_continues_a_prompt(
+    bundles: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["predict", "--model", str(bundles["alice"]), "--prompt", "Alice was ", "--length", "40"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("Alice was ") and len(text) == len("Alice was ") + 40
+    assert main(argv) == 0
+    assert capsys.readouterr().out.rstrip("\n") == text  # seeded: the same text again
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_mlflow_models_serve_answers_like_tuner_predict(
+    bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    history = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate().tail(120)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    assert _predict(bundles["co2"], tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
+    expected = pd.read_csv(tmp_path / "forecast.csv")
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [str(mlflow), "models", "serve", "-m", str(bundles["co2"] / "mlflow_model"),
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        body = json.dumps({"dataframe_split": json.loads(history.to_json(orient="split"))})
+        answer = _post_when_up(f"http://127.0.0.1:{port}/invocations", body, server)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    served = pd.DataFrame(answer["predictions"])
+    assert list(served["date"].str[:10]) == list(expected["date"])
+    assert np.allclose(served["co2"], expected["co2"], rtol=1e-6)
+
+
+def _post_when_up(url: str, body: str, server: subprocess.Popen[str]) -> dict:
+    deadline = time.monotonic() + 180
+    while True:
+        request = urllib.request.Request(
+            url, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return dict(json.loads(response.read()))
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"mlflow models serve did not answer: {server.stderr}"
+                ) from None
+            time.sleep(1)
+
+
+BAD = [
+    ("missing folder", lambda b, t: ["--model", str(t / "nope")], "no such folder"),
+    ("foreign folder", lambda b, t: ["--model", str(t)], "not a tuner bundle"),
+    ("tampered model", "tamper", "model.keras does not match its SHA-256"),
+    ("wrong columns", "columns", "column(s) ['co2'] missing"),
+    ("too little history", "short", "too little history: 10 rows"),
+]
+
+
+@pytest.mark.parametrize(("what", "make", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_bundle_or_input_exits_2(
+    what: str,
+    make: object,
+    expected: str,
+    bundles: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bundle = bundles["co2"]
+    history = tmp_path / "history.csv"
+    if callable(make):
+        args = make(bundle, tmp_path)
+    else:
+        if make == "tamper":
+            copy = tmp_path / "copy"
+            subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+            with (copy / "model.keras").open("ab") as f:
+                f.write(b"x")
+            bundle = copy
+        frame = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate()
+        if make == "columns":
+            frame = frame.rename(columns={"co2": "ppm"})
+        frame.tail(10 if make == "short" else 200).to_csv(history, index=False)
+        args = ["--model", str(bundle), "--input", str(history)]
+    code = main(["predict", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert expected in err[0]
+
+
+def test_unknown_classes_and_bad_exports_exit_2(
+    bundles: dict[str, Path],
+    finished_studies: Callable[[str], Finished],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")
+    np.savez(tmp_path / "odd.npz", X=arrays["X"][:5], y=np.array(["1", "2", "3", "4", "ten"]))
+    argv = [
+        "predict",
+        "--model",
+        str(bundles["japanese_vowels"]),
+        "--input",
+        str(tmp_path / "odd.npz"),
+    ]
+    assert main(argv) == 2
+    assert "y holds class(es) ['ten'] the model does not know" in capsys.readouterr().err
+    study = finished_studies("co2")
+    common = ["--storage", study.stores.storage, "--tracking-uri", study.stores.tracking]
+    assert main(["export", "--study", "co2", "--out", str(bundles["co2"]), *common]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert (
+        main(
+            ["export", "--study", "co2", "--out", str(tmp_path / "x"), "--format", "onnx2", *common]
+        )
+        == 2
+    )
+    assert "unknown format(s) ['onnx2']" in capsys.readouterr().err

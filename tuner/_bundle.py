@@ -1,0 +1,237 @@
+"""Export bundles: the best model of a study with its preprocessing and metadata.
+
+A bundle is a folder:
+
+    model.keras          the trained model (loads in Keras safe mode)
+    preprocessing.json   scaler, columns, window, horizon, classes or vocabulary
+    metadata.json        study, trial, params, metrics, data fingerprint,
+                         package versions and the SHA-256 of every other file
+    savedmodel/          TensorFlow SavedModel (`--format savedmodel`)
+    mlflow_model/        MLflow pyfunc model with the same preprocessing (`--format mlflow`)
+
+`load_bundle` checks the hashes before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner._errors import InputError
+
+FORMATS = ("keras", "savedmodel", "mlflow")
+METADATA = "metadata.json"
+PREPROCESSING = "preprocessing.json"
+MODEL = "model.keras"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle."""
+
+    path: Path
+    model: Any  # keras.Model
+    preprocessing: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return str(self.preprocessing["task"])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.preprocessing.get("seq_len") or self.preprocessing.get("steps") or 1)
+
+
+def export_study(
+    study: Any, *, out: Path, formats: tuple[str, ...] = ("keras",), tracking_uri: str
+) -> Path:
+    """Write the bundle of `study`'s best trial to `out` (a new or empty folder)."""
+    from tuner._data import load_dataset, resolve_dataset
+    from tuner._study import stored_config
+    from tuner._summary import completed
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(
+            f"--format: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            f"--out {out}: exists and is not an empty folder; pick a new folder so nothing "
+            "is overwritten."
+        )
+    done = completed(study)
+    if not done:
+        raise InputError(
+            f"--study {study.study_name}: no trial has completed yet; nothing to export."
+        )
+    best = min(done, key=lambda t: float(t.value or 0.0))
+    if "model_uri" not in best.user_attrs:
+        raise InputError(
+            f"--study {study.study_name}: best trial #{best.number} has no logged model "
+            "(study made by an older version); run more trials to log one."
+        )
+    if "mlflow" in formats and study.user_attrs["identity"].get("task") != "forecasting":
+        raise InputError(
+            "--format mlflow: the pyfunc model with preprocessing is built for forecasting "
+            "studies; export this study with --format keras."
+        )
+    config = stored_config(study)
+    data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
+    if data.fingerprint["sha256"] != study.user_attrs["fingerprint"]["sha256"]:
+        raise InputError(
+            f"dataset file {data.spec.path} changed since study {study.study_name} was run "
+            "(SHA-256 differs); restore it to export this study's preprocessing."
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / "bundle"
+        staging.mkdir()
+        _fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
+        preprocessing = data.preprocessing() | {"seq_len": best.params.get("seq_len")}
+        _write_json(staging / PREPROCESSING, preprocessing)
+        if "savedmodel" in formats:
+            _savedmodel(staging)
+        if "mlflow" in formats:
+            _mlflow_model(staging)
+        metadata = {
+            "study": study.study_name,
+            "trial": best.number,
+            "params": best.params,
+            "objective": study.user_attrs.get("objective"),
+            "val_metrics": best.user_attrs.get("val_metrics"),
+            "test_metrics": best.user_attrs.get("test_metrics"),
+            "dataset": study.user_attrs["fingerprint"],
+            "dataset_ref": config.dataset,  # what --dataset was given
+            "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
+            "baselines": study.user_attrs.get("baselines"),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": _versions(),
+            "files": _hashes(staging),
+        }
+        _write_json(staging / METADATA, metadata)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()
+        shutil.copytree(staging, out)
+    return out
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Verify every file against its hash, then load the model in safe mode."""
+    metadata_file = path / METADATA
+    if not path.is_dir():
+        raise InputError(f"--model {path}: no such folder; pass a folder made by `tuner export`.")
+    if not metadata_file.is_file():
+        raise InputError(
+            f"--model {path}: not a tuner bundle (no {METADATA}); pass a folder made by "
+            "`tuner export`."
+        )
+    try:
+        metadata = json.loads(metadata_file.read_text())
+        files = dict(metadata["files"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise InputError(f"--model {path}: {METADATA} is not a bundle's metadata.") from None
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            raise InputError(f"--model {path}: file {name} listed in {METADATA} is missing.")
+        if _sha256(file) != digest:
+            raise InputError(
+                f"--model {path}: {name} does not match its SHA-256 in {METADATA} (changed or "
+                "corrupt); export the bundle again."
+            )
+    import keras
+
+    import tuner._layers  # noqa: F401 - registers the custom layers for loading
+
+    model = keras.saving.load_model(path / MODEL, safe_mode=True)
+    preprocessing = json.loads((path / PREPROCESSING).read_text())
+    return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
+
+
+def _fetch_model(model_uri: str, target: Path, tracking_uri: str) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        found = list(local.rglob(MODEL))
+        if not found:
+            raise InputError(f"logged model {model_uri} holds no {MODEL}; cannot export it.")
+        shutil.copyfile(found[0], target)
+
+
+def _savedmodel(folder: Path) -> None:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise InputError(
+            "--format savedmodel needs the TensorFlow backend; unset KERAS_BACKEND or set it "
+            "to tensorflow."
+        )
+    import tuner._layers  # noqa: F401
+
+    model = keras.saving.load_model(folder / MODEL, safe_mode=True)
+    model.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
+
+
+def _mlflow_model(folder: Path) -> None:
+    import mlflow.pyfunc
+
+    from tuner._tracking import model_requirements
+
+    mlflow.pyfunc.save_model(
+        path=str(folder / "mlflow_model"),
+        python_model=str(Path(__file__).with_name("_pyfunc_bundle.py")),
+        artifacts={
+            "keras_model": str(folder / MODEL),
+            "preprocessing": str(folder / PREPROCESSING),
+        },
+        pip_requirements=model_requirements(),
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("lstm-tuner", "keras", "tensorflow", "jax", "numpy", "optuna", "mlflow"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    import keras
+
+    out["keras_backend"] = keras.backend.backend()
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != METADATA
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
