@@ -69,6 +69,12 @@ def bundles(
     return out
 
 
+def _co2() -> pd.DataFrame:
+    """The built-in CO2 series with its missing weeks interpolated, as in its definition."""
+    frame = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv")
+    return frame.assign(co2=frame["co2"].interpolate())
+
+
 def _predict(bundle: Path, source: Path, out: Path) -> int:
     return main(["predict", "--model", str(bundle), "--input", str(source), "--out", str(out)])
 
@@ -102,7 +108,7 @@ def test_forecast_bundle_formats_and_predict_in_original_units(
     bundle = bundles["co2"]
     assert (bundle / "savedmodel" / "saved_model.pb").is_file()
     assert (bundle / "mlflow_model" / "MLmodel").is_file()
-    history = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate().tail(150)
+    history = _co2().tail(150)
     history.to_csv(tmp_path / "history.csv", index=False)
     assert _predict(bundle, tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
     forecast = pd.read_csv(tmp_path / "forecast.csv")
@@ -148,7 +154,7 @@ def _free_port() -> int:
 def test_mlflow_models_serve_answers_like_tuner_predict(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    history = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate().tail(120)
+    history = _co2().tail(120)
     history.to_csv(tmp_path / "history.csv", index=False)
     assert _predict(bundles["co2"], tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
     expected = pd.read_csv(tmp_path / "forecast.csv")
@@ -157,7 +163,8 @@ def test_mlflow_models_serve_answers_like_tuner_predict(
     server = subprocess.Popen(
         [str(mlflow), "models", "serve", "-m", str(bundles["co2"] / "mlflow_model"),
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # mlflow starts uvicorn by name: the environment's bin folder must be on PATH.
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": _with_bin(mlflow.parent)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -171,6 +178,10 @@ def test_mlflow_models_serve_answers_like_tuner_predict(
     served = pd.DataFrame(answer["predictions"])
     assert list(served["date"].str[:10]) == list(expected["date"])
     assert np.allclose(served["co2"], expected["co2"], rtol=1e-6)
+
+
+def _with_bin(folder: Path) -> str:
+    return os.pathsep.join([str(folder), os.environ["PATH"]])
 
 
 def _post_when_up(url: str, body: str, server: subprocess.Popen[str]) -> dict:
@@ -219,7 +230,7 @@ def test_bad_bundle_or_input_exits_2(
             with (copy / "model.keras").open("ab") as f:
                 f.write(b"x")
             bundle = copy
-        frame = pd.read_csv(ROOT / "datasets" / "mauna_loa_co2_weekly.csv").interpolate()
+        frame = _co2()
         if make == "columns":
             frame = frame.rename(columns={"co2": "ppm"})
         frame.tail(10 if make == "short" else 200).to_csv(history, index=False)

@@ -90,7 +90,7 @@ def classify(
 def check_labels(bundle: Bundle, y: np.ndarray, *, source: str = "input") -> np.ndarray:
     """Indices of known labels; a label the model never saw is an input error."""
     classes = bundle.preprocessing["classes"]
-    labels = np.asarray(y).astype(str)
+    labels = [str(v) for v in np.asarray(y).astype(str)]
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise InputError(
