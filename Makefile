@@ -19,6 +19,7 @@ PRUNER ?= hyperband
 SEED ?= 42
 TIMEOUT ?=
 ARGS ?=
+FORMAT ?= keras,savedmodel,mlflow
 
 TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) \
 	--patience $(PATIENCE) --sampler $(SAMPLER) --pruner $(PRUNER) --seed $(SEED) \
@@ -44,6 +45,10 @@ tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MA
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest
 
+
+export: $(STAMP) ## export the best model of the latest study to exports/ (STUDY= FORMAT= ARGS=--refit)
+	$(BIN)/tuner export $(if $(STUDY),--study $(STUDY)) --out exports/$(or $(STUDY),latest)-$$(date +%Y%m%d-%H%M%S) \
+		--format $(FORMAT) $(ARGS)
 
 ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \

@@ -269,3 +269,34 @@ def test_unknown_classes_and_bad_exports_exit_2(
         == 2
     )
     assert "unknown format(s) ['onnx2']" in capsys.readouterr().err
+
+
+def test_refit_on_train_and_validation_is_recorded_beside_the_original(
+    finished_studies: Callable[[str], Finished], tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    study = finished_studies("japanese_vowels")
+    out = tmp_path / "refit"
+    common = ["--storage", study.stores.storage, "--tracking-uri", study.stores.tracking]
+    assert (
+        main(["export", "--study", "japanese_vowels", "--out", str(out), "--refit", *common]) == 0
+    )
+    meta = json.loads((out / "metadata.json").read_text())
+    refit = meta["refit"]
+    assert refit["trained_on"] == "train+validation" and refit["epochs"] >= 1
+    assert refit["original_test_metrics"] == study.summary["best_test"]
+    assert meta["test_metrics"] == refit["test_metrics"]
+    client = MlflowClient(study.stores.tracking)
+    run = client.get_run(refit["mlflow_run_id"])
+    assert run.data.tags["role"] == "refit"
+    assert run.data.metrics["test_log_loss"] == pytest.approx(refit["test_metrics"]["log_loss"])
+    assert run.data.metrics["original_test_log_loss"] == pytest.approx(
+        study.summary["best_test"]["log_loss"]
+    )
+    version = client.get_model_version_by_alias("japanese_vowels", "refit")
+    assert version.run_id == refit["mlflow_run_id"]
+    done = _python("-c", REPRODUCE, str(out))
+    assert done.returncode == 0, done.stderr
+    again = json.loads(done.stdout.strip().splitlines()[-1])
+    assert again["log_loss"] == pytest.approx(refit["test_metrics"]["log_loss"], rel=1e-6)

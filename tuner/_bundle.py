@@ -54,9 +54,19 @@ class Bundle:
 
 
 def export_study(
-    study: Any, *, out: Path, formats: tuple[str, ...] = ("keras",), tracking_uri: str
+    study: Any,
+    *,
+    out: Path,
+    formats: tuple[str, ...] = ("keras",),
+    tracking_uri: str,
+    refit: bool = False,
 ) -> Path:
-    """Write the bundle of `study`'s best trial to `out` (a new or empty folder)."""
+    """Write the bundle of `study`'s best trial to `out` (a new or empty folder).
+
+    `refit`: retrain the best configuration on train plus validation for the best
+    trial's number of epochs and export that model instead; it is recorded as its
+    own MLflow run and registered model version (alias `refit`).
+    """
     from tuner._data import load_dataset, resolve_dataset
     from tuner._study import stored_config
     from tuner._summary import completed
@@ -97,7 +107,11 @@ def export_study(
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
-        _fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
+        refitted = None
+        if refit:
+            refitted = _refit(study, best, data, staging / MODEL, tracking_uri)
+        else:
+            _fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
         preprocessing = data.preprocessing() | {"seq_len": best.params.get("seq_len")}
         _write_json(staging / PREPROCESSING, preprocessing)
         if "savedmodel" in formats:
@@ -110,7 +124,10 @@ def export_study(
             "params": best.params,
             "objective": study.user_attrs.get("objective"),
             "val_metrics": best.user_attrs.get("val_metrics"),
-            "test_metrics": best.user_attrs.get("test_metrics"),
+            "test_metrics": refitted["test_metrics"]
+            if refitted
+            else best.user_attrs.get("test_metrics"),
+            "refit": refitted,
             "dataset": study.user_attrs["fingerprint"],
             "dataset_ref": config.dataset,  # what --dataset was given
             "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
@@ -158,6 +175,46 @@ def load_bundle(path: Path) -> Bundle:
     model = keras.saving.load_model(path / MODEL, safe_mode=True)
     preprocessing = json.loads((path / PREPROCESSING).read_text())
     return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
+
+
+def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) -> dict[str, Any]:
+    """Retrain the best trial on train + validation; log and register the result."""
+    from tuner._tracking import Tracker
+    from tuner._trial import evaluate, refit
+
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs_run") or 1)
+    windows = data.windows(int(best.params.get("seq_len", data.info.max_seq_len)))
+    seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
+    model = refit(best.params, windows, data, epochs=epochs, seed=seed)
+    test = evaluate(model, windows["test"], data)
+    original = best.user_attrs.get("test_metrics") or {}
+    tracker = Tracker(
+        tracking_uri, study.user_attrs["config"].get("experiment") or study.study_name
+    )
+    run_id = tracker.start_parent(
+        f"refit-trial-{best.number:04d}",
+        {**best.params, "refit_epochs": epochs, "refit_of_trial": best.number},
+        tags={
+            "study": study.study_name,
+            "role": "refit",
+            "refit_of_run": best.user_attrs.get("mlflow_run_id", ""),
+        },
+    )
+    tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
+    tracker.log_metrics(run_id, {f"original_test_{k}": v for k, v in original.items()})
+    model_uri = tracker.log_champion(
+        run_id, model, windows["val"].x[:2], registered_name=study.study_name, alias="refit"
+    )
+    tracker.end(run_id, "FINISHED")
+    model.save(target)
+    return {
+        "epochs": epochs,
+        "trained_on": "train+validation",
+        "test_metrics": test,
+        "original_test_metrics": original,
+        "mlflow_run_id": run_id,
+        "model_uri": model_uri,
+    }
 
 
 def _fetch_model(model_uri: str, target: Path, tracking_uri: str) -> None:

@@ -86,3 +86,12 @@ def load_study(name: str, url: str) -> optuna.Study:
         raise InputError(
             f"--study: no study named {name!r} in {mask_secrets(url)}; it has {names}."
         ) from None
+
+
+def latest_study(url: str) -> str:
+    """Name of the study started most recently in the storage."""
+    summaries = optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)
+    started = [(s.datetime_start, s.study_name) for s in summaries if s.datetime_start]
+    if not started:
+        raise InputError(f"{mask_secrets(url)} holds no study with trials; run `make tune` first.")
+    return max(started)[1]

@@ -135,7 +135,9 @@ class Tracker:
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 
-    def log_champion(self, run_id: str, model: Any, example: Any, *, registered_name: str) -> str:
+    def log_champion(
+        self, run_id: str, model: Any, example: Any, *, registered_name: str, alias: str = CHAMPION
+    ) -> str:
         """Log the model to the trial's run, register a version, point `champion` at it;
         returns the logged model's URI."""
         from mlflow.models import infer_signature
@@ -156,7 +158,7 @@ class Tracker:
                     pip_requirements=model_requirements(),
                 )
         version = str(info.registered_model_version)
-        self.client.set_registered_model_alias(registered_name, CHAMPION, version)
+        self.client.set_registered_model_alias(registered_name, alias, version)
         return str(info.model_uri)
 
 

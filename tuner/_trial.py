@@ -116,6 +116,32 @@ def fit_trial(
     )
 
 
+def refit(
+    params: Mapping[str, Any],
+    windows: Mapping[str, Windows],
+    data: Dataset,
+    *,
+    epochs: int,
+    seed: int,
+) -> keras.Model:
+    """Train the configuration on train plus validation for a fixed number of epochs
+    (the best epoch of its trial): no early stopping, nothing held out to choose by."""
+    keras.utils.set_random_seed(seed)
+    both = Windows(
+        x=np.concatenate([windows["train"].x, windows["val"].x]),
+        y=np.concatenate([windows["train"].y, windows["val"].y]),
+    )
+    batch_size = int(params.get("batch_size", 64))
+    info = data.info
+    model = build_model(params, info)
+    steps = math.ceil(len(both.x) / batch_size)
+    model.compile(
+        optimizer=make_optimizer(params, steps_per_epoch=steps, epochs=epochs), **compile_args(info)
+    )
+    model.fit(**_feed(both, batch_size, seed=seed), epochs=epochs, verbose=0)
+    return model
+
+
 def evaluate(
     model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 256
 ) -> dict[str, float]:

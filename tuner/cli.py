@@ -139,10 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
 
     export = sub.add_parser("export", help="write the best model of a study as a bundle")
-    export.add_argument("--study", required=True)
+    export.add_argument("--study", help="study name (default: the most recently started one)")
     export.add_argument("--out", required=True, type=Path, help="new or empty folder")
     export.add_argument(
         "--format", default="keras", help="comma-separated: keras (always), savedmodel, mlflow"
+    )
+    export.add_argument(
+        "--refit",
+        action="store_true",
+        help="retrain the best configuration on train+validation for its best epoch count",
     )
     export.add_argument("--storage", help="Optuna storage URL")
     export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
@@ -232,14 +237,17 @@ def _report(summary: dict[str, Any], config: TuneConfig, *, as_json: bool) -> No
 def _cmd_export(args: argparse.Namespace) -> int:
     from tuner._bundle import export_study
     from tuner._console import quiet_libraries
-    from tuner._storage import load_study
+    from tuner._storage import latest_study, load_study
 
     quiet_libraries()
     tracking = args.tracking_uri or TuneConfig().tracking
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    study = load_study(args.study, _storage_url(args))
-    out = export_study(study, out=args.out, formats=formats, tracking_uri=tracking)
-    print(f"exported study {args.study} to {out}", file=sys.stderr)
+    url = _storage_url(args)
+    study = load_study(args.study or latest_study(url), url)
+    out = export_study(
+        study, out=args.out, formats=formats, tracking_uri=tracking, refit=args.refit
+    )
+    print(f"exported study {study.study_name} to {out}", file=sys.stderr)
     return 0
 
 
