@@ -19,7 +19,7 @@ PRUNER ?= hyperband
 SEED ?= 42
 TIMEOUT ?=
 ARGS ?=
-FORMAT ?= keras,savedmodel,mlflow
+FORMAT ?= keras,savedmodel,mlflow,onnx
 
 TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) \
 	--patience $(PATIENCE) --sampler $(SAMPLER) --pruner $(PRUNER) --seed $(SEED) \
@@ -34,10 +34,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,postgres,jax]'
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[dev,postgres,jax,onnx]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its dev, postgres and jax extras
+install: $(STAMP) ## create .venv and install the package with its dev, postgres, jax and onnx extras
 
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)

@@ -64,7 +64,7 @@ def bundles(
     folder = tmp_path_factory.mktemp("bundles")
     out = {}
     for name in TASK_DATASETS.values():
-        formats = "keras,savedmodel,mlflow" if name == "co2" else "keras"
+        formats = "keras,savedmodel,mlflow,onnx" if name == "co2" else "keras"
         out[name] = _export(finished_studies(name), folder / name, formats)
     return out
 
@@ -108,6 +108,8 @@ def test_forecast_bundle_formats_and_predict_in_original_units(
     bundle = bundles["co2"]
     assert (bundle / "savedmodel" / "saved_model.pb").is_file()
     assert (bundle / "mlflow_model" / "MLmodel").is_file()
+    onnx = json.loads((bundle / "metadata.json").read_text())["onnx"]
+    assert onnx["max_abs_diff"] < 1e-4, onnx  # onnxruntime against Keras on test inputs
     history = _co2().tail(150)
     history.to_csv(tmp_path / "history.csv", index=False)
     assert _predict(bundle, tmp_path / "history.csv", tmp_path / "forecast.csv") == 0

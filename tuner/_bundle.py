@@ -8,6 +8,7 @@ A bundle is a folder:
                          package versions and the SHA-256 of every other file
     savedmodel/          TensorFlow SavedModel (`--format savedmodel`)
     mlflow_model/        MLflow pyfunc model with the same preprocessing (`--format mlflow`)
+    model.onnx           ONNX model, checked against Keras with onnxruntime (`--format onnx`)
 
 `load_bundle` checks the hashes before anything is loaded.
 """
@@ -29,7 +30,7 @@ import numpy as np
 
 from tuner._errors import InputError
 
-FORMATS = ("keras", "savedmodel", "mlflow")
+FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
 METADATA = "metadata.json"
 PREPROCESSING = "preprocessing.json"
 MODEL = "model.keras"
@@ -118,6 +119,10 @@ def export_study(
             _savedmodel(staging)
         if "mlflow" in formats:
             _mlflow_model(staging)
+        onnx = None
+        if "onnx" in formats:
+            sample = data.windows(int(preprocessing["seq_len"] or data.info.max_seq_len))["test"]
+            onnx = _onnx(staging, np.ascontiguousarray(sample.x[:64]))
         metadata = {
             "study": study.study_name,
             "trial": best.number,
@@ -128,6 +133,7 @@ def export_study(
             if refitted
             else best.user_attrs.get("test_metrics"),
             "refit": refitted,
+            "onnx": onnx,
             "dataset": study.user_attrs["fingerprint"],
             "dataset_ref": config.dataset,  # what --dataset was given
             "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
@@ -241,6 +247,30 @@ def _savedmodel(folder: Path) -> None:
 
     model = keras.saving.load_model(folder / MODEL, safe_mode=True)
     model.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
+
+
+def _onnx(folder: Path, sample: np.ndarray) -> dict[str, Any]:
+    """Export to ONNX and compare onnxruntime's output with Keras' on test inputs."""
+    import keras
+
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(
+            "--format onnx needs the onnx extra (tf2onnx, onnxruntime); run `make install` or "
+            "pip install 'lstm-tuner[onnx]'."
+        ) from None
+    import tuner._layers  # noqa: F401
+
+    model = keras.saving.load_model(folder / MODEL, safe_mode=True)
+    expected = np.asarray(model.predict(sample, verbose=0))  # also builds the call graph
+    model.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    return {
+        "checked_on": f"{len(sample)} test inputs",
+        "max_abs_diff": float(np.abs(got - expected).max()),
+    }
 
 
 def _mlflow_model(folder: Path) -> None:
