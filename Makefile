@@ -50,6 +50,12 @@ export: $(STAMP) ## export the best model of the latest study to exports/ (STUDY
 	$(BIN)/tuner export $(if $(STUDY),--study $(STUDY)) --out exports/$(or $(STUDY),latest)-$$(date +%Y%m%d-%H%M%S) \
 		--format $(FORMAT) $(ARGS)
 
+notebook: $(STAMP) ## run notebooks/analysis.ipynb headless (STUDY= COMPARE=) into notebooks/out/
+	$(BIN)/python -m tuner._notebook --study $(or $(STUDY),$(DATASET)) $(if $(COMPARE),--compare-with $(COMPARE))
+
+dashboard: $(STAMP) ## serve optuna-dashboard over the study storage on 127.0.0.1:8080
+	$(BIN)/optuna-dashboard sqlite:///studies/optuna.db --host 127.0.0.1 --port 8080
+
 ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \
 		--default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000

@@ -55,7 +55,7 @@ def test_tiny_study_on_each_built_in_dataset(
     experiment = client.get_experiment_by_name(name)
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    parent = next(r for r in runs if r.data.tags.get("role") == "tune")
     baseline = sorted(baselines)[0]
     assert parent.data.metrics[f"baseline_{baseline}_{metric}"] == pytest.approx(
         summary["baselines"][baseline][metric]

@@ -40,7 +40,7 @@ MODEL = "model.keras"
 class Bundle:
     """A loaded, verified bundle."""
 
-    path: Path
+    path: Path | None  # None: a model held in memory, not loaded from a folder
     model: Any  # keras.Model
     preprocessing: dict[str, Any]
     metadata: dict[str, Any]
@@ -112,7 +112,7 @@ def export_study(
         if refit:
             refitted = _refit(study, best, data, staging / MODEL, tracking_uri)
         else:
-            _fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
+            fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
         preprocessing = data.preprocessing() | {"seq_len": best.params.get("seq_len")}
         _write_json(staging / PREPROCESSING, preprocessing)
         if "savedmodel" in formats:
@@ -223,7 +223,8 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     }
 
 
-def _fetch_model(model_uri: str, target: Path, tracking_uri: str) -> None:
+def fetch_model(model_uri: str, target: Path, tracking_uri: str) -> None:
+    """Download the `.keras` file of a model logged to MLflow."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)

@@ -1,0 +1,47 @@
+"""The analysis notebook, executed headless on tiny finished studies: every
+section must produce its figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+
+from tests.conftest import Finished
+from tuner._notebook import run_notebook
+
+SECTIONS = (
+    "optimization_history",
+    "param_importances",
+    "parallel_coordinates",
+    "contour_top_two",
+    "learning_curves",
+    "best_model",
+    "comparison",
+)
+
+
+def test_notebook_produces_every_figure(
+    finished_studies: Callable[[str], Finished], tmp_path: Path
+) -> None:
+    co2, weather = finished_studies("co2"), finished_studies("seattle_weather")
+    executed = run_notebook(
+        {
+            "study": "co2",
+            "storage": co2.stores.storage,
+            "tracking_uri": co2.stores.tracking,
+            "compare_with": "seattle_weather",
+            "compare_storage": weather.stores.storage,
+        },
+        tmp_path / "out",
+    )
+    figures = tmp_path / "out" / "figures-co2"
+    for name in SECTIONS:
+        png = figures / f"{name}.png"
+        assert png.is_file() and png.stat().st_size > 5_000, f"section {name} drew no figure"
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= len(SECTIONS)  # shown inline as well as saved

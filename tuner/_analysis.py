@@ -1,0 +1,214 @@
+"""Study analysis for the notebook: every figure and table it shows comes from here.
+
+Each function takes a study (and the MLflow tracking URI where it needs the
+runs) and returns a matplotlib figure or a pandas table, so the notebook stays
+a list of calls.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+from optuna.visualization import matplotlib as vis_mpl
+
+from tuner._errors import InputError
+from tuner._summary import completed, summarize
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _figure(axes: Any) -> Figure:
+    ax = axes.flat[0] if isinstance(axes, np.ndarray) else axes
+    figure: Figure = ax.figure
+    figure.set_size_inches(9, 5)
+    return figure
+
+
+def _need_trials(study: optuna.Study, n: int, what: str) -> None:
+    if len(completed(study)) < n:
+        raise InputError(
+            f"study {study.study_name}: {what} needs at least {n} complete trials, it has "
+            f"{len(completed(study))}; run more trials."
+        )
+
+
+def optimization_history(study: optuna.Study) -> Figure:
+    """Objective of every trial and the best so far."""
+    _need_trials(study, 1, "the optimization history")
+    return _figure(vis_mpl.plot_optimization_history(study))
+
+
+def param_importances(study: optuna.Study) -> Figure:
+    """fANOVA importance of each parameter for the objective."""
+    _need_trials(study, 2, "parameter importances")
+    return _figure(vis_mpl.plot_param_importances(study))
+
+
+def parallel_coordinates(study: optuna.Study) -> Figure:
+    """Every complete trial as a line across its parameters, coloured by objective."""
+    _need_trials(study, 2, "parallel coordinates")
+    return _figure(vis_mpl.plot_parallel_coordinate(study))
+
+
+def top_two_params(study: optuna.Study) -> list[str]:
+    """The two most important parameters that every complete trial has."""
+    _need_trials(study, 2, "parameter importances")
+    shared = set.intersection(*(set(t.params) for t in completed(study)))
+    ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
+    return list(ranked)[:2]
+
+
+def contour_of_top_two(study: optuna.Study) -> Figure:
+    """Objective over the two most important parameters (slice plots if only one varies)."""
+    params = top_two_params(study)
+    if len(params) < 2:
+        return _figure(vis_mpl.plot_slice(study, params=params))
+    return _figure(vis_mpl.plot_contour(study, params=params))
+
+
+def learning_curves(study: optuna.Study, tracking_uri: str, *, top: int = 5) -> Figure:
+    """Per-epoch validation loss of the best `top` trials, read from their MLflow runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    best = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:top]
+    figure, ax = plt.subplots(figsize=(9, 5))
+    for trial in best:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            continue
+        history = client.get_metric_history(run_id, "val_loss")
+        steps = [m.step + 1 for m in history]
+        ax.plot(steps, [m.value for m in history], marker="o", label=f"trial {trial.number}")
+    ax.set(xlabel="epoch", ylabel="validation loss", title=f"{study.study_name}: top {top} trials")
+    ax.legend()
+    return figure
+
+
+def best_against_baselines(study: optuna.Study) -> pd.DataFrame:
+    """Validation and test metrics of the best trial beside the naive baselines."""
+    summary = summarize(study, storage="", tracking_uri="")
+    rows = {"best trial (val)": summary["best_val"], "best trial (test)": summary["best_test"]}
+    for name, metrics in summary["baselines"].items():
+        rows[name.replace("_", " ")] = metrics
+    return pd.DataFrame({k: v for k, v in rows.items() if v}).T
+
+
+def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
+    """The best model on the test split: forecasts against the truth, a confusion
+    matrix, or text sampled from the character model."""
+    model, data, params = _best_model(study, tracking_uri)
+    test = data.windows(int(params.get("seq_len", data.info.max_seq_len)))["test"]
+    task = data.spec.task
+    if task == "forecasting":
+        return _forecast_plot(model, data, test, study.study_name)
+    if task == "classification":
+        return _confusion(model, data, test, study.study_name)
+    return _sampled_text(model, data, study.study_name, int(params.get("seq_len", 100)))
+
+
+def compare_studies(a: optuna.Study, b: optuna.Study) -> tuple[pd.DataFrame, Figure]:
+    """Two studies side by side: their best results and their best-so-far curves."""
+    table = pd.DataFrame(
+        {s.study_name: _best_row(s) for s in (a, b)},
+    )
+    figure, ax = plt.subplots(figsize=(9, 5))
+    for study in (a, b):
+        values = [float(t.value or 0.0) for t in completed(study)]
+        ax.plot(np.minimum.accumulate(values), marker=".", label=study.study_name)
+    ax.set(xlabel="complete trial", ylabel="best objective so far", title="studies compared")
+    ax.legend()
+    return table, figure
+
+
+def _best_row(study: optuna.Study) -> dict[str, Any]:
+    summary = summarize(study, storage="", tracking_uri="")
+    row: dict[str, Any] = {
+        "objective": summary["objective"],
+        "complete": summary["n_complete"],
+        "pruned": summary["n_pruned"],
+        "failed": summary["n_failed"],
+        "best trial": summary["best_trial"],
+    }
+    row |= {f"val {k}": v for k, v in (summary["best_val"] or {}).items()}
+    row |= {f"test {k}": v for k, v in (summary["best_test"] or {}).items()}
+    return row
+
+
+def _best_model(study: optuna.Study, tracking_uri: str) -> tuple[Any, Any, dict[str, Any]]:
+    import tempfile
+    from pathlib import Path
+
+    import keras
+
+    import tuner._layers  # noqa: F401 - registers the custom layers
+    from tuner._bundle import MODEL, fetch_model
+    from tuner._data import load_dataset, resolve_dataset
+    from tuner._study import stored_config
+
+    _need_trials(study, 1, "the best model")
+    best = min(completed(study), key=lambda t: float(t.value or 0.0))
+    config = stored_config(study)
+    data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
+    with tempfile.TemporaryDirectory() as tmp:
+        fetch_model(best.user_attrs["model_uri"], Path(tmp) / MODEL, tracking_uri)
+        model = keras.saving.load_model(Path(tmp) / MODEL, safe_mode=True)
+    return model, data, best.params
+
+
+def _forecast_plot(model: Any, data: Any, test: Any, name: str) -> Figure:
+    pred = data.to_original_units(np.asarray(model.predict(test.x, verbose=0)))
+    true = data.to_original_units(np.asarray(test.y))
+    figure, ax = plt.subplots(figsize=(11, 5))
+    ax.plot(true[:, 0, 0], label="observed", color="black", linewidth=1)
+    ax.plot(pred[:, 0, 0], label="best model, 1 step ahead", alpha=0.8)
+    last = pred.shape[1] - 1
+    ax.plot(np.arange(last, last + len(pred)), pred[:, -1, 0], label=f"{last + 1} steps ahead")
+    ax.set(xlabel="test window", ylabel=data.spec.target[0], title=f"{name}: test split")
+    ax.legend()
+    return figure
+
+
+def _confusion(model: Any, data: Any, test: Any, name: str) -> Figure:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from tuner._sequences import class_probabilities
+
+    predicted = class_probabilities(np.asarray(model.predict(test.x, verbose=0))).argmax(1)
+    figure, ax = plt.subplots(figsize=(7, 6))
+    ConfusionMatrixDisplay.from_predictions(
+        test.y, predicted, display_labels=list(data.classes), ax=ax, colorbar=False
+    )
+    ax.set_title(f"{name}: test split")
+    return figure
+
+
+def _sampled_text(model: Any, data: Any, name: str, seq_len: int) -> Figure:
+    from tuner._bundle import Bundle
+    from tuner._predict import generate
+
+    bundle = Bundle(None, model, data.preprocessing() | {"seq_len": seq_len}, {})
+    start = data.borders[1]
+    prompt = "".join(data.vocab[c] for c in data.codes[start : start + 40])
+    text = generate(bundle, prompt, length=300, temperature=0.7, seed=0)
+    figure, ax = plt.subplots(figsize=(11, 5))
+    ax.axis("off")
+    ax.set_title(f"{name}: 300 characters sampled after a test-split prompt (temperature 0.7)")
+    ax.text(0, 1, _wrap(text), va="top", family="monospace", fontsize=9)
+    return figure
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
