@@ -69,6 +69,11 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     assert {"trials.csv", "summary.json", "dataset_fingerprint.json", "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert "plots/optimization_history.png" in plots
+    assert {
+        "plots/contour_top_two.png",
+        "plots/learning_curves.png",
+        "plots/best_model.png",
+    } <= plots
     assert "plots/study_plots.html" in plots
 
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]

@@ -76,20 +76,28 @@ def contour_of_top_two(study: optuna.Study) -> Figure:
     return _figure(vis_mpl.plot_contour(study, params=params))
 
 
-def learning_curves(study: optuna.Study, tracking_uri: str, *, top: int = 5) -> Figure:
-    """Per-epoch validation loss of the best `top` trials, read from their MLflow runs."""
+def val_loss_histories(
+    study: optuna.Study, tracking_uri: str, *, top: int = 5
+) -> dict[int, tuple[list[int], list[float]]]:
+    """Per-epoch validation loss (epochs from 1) of the best `top` trials, from MLflow."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     best = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:top]
-    figure, ax = plt.subplots(figsize=(9, 5))
+    out = {}
     for trial in best:
         run_id = trial.user_attrs.get("mlflow_run_id")
-        if not run_id:
-            continue
-        history = client.get_metric_history(run_id, "val_loss")
-        steps = [m.step + 1 for m in history]
-        ax.plot(steps, [m.value for m in history], marker="o", label=f"trial {trial.number}")
+        if run_id:
+            history = client.get_metric_history(run_id, "val_loss")
+            out[trial.number] = ([m.step + 1 for m in history], [m.value for m in history])
+    return out
+
+
+def learning_curves(study: optuna.Study, tracking_uri: str, *, top: int = 5) -> Figure:
+    """Per-epoch validation loss of the best `top` trials, read from their MLflow runs."""
+    figure, ax = plt.subplots(figsize=(9, 5))
+    for number, (steps, values) in val_loss_histories(study, tracking_uri, top=top).items():
+        ax.plot(steps, values, marker="o", label=f"trial {number}")
     ax.set(xlabel="epoch", ylabel="validation loss", title=f"{study.study_name}: top {top} trials")
     ax.legend()
     return figure
@@ -109,12 +117,17 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
     matrix, or text sampled from the character model."""
     model, data, params = _best_model(study, tracking_uri)
     test = data.windows(int(params.get("seq_len", data.info.max_seq_len)))["test"]
+    return model_figure(model, data, test, params, study.study_name)
+
+
+def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name: str) -> Figure:
+    """A trained model on the test split, drawn for its task."""
     task = data.spec.task
     if task == "forecasting":
-        return _forecast_plot(model, data, test, study.study_name)
+        return _forecast_plot(model, data, test, name)
     if task == "classification":
-        return _confusion(model, data, test, study.study_name)
-    return _sampled_text(model, data, study.study_name, int(params.get("seq_len", 100)))
+        return _confusion(model, data, test, name)
+    return _sampled_text(model, data, name, int(params.get("seq_len", 100)))
 
 
 def compare_studies(a: optuna.Study, b: optuna.Study) -> tuple[pd.DataFrame, Figure]:

@@ -23,21 +23,35 @@ out = Console()
 
 
 class TrialProgress:
-    """Optuna callback advancing a bar (TTY) or printing a line per trial."""
+    """Optuna callback advancing a bar over trials and one over the current trial's
+    epochs (TTY), or printing a line per trial (logs, CI)."""
 
-    def __init__(self, total: int, done: int) -> None:
+    def __init__(self, total: int, done: int, *, console: Console = err) -> None:
         self._total = total
-        self._live = err.is_terminal
+        self._live = console.is_terminal
         self._progress = Progress(
-            TextColumn("[bold]trials"),
+            TextColumn("[bold]{task.fields[label]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.description}"),
             TimeElapsedColumn(),
-            console=err,
+            console=console,
             disable=not self._live,
         )
-        self._task = self._progress.add_task("", total=total, completed=done)
+        self._task = self._progress.add_task("", total=total, completed=done, label="trials")
+        self._epochs = self._progress.add_task("", total=None, visible=False, label="epochs")
+
+    def epoch(self, trial: int, epoch: int, max_epochs: int, logs: dict[str, float]) -> None:
+        """Advance the epoch bar of the running trial (TTY only)."""
+        loss = logs.get("val_loss", float("nan"))
+        self._progress.update(
+            self._epochs,
+            completed=epoch + 1,
+            total=max_epochs,
+            visible=True,
+            label=f"trial {trial}",
+            description=f"val_loss {loss:.5f}",
+        )
 
     def __enter__(self) -> TrialProgress:
         self._progress.start()

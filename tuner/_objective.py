@@ -12,7 +12,9 @@ import keras
 import optuna
 from optuna_integration import KerasPruningCallback
 
+from tuner._analysis import model_figure
 from tuner._config import TuneConfig
+from tuner._console import TrialProgress
 from tuner._data import Dataset
 from tuner._devices import describe_device
 from tuner._errors import TrialFailed
@@ -42,6 +44,7 @@ class Objective:
         self._windows = WindowCache(data)
         self._device = describe_device()
         self.current: optuna.Trial | None = None
+        self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self._run_id = ""
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -86,6 +89,8 @@ class Objective:
 
     def _log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
         self._tracker.log_metrics(self._run_id, logs, step=epoch)
+        if self.progress is not None and self.current is not None:
+            self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
 
     def _train(
         self, trial: optuna.Trial, params: dict[str, Any], run_id: str, recorder: EpochRecorder
@@ -113,6 +118,11 @@ class Objective:
                 run_id, result.model, windows["val"].x[:2], registered_name=self._config.study_name
             )
             trial.set_user_attr("model_uri", model_uri)
+            # The parent process never loads Keras: the best model is drawn here.
+            figure = model_figure(
+                result.model, self._data, windows["test"], params, self._config.study_name
+            )
+            self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
         self._tracker.log_metrics(run_id, metrics)
         self._finish(trial, run_id, "complete", recorder, result.stop_reason)
         del result

@@ -121,6 +121,13 @@ class Tracker:
         rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self.client.log_batch(run_id, metrics=rows)
 
+    def log_figure(self, run_id: str, figure: Any, path: str) -> None:
+        """A matplotlib figure as a PNG artifact (replacing one at the same path)."""
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(run_id, figure, path)
+        plt.close(figure)
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(
             run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()]

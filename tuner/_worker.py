@@ -132,6 +132,7 @@ def _trials_loop(
             _wait_for_others(study)
             continue
         with TrialProgress(config.trials, _finished(study)) as progress:
+            objective.progress = progress
             study.optimize(
                 objective,
                 timeout=_remaining(job.deadline),
