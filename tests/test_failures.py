@@ -23,52 +23,43 @@ def _child_runs(stores: Stores, experiment: str) -> list:
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
+def _failing_study(
+    stores: Stores, study: str, trials: int, space: str, *flags: str
+) -> tuple[list, list]:
+    """Run a study whose space has a failing choice; check every failed trial's
+    MLflow run ended FAILED with the reason; return (failed, complete) trials."""
+    args = [*tiny_tune_args(stores, study=study, trials=trials), "--space", str(SPACES / space)]
+    assert main([*args, *flags]) == 0
+    loaded = optuna.load_study(study_name=study, storage=stores.storage)
+    failed = [t for t in loaded.trials if t.state == TrialState.FAIL]
+    complete = [t for t in loaded.trials if t.state == TrialState.COMPLETE]
+    assert failed and complete, [(t.state, t.params) for t in loaded.trials]
+    runs = {r.data.tags.get("trial_number"): r for r in _child_runs(stores, study)}
+    for t in failed:
+        run = runs[str(t.number)]
+        assert run.info.status == "FAILED" and run.data.tags["state"] == "failed"
+        assert run.data.tags["stop_reason"] == t.user_attrs["fail_reason"]
+    return failed, complete
+
+
 def test_diverging_trial_fails_with_reason_and_study_goes_on(stores: Stores) -> None:
-    args = [
-        *tiny_tune_args(stores, study="div", trials=3),
-        "--space",
-        str(SPACES / "diverging.py"),
-        "--sampler",
-        "random",
-        "--seed",
-        "8",
-    ]  # draws: diverging first, then fine
-    assert main(args) == 0
-    study = optuna.load_study(study_name="div", storage=stores.storage)
-    failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert failed and complete, [(t.state, t.params) for t in study.trials]
+    # Random draws with seed 8: a diverging learning rate first, then fine ones.
+    failed, _ = _failing_study(
+        stores, "div", 3, "diverging.py", "--sampler", "random", "--seed", "8"
+    )
     for t in failed:
         assert t.params["learning_rate"] == 1e18
         assert "diverged" in t.user_attrs["fail_reason"]
-    runs = {r.data.tags.get("trial_number"): r for r in _child_runs(stores, "div")}
-    for t in failed:
-        run = runs[str(t.number)]
-        assert run.info.status == "FAILED"
-        assert run.data.tags["state"] == "failed"
-        assert "diverged" in run.data.tags["stop_reason"]
 
 
 def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
     # The first draw (TPE startup, seed 42) is LSTM(300000): building it raises
     # the backend's real out-of-memory error; the next draws are small and train.
-    args = [
-        *tiny_tune_args(stores, study="oom", trials=2),
-        "--space",
-        str(SPACES / "oom.py"),
-        "--pruner",
-        "none",
-    ]
-    assert main(args) == 0
-    study = optuna.load_study(study_name="oom", storage=stores.storage)
-    failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert failed and len(complete) == 2, [(t.state, t.params) for t in study.trials]
+    failed, complete = _failing_study(stores, "oom", 2, "oom.py", "--pruner", "none")
+    assert len(complete) == 2
     for t in failed:
         assert t.params["units_0"] == 300000
         assert t.user_attrs["fail_reason"].startswith("out of memory")
-    runs = {r.data.tags.get("trial_number"): r for r in _child_runs(stores, "oom")}
-    assert all(runs[str(t.number)].info.status == "FAILED" for t in failed)
 
 
 def _finished(storage: str, study: str) -> int:

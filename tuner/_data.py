@@ -302,17 +302,19 @@ def split_borders(n: int, spec: DatasetSpec, *, unit: str = "rows") -> tuple[int
     return train_end, val_end, test_end
 
 
-def split_sizes(borders: tuple[int, int, int]) -> list[int]:
-    """Sizes of the train, validation and test parts from their end borders."""
-    return [borders[0], borders[1] - borders[0], borders[2] - borders[1]]
-
-
-def fingerprint(spec: DatasetSpec, **details: Any) -> dict[str, Any]:
-    """What identifies the data a study was tuned on: file hash, task and split."""
-    return {
+def fingerprint(
+    spec: DatasetSpec, *, borders: tuple[int, int, int] | None = None, **details: Any
+) -> dict[str, Any]:
+    """What identifies the data a study was tuned on: file hash, task and split
+    (`borders`: ends of train, validation and test in an ordered series or text)."""
+    out = {
         "name": spec.name,
         "task": spec.task,
         "file": spec.path.name,
         "sha256": hashlib.sha256(spec.path.read_bytes()).hexdigest(),
         **details,
     }
+    if borders is not None:
+        out["split_borders"] = list(borders)
+        out["split_sizes"] = [borders[0], borders[1] - borders[0], borders[2] - borders[1]]
+    return out

@@ -20,7 +20,6 @@ from tuner._data import (
     Windows,
     fingerprint,
     split_borders,
-    split_sizes,
 )
 from tuner._errors import InputError
 from tuner._metrics import forecast_baselines, forecast_metrics
@@ -126,8 +125,7 @@ def load_series(spec: DatasetSpec) -> SeriesData:
             columns=list(columns),
             targets=list(spec.target),
             horizon=spec.horizon,
-            split_borders=list(borders),
-            split_sizes=split_sizes(borders),
+            borders=borders,
         ),
     )
 

@@ -21,7 +21,6 @@ from tuner._data import (
     Windows,
     fingerprint,
     split_borders,
-    split_sizes,
 )
 from tuner._errors import InputError
 from tuner._windows import SPLITS, check_seq_len, compact
@@ -137,7 +136,6 @@ def load_text(spec: DatasetSpec) -> TextData:
             spec,
             characters=len(text),
             vocabulary=len(vocab),
-            split_borders=list(borders),
-            split_sizes=split_sizes(borders),
+            borders=borders,
         ),
     )

@@ -89,10 +89,7 @@ def fit_trial(
     steps = math.ceil(len(train.x) / batch_size)
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     try:
-        info = data.info
-        model = build_model(params, info)
-        optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=settings.max_epochs)
-        model.compile(optimizer=optimizer, **compile_args(info))
+        model = _compiled(params, data, steps_per_epoch=steps, epochs=settings.max_epochs)
         model.fit(
             **_feed(train, batch_size, seed=settings.seed),
             validation_data=_validation_feed(val, batch_size),
@@ -132,13 +129,21 @@ def refit(
         y=np.concatenate([windows["train"].y, windows["val"].y]),
     )
     batch_size = int(params.get("batch_size", 64))
-    info = data.info
-    model = build_model(params, info)
-    steps = math.ceil(len(both.x) / batch_size)
-    model.compile(
-        optimizer=make_optimizer(params, steps_per_epoch=steps, epochs=epochs), **compile_args(info)
+    model = _compiled(
+        params, data, steps_per_epoch=math.ceil(len(both.x) / batch_size), epochs=epochs
     )
     model.fit(**_feed(both, batch_size, seed=seed), epochs=epochs, verbose=0)
+    return model
+
+
+def _compiled(
+    params: Mapping[str, Any], data: Dataset, *, steps_per_epoch: int, epochs: int
+) -> keras.Model:
+    """The task's model for `params`, compiled with its optimizer, loss and metrics."""
+    info = data.info
+    model = build_model(params, info)
+    optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    model.compile(optimizer=optimizer, **compile_args(info))
     return model
 
 
