@@ -26,7 +26,7 @@ TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) 
 	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
 	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
 
-.PHONY: help install tune test ui lint clean
+.PHONY: help install tune test ui lint clean bench bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,11 +63,11 @@ ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py
 
-bench-backends: $(STAMP) ## per-epoch time of one fixed LSTM per Keras backend and input pipeline
-	$(BIN)/python bench/backends.py
+bench: $(STAMP) ## benchmarks B1-B6 in full (about 75 minutes here; ONLY=B1,B3 for a subset) -> BENCHMARKS.md
+	cd bench && ../$(BIN)/python run.py $(if $(ONLY),--only $(ONLY))
 
-bench-parallel: $(STAMP) ## trials per hour with 1 and 2 local workers on one fixed configuration
-	$(BIN)/python bench/parallel.py
+bench-quick: $(STAMP) ## short benchmarks B1-B6 (under 10 minutes) -> bench/results/quick/
+	cd bench && ../$(BIN)/python run.py --quick $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check tuner tests search_spaces bench

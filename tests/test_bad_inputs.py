@@ -36,6 +36,13 @@ CASES = [
     ),
     (["--tracking-uri", "http://127.0.0.1:9"], ["--tracking-uri", "unreachable", "127.0.0.1:9"]),
     (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
+    (["--engine", "ray"], ["--engine must be one of optuna, keras-tuner", "'ray'"]),
+    (["--kt-tuner", "grid"], ["--kt-tuner must be one of hyperband, bayesian, random", "'grid'"]),
+    (["--epoch-budget", "0"], ["--epoch-budget must be at least 1", "got 0"]),
+    (
+        ["--engine", "keras-tuner", "--workers", "2"],
+        ["--engine keras-tuner runs one worker process", "--workers 2"],
+    ),
 ]
 
 

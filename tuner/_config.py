@@ -12,6 +12,8 @@ from tuner._paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("hyperband", "median", "none")
+ENGINES = ("optuna", "keras-tuner")
+KT_TUNERS = ("hyperband", "bayesian", "random")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +36,9 @@ class TuneConfig:
     workers: int | None = None  # None: one per GPU chosen, else 1
     gpus: str | None = None  # all (default) | none | ids like 0,1
     precision: str = "float32"
+    engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
+    kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
+    epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
     # Dataset options (None: the dataset definition's value or the default).
     horizon: int | None = None
     target: tuple[str, ...] | None = None
@@ -50,6 +55,15 @@ class TuneConfig:
         if self.workers is not None:
             _at_least("--workers", self.workers, 1)
         _one_of("--precision", self.precision, PRECISIONS)
+        _one_of("--engine", self.engine, ENGINES)
+        _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
+        if self.epoch_budget is not None:
+            _at_least("--epoch-budget", self.epoch_budget, 1)
+        if self.engine == "keras-tuner" and (self.workers or 1) > 1:
+            raise InputError(
+                f"--engine keras-tuner runs one worker process, but got --workers {self.workers}; "
+                "use --workers 1, or the optuna engine for parallel workers."
+            )
         if self.horizon is not None:
             _at_least("--horizon", self.horizon, 1)
         if self.seasonal_period is not None:

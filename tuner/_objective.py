@@ -4,8 +4,8 @@ champion model). Runs inside a worker process; this is where Keras is imported.
 
 from __future__ import annotations
 
-import gc
 import os
+import time
 from typing import Any
 
 import keras
@@ -21,7 +21,7 @@ from tuner._errors import TrialFailed
 from tuner._space import OptunaHP, SearchSpace
 from tuner._summary import completed
 from tuner._tracking import Tracker
-from tuner._trial import EpochRecorder, FitSettings, evaluate, fit_trial
+from tuner._trial import EpochRecorder, FitSettings, Resume, evaluate, fit_trial
 from tuner._windows import WindowCache
 
 
@@ -41,13 +41,14 @@ class Objective:
         self._data = data
         self._config = config
         self._tracker = tracker
-        self._windows = WindowCache(data)
+        self.windows = WindowCache(data)
         self._device = describe_device()
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self._run_id = ""
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
+        """Train `trial`'s configuration (or continue `resume.model`) and record it."""
         self.current = trial
         self._run_id = ""
         recorder = EpochRecorder(self._log_epoch)
@@ -58,7 +59,7 @@ class Objective:
             trial.set_user_attr("mlflow_run_id", self._run_id)
             trial.set_user_attr("device", self._device)
             trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
-            value = self._train(trial, hp.values, self._run_id, recorder)
+            value = self._train(trial, hp.values, self._run_id, recorder, resume)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"
             self._finish(trial, self._run_id, "pruned", recorder, reason)
@@ -74,8 +75,7 @@ class Objective:
             self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
         finally:
-            keras.backend.clear_session()
-            gc.collect()
+            keras.backend.clear_session()  # also runs the garbage collector
             trial.set_user_attr("rss_mb", round(rss_mb(), 1))
         self.current = None
         return value
@@ -93,19 +93,27 @@ class Objective:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
 
     def _train(
-        self, trial: optuna.Trial, params: dict[str, Any], run_id: str, recorder: EpochRecorder
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run_id: str,
+        recorder: EpochRecorder,
+        resume: Resume | None,
     ) -> float:
         info = self._data.info
-        windows = self._windows.get(int(params.get("seq_len", info.max_seq_len)))
+        windows = self.windows.get(int(params.get("seq_len", info.max_seq_len)))
         settings = FitSettings(
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
             seed=self._config.seed + trial.number,
         )
         pruning = KerasPruningCallback(trial, "val_loss")
+        started = time.perf_counter()
         result = fit_trial(
-            params, windows, self._data, settings, recorder=recorder, pruning=pruning
+            params, windows, self._data, settings, recorder=recorder, pruning=pruning, resume=resume
         )
+        # Training and validation alone; the rest of the trial's wall time is the tuner's.
+        trial.set_user_attr("train_s", round(time.perf_counter() - started, 3))
         value = result.val_metrics[info.metric]
         trial.set_user_attr("val_metrics", result.val_metrics)
         trial.set_user_attr("best_epoch", result.best_epoch)

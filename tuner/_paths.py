@@ -22,3 +22,4 @@ def builtin_dir(kind: str) -> Path:
 DEFAULT_STORAGE = "sqlite:///studies/optuna.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 LOG_DIR = Path("logs")
+KERAS_TUNER_DIR = Path("studies/keras_tuner")  # KerasTuner's own trial checkpoints

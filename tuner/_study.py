@@ -45,6 +45,8 @@ def run_tune(
     """
     gpus = choose_gpus(config.gpus)
     n_workers = config.workers or max(1, len(gpus))
+    if config.engine == "keras-tuner":  # one search, in one process, start to end
+        n_workers, trials_per_process = 1, config.trials
     data, space = prepare_data(config)
     tracking_uri = resolve_tracking_uri(config.tracking)
     study = open_study(config, data, space, tracking_uri=tracking_uri)
@@ -203,7 +205,7 @@ def open_study(
         study_name=config.study_name,
         storage=storage,
         direction="minimize",
-        sampler=_sampler(config.sampler, config.seed + n_before + seed_offset),
+        sampler=_sampler(config, config.seed + n_before + seed_offset),
         pruner=_pruner(config),
         load_if_exists=True,
     )
@@ -231,6 +233,7 @@ def _check_same_study(
         "covariates": list(data.spec.covariates),
         "split": list(data.spec.split),
         "space": space.name,
+        "engine": config.engine,
     }
     stored = study.user_attrs.get("identity")
     if stored is None:
@@ -240,6 +243,7 @@ def _check_same_study(
         study.set_user_attr("baselines", data.baselines())
         study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
         return
+    stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
     if changed:
         key, (was, now) = next(iter(changed.items()))
@@ -292,10 +296,11 @@ def worker_config(
     return stored_config(study, **overrides)
 
 
-def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def _sampler(config: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
     # The seed moves on with the number of trials already run, so a resumed
     # study does not draw its first configurations again.
-    if name == "random":
+    name = config.sampler
+    if name == "random" or config.engine == "keras-tuner":  # KerasTuner's trials are enqueued
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
@@ -307,6 +312,8 @@ def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def _pruner(config: TuneConfig) -> optuna.pruners.BasePruner:
+    if config.engine == "keras-tuner":  # Hyperband's rounds are KerasTuner's own
+        return optuna.pruners.NopPruner()
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
     if config.pruner == "none":

@@ -67,6 +67,11 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
     }
 
 
+def epochs_spent(study: optuna.Study) -> int:
+    """Epochs trained by all of the study's trials so far (pruned and failed included)."""
+    return sum(int(t.user_attrs.get("epochs_run", 0)) for t in study.get_trials(deepcopy=False))
+
+
 def _best(study: optuna.Study) -> FrozenTrial | None:
     done = completed(study)
     return min(done, key=lambda t: float(t.value or 0.0)) if done else None

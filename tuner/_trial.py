@@ -29,6 +29,16 @@ class FitSettings:
     seed: int
 
 
+@dataclass(frozen=True)
+class Resume:
+    """A model to train instead of a new one, from `initial_epoch`, with more callbacks."""
+
+    model: keras.Model | None = None
+    initial_epoch: int = 0
+    epochs: int | None = None  # the epoch to stop after (default: the maximum)
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
+
+
 @dataclass
 class FitResult:
     model: keras.Model
@@ -81,20 +91,28 @@ def fit_trial(
     *,
     recorder: EpochRecorder,
     pruning: keras.callbacks.Callback | None = None,
+    resume: Resume | None = None,
 ) -> FitResult:
-    """Build, train and validate one configuration; raises TrialFailed or TrialPruned."""
+    """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
+
+    `resume` hands in a model built elsewhere (KerasTuner's Hyperband continues a
+    model from an earlier round) with the epoch to start from and extra callbacks.
+    """
     keras.utils.set_random_seed(settings.seed)
     train, val = windows["train"], windows["val"]
     batch_size = int(params.get("batch_size", 64))
-    steps = math.ceil(len(train.x) / batch_size)
     callbacks = _make_callbacks(params, settings, recorder, pruning)
+    resume = resume or Resume()
     try:
-        model = _compiled(params, data, steps_per_epoch=steps, epochs=settings.max_epochs)
+        model = resume.model or compiled(
+            params, data, train_size=len(train.x), epochs=settings.max_epochs
+        )
         model.fit(
             **_feed(train, batch_size, seed=settings.seed),
             validation_data=_validation_feed(val, batch_size),
-            epochs=settings.max_epochs,
-            callbacks=callbacks.as_list(),
+            epochs=resume.epochs or settings.max_epochs,
+            initial_epoch=resume.initial_epoch,
+            callbacks=[*callbacks.as_list(), *resume.callbacks],
             verbose=0,
         )
         val_metrics = evaluate(model, val, data, batch_size=batch_size)
@@ -129,19 +147,19 @@ def refit(
         y=np.concatenate([windows["train"].y, windows["val"].y]),
     )
     batch_size = int(params.get("batch_size", 64))
-    model = _compiled(
-        params, data, steps_per_epoch=math.ceil(len(both.x) / batch_size), epochs=epochs
-    )
+    model = compiled(params, data, train_size=len(both.x), epochs=epochs)
     model.fit(**_feed(both, batch_size, seed=seed), epochs=epochs, verbose=0)
     return model
 
 
-def _compiled(
-    params: Mapping[str, Any], data: Dataset, *, steps_per_epoch: int, epochs: int
+def compiled(
+    params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
 ) -> keras.Model:
-    """The task's model for `params`, compiled with its optimizer, loss and metrics."""
+    """The task's model for `params`, compiled with its optimizer, loss and metrics
+    (`train_size` windows per epoch set the learning-rate schedule's length)."""
     info = data.info
     model = build_model(params, info)
+    steps_per_epoch = math.ceil(train_size / int(params.get("batch_size", 64)))
     optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(info))
     return model

@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from tuner._config import PRUNERS, SAMPLERS, TuneConfig
+from tuner._config import ENGINES, KT_TUNERS, PRUNERS, SAMPLERS, TuneConfig
 from tuner._devices import PRECISIONS
 from tuner._errors import InputError
 from tuner._paths import DEFAULT_STORAGE, LOG_DIR
@@ -77,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--patience", type=_positive_int, default=defaults.patience)
     tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
     tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
+    tune.add_argument(
+        "--engine",
+        default=defaults.engine,
+        help=" | ".join(ENGINES) + " (keras-tuner: KerasTuner searches the same space)",
+    )
+    tune.add_argument(
+        "--kt-tuner",
+        default=defaults.kt_tuner,
+        help=" | ".join(KT_TUNERS) + " (--engine keras-tuner)",
+    )
+    tune.add_argument(
+        "--epoch-budget",
+        type=_positive_int,
+        help="start no trial once the study's trials have trained this many epochs in all",
+    )
     tune.add_argument(
         "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
     )
@@ -183,6 +198,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         workers=args.workers,
         gpus=args.gpus,
         precision=args.precision,
+        engine=args.engine,
+        kt_tuner=args.kt_tuner,
+        epoch_budget=args.epoch_budget,
         horizon=args.horizon,
         target=args.target,
         covariates=args.covariates,

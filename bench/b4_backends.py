@@ -1,10 +1,11 @@
-"""Per-epoch training time of one fixed model per Keras backend and input pipeline.
+"""B4 training speed: per-epoch time of one fixed model per Keras backend and
+input pipeline.
 
 The model: 2-layer LSTM(64) -> Dense(1) on 10,000 windows of length 48 (a noisy
 sine), Adam, batch 64, 3 epochs. Pipelines: NumPy arrays (the tuner's default
 for windows up to 512 MB per split) and `WindowBatches` over strided views (its
-path for larger data). Each backend runs in its own process.
-Writes bench/results/backends.json. Run: `make bench-backends`.
+path for larger data). Each backend runs in its own process; the steady epoch
+time is the mean of the epochs after the first (which includes compilation).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).parent
+from common import ROOT, environment
+
 BACKENDS = ("tensorflow", "jax", "torch")
-N_WINDOWS, SEQ_LEN, EPOCHS, BATCH = 10_000, 48, 3, 64
+DEFAULT = ("tensorflow", "numpy")  # the tuner's path when KERAS_BACKEND is unset
+SEQ_LEN, EPOCHS, BATCH = 48, 3, 64
+FULL, QUICK = 10_000, 2_000  # windows
 
 
-def _measure(pipeline: str) -> dict[str, object]:
+def _measure(pipeline: str, n_windows: int) -> dict[str, object]:
     import keras
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
@@ -33,10 +36,10 @@ def _measure(pipeline: str) -> dict[str, object]:
     from tuner._trial import WindowBatches
 
     keras.utils.set_random_seed(0)
-    t = np.arange(N_WINDOWS + SEQ_LEN + 1, dtype=np.float32)
+    t = np.arange(n_windows + SEQ_LEN + 1, dtype=np.float32)
     series = (np.sin(t / 8) + 0.1 * np.random.default_rng(0).standard_normal(len(t)))[:, None]
     view = sliding_window_view(series.astype(np.float32), SEQ_LEN + 1, axis=0).transpose(0, 2, 1)
-    windows = Windows(x=view[:N_WINDOWS, :SEQ_LEN], y=view[:N_WINDOWS, SEQ_LEN, :])
+    windows = Windows(x=view[:n_windows, :SEQ_LEN], y=view[:n_windows, SEQ_LEN, :])
     model = keras.Sequential(
         [
             keras.Input((SEQ_LEN, 1)),
@@ -70,43 +73,44 @@ def _measure(pipeline: str) -> dict[str, object]:
     }
 
 
-def _run_backend(backend: str, pipeline: str) -> dict[str, object]:
+def _run_backend(backend: str, pipeline: str, n_windows: int) -> dict[str, Any]:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
-        [sys.executable, __file__, "--one", pipeline],
+        [sys.executable, __file__, "--one", pipeline, str(n_windows)],
         env=env,
         capture_output=True,
         text=True,
         check=True,
-        cwd=HERE.parent,
+        cwd=ROOT,
     )
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        print(json.dumps(_measure(args.one)))
-        return
+def run(quick: bool) -> dict[str, Any]:
+    n_windows = QUICK if quick else FULL
     installed = [b for b in BACKENDS if importlib.util.find_spec(b)]
     rows = []
     for backend in installed:
         for pipeline in ("numpy", "window_batches"):
-            row = _run_backend(backend, pipeline)
-            print(json.dumps(row), flush=True)
+            row = _run_backend(backend, pipeline, n_windows)
+            print(f"B4 {backend} {pipeline}: {row['steady_epoch_s']} s per epoch")
             rows.append(row)
-    out = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
-        "model": f"LSTM(64) x 2 -> Dense(1); {N_WINDOWS} windows x {SEQ_LEN} steps; batch {BATCH}",
+    fastest = min(rows, key=lambda r: r["steady_epoch_s"])
+    default = next(r for r in rows if (r["backend"], r["pipeline"]) == DEFAULT)
+    return {
+        **environment(),
+        "model": f"LSTM(64) x 2 -> Dense(1); {n_windows} windows x {SEQ_LEN} steps; batch {BATCH}",
         "results": rows,
+        "default": list(DEFAULT),
+        "fastest": [fastest["backend"], fastest["pipeline"]],
+        "default_over_fastest": default["steady_epoch_s"] / fastest["steady_epoch_s"],
+        "target_met": default is fastest,
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "backends.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", nargs=2, required=True, metavar=("PIPELINE", "WINDOWS"))
+    args = parser.parse_args()
+    print(json.dumps(_measure(args.one[0], int(args.one[1]))))

@@ -1,0 +1,72 @@
+"""What every benchmark shares: running `tuner tune` in a scratch folder, reading
+its study back, and describing the machine and package versions."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SPACES = HERE / "spaces"
+ETTH1 = (ROOT / "../shared/datasets/ETTh1.csv").resolve()
+_PACKAGES = ("tensorflow", "keras", "jax", "optuna", "keras-tuner", "mlflow", "numpy")
+
+
+def environment() -> dict[str, Any]:
+    """Date, machine and the versions that shape the figures."""
+    versions = {}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def tune(folder: Path, study: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `tuner tune` on the scratch stores in `folder`; return its JSON summary."""
+    command = [
+        sys.executable, "-m", "tuner", "tune", "--study", study,
+        "--storage", storage(folder), "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--json", *args,
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=folder, env={**os.environ, **(env or {})}
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        )
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary
+
+
+def storage(folder: Path) -> str:
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def study_trials(folder: Path, study: str) -> list[Any]:
+    """The study's trials in the order they started (trial number)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    loaded = optuna.load_study(study_name=study, storage=storage(folder))
+    return sorted(loaded.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

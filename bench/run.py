@@ -1,0 +1,69 @@
+"""Run the benchmarks B1-B6, write their JSON results and regenerate the report.
+
+    python bench/run.py            # full: bench/results/*.json -> BENCHMARKS.md
+    python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
+    python bench/run.py --only B3,B5
+
+Timing-sensitive benchmarks run first (B3, B4, B6, B5), then B2 (time-limited
+searches), then B1, whose budget is counted in epochs, not seconds.
+`make bench` and `make bench-quick` call this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import b1_search
+import b2_etth1
+import b3_overhead
+import b4_backends
+import b5_memory
+import b6_parallel
+import report
+from common import HERE, ROOT
+
+BENCHMARKS = {
+    "B3": ("b3_overhead", b3_overhead.run),
+    "B4": ("b4_backends", b4_backends.run),
+    "B6": ("b6_parallel", b6_parallel.run),
+    "B5": ("b5_memory", b5_memory.run),
+    "B2": ("b2_etth1", b2_etth1.run),
+    "B1": ("b1_search", b1_search.run),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the short run (at most 10 minutes)")
+    parser.add_argument("--only", help="comma-separated subset, e.g. B3,B5")
+    args = parser.parse_args()
+    chosen = [b.strip().upper() for b in args.only.split(",")] if args.only else list(BENCHMARKS)
+    unknown = [b for b in chosen if b not in BENCHMARKS]
+    if unknown:
+        print(
+            f"bench: unknown benchmark {unknown[0]!r}; "
+            f"choose from {', '.join(sorted(BENCHMARKS))}.",
+            file=sys.stderr,
+        )
+        return 2
+    results = HERE / "results" / ("quick" if args.quick else "")
+    results.mkdir(parents=True, exist_ok=True)
+    for name in (b for b in BENCHMARKS if b in chosen):
+        stem, bench = BENCHMARKS[name]
+        start = time.perf_counter()
+        result = bench(args.quick)
+        result["wall_s"] = round(time.perf_counter() - start, 1)
+        result["command"] = "make bench-quick" if args.quick else "make bench"
+        (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{name} done in {result['wall_s']:.0f} s -> {results / stem}.json", flush=True)
+    out = results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
+    report.write(results, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
