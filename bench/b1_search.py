@@ -27,7 +27,7 @@ METHODS = {
         "KerasTuner BayesianOptimization", "--engine", "keras-tuner", "--kt-tuner", "bayesian"
     ),
 }  # fmt: skip
-FULL = {"seeds": (1, 2, 3), "budget": 100, "max_epochs": 12, "patience": 3}
+FULL = {"seeds": (1, 2, 3), "budget": 120, "max_epochs": 12, "patience": 3}
 QUICK = {"seeds": (1,), "budget": 16, "max_epochs": 4, "patience": 2}
 
 

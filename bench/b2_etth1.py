@@ -20,7 +20,7 @@ SETTINGS = {
     "univariate": {"target": "OT", "lstma_mse": 0.114, "informer_mse": 0.098},
     "multivariate": {"target": COLUMNS, "lstma_mse": 0.650, "informer_mse": None},
 }
-FULL = {"trials": 60, "max_epochs": 15, "timeout": 540, "settings": tuple(SETTINGS)}
+FULL = {"trials": 60, "max_epochs": 15, "timeout": 720, "settings": tuple(SETTINGS)}
 QUICK = {"trials": 2, "max_epochs": 1, "timeout": 120, "settings": ("univariate",)}
 
 

@@ -51,10 +51,16 @@ def main() -> int:
         return 2
     results = HERE / "results" / ("quick" if args.quick else "")
     results.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
     for name in (b for b in BENCHMARKS if b in chosen):
         stem, bench = BENCHMARKS[name]
         start = time.perf_counter()
-        result = bench(args.quick)
+        try:
+            result = bench(args.quick)
+        except Exception as e:  # one broken benchmark must not cost the others' results
+            print(f"{name} failed: {e}", file=sys.stderr, flush=True)
+            failed.append(name)
+            continue
         result["wall_s"] = round(time.perf_counter() - start, 1)
         result["command"] = "make bench-quick" if args.quick else "make bench"
         (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -62,7 +68,9 @@ def main() -> int:
     out = results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
     report.write(results, out)
     print(f"wrote {out}")
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)} (their earlier results, if any, were kept)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
