@@ -98,29 +98,30 @@ def test_interrupted_study_is_recorded_and_resumes(
     assert _finished(stores.storage, "intr") == 5
 
 
-def test_memory_stays_flat_across_20_trials(stores: Stores) -> None:
+def test_memory_stays_flat_across_worker_replacements(stores: Stores) -> None:
     """Resident memory of the process running the trials, recorded after each trial.
 
     Keras sessions are cleared between trials; what TensorFlow still keeps per
     trained model (about 10 MB) is returned by replacing the worker process
-    every 10 trials.
+    (every 10 trials by default, every 5 here; `make bench` B5 runs 50 trials
+    with the default).
     """
     config = TuneConfig(
         space=str(SPACES / "tiny.py"),
         study="mem",
-        trials=20,
+        trials=12,
         max_epochs=2,
         patience=2,
         pruner="none",
         storage=stores.storage,
         tracking_uri=stores.tracking,
     )
-    run_tune(config)
+    run_tune(config, trials_per_process=5)
     trials = optuna.load_study(study_name="mem", storage=stores.storage).trials
     rss = [t.user_attrs["rss_mb"] for t in trials]
-    assert len(rss) == 20
-    growth = (rss[19] - rss[4]) / rss[4]
-    assert growth <= 0.10, f"RSS grew {growth:.1%} from trial 5 to 20: {[round(r) for r in rss]}"
+    assert len(rss) == 12
+    growth = (max(rss[5:]) - rss[4]) / rss[4]
+    assert growth <= 0.10, f"RSS grew {growth:.1%} after trial 5: {[round(r) for r in rss]}"
 
 
 def _worker_pid(parent: int) -> int | None:
