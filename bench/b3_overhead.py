@@ -5,14 +5,17 @@ Tuner side: `tuner tune` with the fixed space (bench/spaces/fixed.py, co2), each
 trial's wall time as Optuna records it (sampling, MLflow runs and per-epoch
 metrics, callbacks, validation, test scoring and champion logging when a trial
 becomes the best) and its training part (`train_s`). Bare side: a fresh process
-builds the same model with the tuner's own builder and calls `model.fit` +
-`model.predict` on the validation windows, timed the same way.
+on the same backend builds the same model with the tuner's own builder and
+calls `model.fit` + `model.predict` on the validation windows, timed the same
+way: once with NumPy arrays (a hand-written loop: the target compares against
+it) and once with the tuner's feed (what is left is the tuner's bookkeeping).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,9 +25,12 @@ from typing import Any
 
 from common import ROOT, SPACES, environment, median, study_trials, tune
 
-FULL = {"trials": 6, "epochs": 20}
+from tuner._devices import default_backend
+
+FULL = {"trials": 8, "epochs": 20}
 QUICK = {"trials": 2, "epochs": 4}
 PARAMS = {"seq_len": 52, "layers": 1, "units_0": 32, "learning_rate": 1e-3, "batch_size": 64}
+FEEDS = ("numpy", "tuner")
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -46,55 +52,70 @@ def run(quick: bool) -> dict[str, Any]:
             }
             for t in study_trials(folder, "overhead")
         ]
+    # The bare fits run on the backend the tuner's trials ran on.
+    backend = os.environ.get("KERAS_BACKEND") or default_backend(gpu=None)
     done = subprocess.run(
         [sys.executable, __file__, "--bare", str(plan["trials"]), epochs],
         capture_output=True, text=True, check=True, cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": backend},
     )  # fmt: skip
-    bare = json.loads(done.stdout.strip().splitlines()[-1])
-    bare_s = median(bare)
-    trial_s = median([t["wall_s"] for t in trials])
-    train_s = median([t["train_s"] for t in trials])
+    bare: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    bare_s = median(bare["numpy"])
+    walls = [t["wall_s"] for t in trials]
+    trial_s, train_s = median(walls), median([t["train_s"] for t in trials])
     return {
         **environment(),
         "workload": f"fixed LSTM(32), window 52, batch 64, {epochs} epochs, co2",
+        "backend": backend,
         "trials": trials,
-        "bare_fit_s": bare,
+        "bare_fit_s": bare["numpy"],
+        "bare_tuner_feed_s": bare["tuner"],
         "median_trial_s": trial_s,
+        "mean_trial_s": sum(walls) / len(walls),
         "median_train_s": train_s,
         "median_bare_s": bare_s,
+        "median_bare_tuner_feed_s": median(bare["tuner"]),
         "overhead": trial_s / bare_s - 1,
-        "overhead_training_only": train_s / bare_s - 1,
+        "overhead_mean_trial": sum(walls) / len(walls) / bare_s - 1,
+        "overhead_over_tuner_feed": trial_s / median(bare["tuner"]) - 1,
         "target_met": trial_s / bare_s - 1 <= 0.05,
     }
 
 
-def bare(repeats: int, epochs: int) -> list[float]:
-    """Time `model.fit` of the fixed configuration, `repeats` times, in this process."""
+def bare(repeats: int, epochs: int) -> dict[str, list[float]]:
+    """Time `model.fit` + a validation predict of the fixed configuration, `repeats`
+    times per feed, the feeds taking turns, in this process. Feeds: NumPy arrays as
+    a hand-written loop passes them, and the tuner's (full shuffled batches,
+    validation as one batch, padded predictions) without its bookkeeping."""
     import keras
 
     from tuner._data import load_dataset, resolve_dataset
-    from tuner._trial import compiled
+    from tuner._trial import TrainBatches, compiled, predict_windows
     from tuner._windows import WindowCache
 
     data = load_dataset(resolve_dataset("co2"))
     windows = WindowCache(data).get(PARAMS["seq_len"])
     train, val = windows["train"], windows["val"]
-    times = []
+    times: dict[str, list[float]] = {feed: [] for feed in FEEDS}
     for seed in range(repeats):
-        keras.utils.set_random_seed(seed)
-        start = time.perf_counter()
-        model = compiled(PARAMS, data, train_size=len(train.x), epochs=epochs)
-        model.fit(
-            train.x,
-            train.y,
-            batch_size=64,
-            epochs=epochs,
-            validation_data=(val.x, val.y),
-            verbose=0,
-        )
-        model.predict(val.x, batch_size=64, verbose=0)
-        times.append(round(time.perf_counter() - start, 3))
-        keras.backend.clear_session()
+        for feed in FEEDS:
+            keras.utils.set_random_seed(seed)
+            start = time.perf_counter()
+            model = compiled(PARAMS, data, train_size=len(train.x), epochs=epochs)
+            if feed == "numpy":
+                model.fit(
+                    train.x, train.y, batch_size=64, epochs=epochs,
+                    validation_data=(val.x, val.y), verbose=0,
+                )  # fmt: skip
+                model.predict(val.x, batch_size=64, verbose=0)
+            else:
+                model.fit(
+                    TrainBatches(train, 64, seed=seed), epochs=epochs,
+                    validation_data=(val.x, val.y), validation_batch_size=len(val.x), verbose=0,
+                )  # fmt: skip
+                predict_windows(model, val, batch_size=64)
+            times[feed].append(round(time.perf_counter() - start, 3))
+            keras.backend.clear_session()
     return times
 
 

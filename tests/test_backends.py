@@ -8,12 +8,17 @@ This machine has no GPU: the GPU test checks what can be checked without one
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import Stores, start_tuner, tiny_tune_args
+from tests.conftest import ROOT, Stores, start_tuner, tiny_tune_args
+from tuner._devices import default_backend
 
 INSTALLED = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
 
@@ -34,6 +39,47 @@ def test_tiny_study_under_each_installed_backend(backend: str, stores: Stores) -
 
 def test_jax_is_installed_by_make_install() -> None:
     assert "jax" in INSTALLED, "the jax extra is part of `make install`"
+
+
+def test_cpu_workers_default_to_jax_gpu_workers_to_tensorflow(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert default_backend(gpu=None) == "jax"
+    assert default_backend(gpu="0") == "tensorflow"  # its cuDNN kernels
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    proc = start_tuner(*tiny_tune_args(stores, study="unset", trials=2))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    study = optuna.load_study(study_name="unset", storage=stores.storage)
+    assert {t.user_attrs["device"] for t in study.trials} == {"jax:cpu"}
+
+
+_JAX_WORKER = """
+import sys
+import keras
+import numpy as np
+from tuner._worker import _import_keras_quietly
+
+_import_keras_quietly()
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((4, 1)), keras.layers.LSTM(3), keras.layers.Dense(1)])
+model.compile(loss="mse")
+model.fit(np.ones((8, 4, 1)), np.ones((8, 1)), verbose=0)
+model.save(sys.argv[1])
+print("tensorflow" in sys.modules)
+"""
+
+
+def test_a_jax_worker_seeds_trains_and_saves_without_importing_tensorflow(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_WORKER, str(tmp_path / "m.keras")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "KERAS_BACKEND": "jax"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "m.keras").stat().st_size > 0
 
 
 def test_one_worker_per_gpu_in_mixed_precision(stores: Stores) -> None:

@@ -138,7 +138,7 @@ def test_large_windows_stay_views_and_train_batch_by_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tuner import _windows
-    from tuner._trial import EpochRecorder, FitSettings, WindowBatches, fit_trial
+    from tuner._trial import EpochRecorder, FitSettings, TrainBatches, fit_trial, predict_windows
 
     series = np.arange(40, dtype=np.float32).reshape(20, 2)
     view = make_windows(series, seq_len=4, horizon=1, n_targets=1, start=8, end=20)
@@ -146,9 +146,14 @@ def test_large_windows_stay_views_and_train_batch_by_batch(
     monkeypatch.setattr(_windows, "CONTIGUOUS_LIMIT_BYTES", 0)
     view = make_windows(series, seq_len=4, horizon=1, n_targets=1, start=8, end=20)
     assert np.shares_memory(view.x, series) and not view.x.flags.c_contiguous
-    batches = WindowBatches(view, 5, seed=0)
-    seen = np.concatenate([batches[i][1] for i in range(len(batches))])
-    assert sorted(seen.ravel().tolist()) == sorted(view.y.ravel().tolist())
+    batches = TrainBatches(view, 5, seed=0)
+    seen_in_all_epochs: set[float] = set()
+    for _ in range(5):  # full batches of distinct windows; the remainder changes per epoch
+        seen = np.concatenate([batches[i][1] for i in range(len(batches))]).ravel()
+        assert len(seen) == len(view.y) // 5 * 5 == len(set(seen.tolist()))
+        seen_in_all_epochs |= set(seen.tolist())
+        batches.on_epoch_end()
+    assert seen_in_all_epochs == set(view.y.ravel().tolist())
 
     path = tmp_path / "s.csv"
     pd.DataFrame({"y": np.sin(np.arange(300) / 6)}).to_csv(path, index=False)
@@ -164,3 +169,9 @@ def test_large_windows_stay_views_and_train_batch_by_batch(
         recorder=EpochRecorder(),
     )
     assert result.epochs_run == 2 and np.isfinite(result.val_metrics["mse"])
+    # Predictions in padded full batches are those of a plain predict, row for row.
+    val = windows["val"]
+    padded = predict_windows(result.model, val, batch_size=7)
+    plain = result.model.predict(np.ascontiguousarray(val.x), verbose=0)
+    assert len(val.x) % 7 and padded.shape == plain.shape
+    np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-6)

@@ -122,11 +122,15 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
 
 def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name: str) -> Figure:
     """A trained model on the test split, drawn for its task."""
+    from tuner._trial import predict_windows
+
     task = data.spec.task
-    if task == "forecasting":
-        return _forecast_plot(model, data, test, name)
-    if task == "classification":
-        return _confusion(model, data, test, name)
+    if task != "char_lm":
+        # The trial's batch size: the model's predict step is compiled for it already.
+        pred = predict_windows(model, test, batch_size=int(params.get("batch_size", 64)))
+        if task == "forecasting":
+            return _forecast_plot(pred, data, test, name)
+        return _confusion(pred, data, test, name)
     return _sampled_text(model, data, name, int(params.get("seq_len", 100)))
 
 
@@ -179,8 +183,8 @@ def _best_model(study: optuna.Study, tracking_uri: str) -> tuple[Any, Any, dict[
     return model, data, best.params
 
 
-def _forecast_plot(model: Any, data: Any, test: Any, name: str) -> Figure:
-    pred = data.to_original_units(np.asarray(model.predict(test.x, verbose=0)))
+def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+    pred = data.to_original_units(predicted)
     true = data.to_original_units(np.asarray(test.y))
     figure, ax = plt.subplots(figsize=(11, 5))
     ax.plot(true[:, 0, 0], label="observed", color="black", linewidth=1)
@@ -192,12 +196,12 @@ def _forecast_plot(model: Any, data: Any, test: Any, name: str) -> Figure:
     return figure
 
 
-def _confusion(model: Any, data: Any, test: Any, name: str) -> Figure:
+def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     from tuner._sequences import class_probabilities
 
-    predicted = class_probabilities(np.asarray(model.predict(test.x, verbose=0))).argmax(1)
+    predicted = class_probabilities(outputs).argmax(1)
     figure, ax = plt.subplots(figsize=(7, 6))
     ConfusionMatrixDisplay.from_predictions(
         test.y, predicted, display_labels=list(data.classes), ax=ax, colorbar=False

@@ -119,7 +119,8 @@ class Objective:
         trial.set_user_attr("best_epoch", result.best_epoch)
         metrics = {f"val_{k}": v for k, v in result.val_metrics.items()}
         if _is_new_best(trial, value):
-            test = evaluate(result.model, windows["test"], self._data)
+            batch_size = int(params.get("batch_size", 64))  # its predict step is compiled
+            test = evaluate(result.model, windows["test"], self._data, batch_size=batch_size)
             trial.set_user_attr("test_metrics", test)
             metrics |= {f"test_{k}": v for k, v in test.items()}
             model_uri = self._tracker.log_champion(

@@ -6,7 +6,6 @@ alias `champion`.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import time
@@ -149,7 +148,7 @@ class Tracker:
         returns the logged model's URI."""
         from mlflow.models import infer_signature
 
-        signature = infer_signature(example, model.predict(example, verbose=0))
+        signature = infer_signature(example, _output_like(model, len(example)))
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
             keras_file = Path(tmp) / "model.keras"
@@ -169,18 +168,25 @@ class Tracker:
         return str(info.model_uri)
 
 
+def _output_like(model: Any, rows: int) -> Any:
+    """Zeros shaped like the model's output for `rows` inputs: the signature needs
+    shapes and types only, and a predict at a new batch size compiles anew (JAX)."""
+    import numpy as np
+
+    return np.zeros((rows, *model.output_shape[1:]), dtype=np.float32)
+
+
 def model_requirements() -> list[str]:
     """Pinned requirements of a logged or exported model."""
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     from importlib.metadata import version
 
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    pins = [
+    # A .keras file loads under any backend, whichever trained it; where it is
+    # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow.
+    return [
         f"keras=={version('keras')}",
         f"mlflow=={version('mlflow')}",
         f"lstm-tuner=={version('lstm-tuner')}",
+        f"tensorflow=={version('tensorflow')}",
     ]
-    if backend == "tensorflow":
-        pins.append(f"tensorflow=={version('tensorflow')}")
-    return pins

@@ -1,7 +1,12 @@
 """Train one trial: fit with early stopping and pruning, score on validation.
 
 Keras 3 APIs only, so the same code runs under the TensorFlow, JAX or PyTorch
-backend.
+backend. Every batch a model sees has one of as few shapes as possible: under
+JAX each new batch shape compiles the step anew (0.3-0.7 s for a small LSTM on
+this machine, more than its epochs on a small dataset). Training batches are
+all full (the short remainder is left out, a different one each epoch),
+validation runs as one batch where it fits, and predictions pad their last
+batch.
 """
 
 from __future__ import annotations
@@ -108,8 +113,8 @@ def fit_trial(
             params, data, train_size=len(train.x), epochs=settings.max_epochs
         )
         model.fit(
-            **_feed(train, batch_size, seed=settings.seed),
-            validation_data=_validation_feed(val, batch_size),
+            TrainBatches(train, batch_size, seed=settings.seed),
+            validation_data=_Batches(val, _validation_batch_size(val, batch_size)),
             epochs=resume.epochs or settings.max_epochs,
             initial_epoch=resume.initial_epoch,
             callbacks=[*callbacks.as_list(), *resume.callbacks],
@@ -148,7 +153,7 @@ def refit(
     )
     batch_size = int(params.get("batch_size", 64))
     model = compiled(params, data, train_size=len(both.x), epochs=epochs)
-    model.fit(**_feed(both, batch_size, seed=seed), epochs=epochs, verbose=0)
+    model.fit(TrainBatches(both, batch_size, seed=seed), epochs=epochs, verbose=0)
     return model
 
 
@@ -159,38 +164,49 @@ def compiled(
     (`train_size` windows per epoch set the learning-rate schedule's length)."""
     info = data.info
     model = build_model(params, info)
-    steps_per_epoch = math.ceil(train_size / int(params.get("batch_size", 64)))
+    steps_per_epoch = TrainBatches.count(train_size, int(params.get("batch_size", 64)))
     optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(info))
     return model
 
 
 def evaluate(
-    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 256
+    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 64
 ) -> dict[str, float]:
     """The task's metrics of a trained model on one split's windows."""
-    if split.x.flags.c_contiguous:
-        pred = model.predict(split.x, batch_size=batch_size, verbose=0)
-    else:
-        pred = model.predict(WindowBatches(split, batch_size, targets=False), verbose=0)
+    pred = predict_windows(model, split, batch_size=batch_size)
     if not np.all(np.isfinite(pred)):
         raise TrialFailed("the model predicts NaN or infinite values")
     return data.metrics(split.y, pred)
 
 
-class WindowBatches(keras.utils.PyDataset):
-    """Batches gathered from strided window views: only one batch is ever copied."""
+def predict_windows(model: keras.Model, split: Windows, *, batch_size: int) -> np.ndarray:
+    """The model's outputs for one split's windows, predicted in full batches only:
+    the last, short batch is filled up with the split's first windows and their
+    outputs dropped, so validation, test and figures share one compiled step."""
+    n = len(split.x)
+    full = n - n % batch_size
+    parts = []
+    if full:
+        bulk = Windows(x=split.x[:full], y=split.y[:full])
+        parts.append(model.predict(_Batches(bulk, batch_size, targets=False), verbose=0))
+    if full < n:
+        rows = np.arange(full, full + batch_size) % n
+        tail = model.predict(split.x[rows], batch_size=batch_size, verbose=0)
+        parts.append(np.asarray(tail)[: n - full])
+    return np.concatenate([np.asarray(p) for p in parts])
 
-    def __init__(
-        self, split: Windows, batch_size: int, *, seed: int | None = None, targets: bool = True
-    ) -> None:
+
+class _Batches(keras.utils.PyDataset):
+    """Batches gathered from (possibly strided) window views, in order: only one
+    batch is ever copied."""
+
+    def __init__(self, split: Windows, batch_size: int, *, targets: bool = True) -> None:
         super().__init__()
         self._split = split
         self._batch_size = batch_size
         self._targets = targets
         self._order = np.arange(len(split.x))
-        self._rng = np.random.default_rng(seed) if seed is not None else None
-        self.on_epoch_end()
 
     def __len__(self) -> int:
         return math.ceil(len(self._order) / self._batch_size)
@@ -200,22 +216,37 @@ class WindowBatches(keras.utils.PyDataset):
         x = self._split.x[rows]
         return (x, self._split.y[rows]) if self._targets else (x,)
 
+
+class TrainBatches(_Batches):
+    """Shuffled full training batches, reshuffled every epoch. The windows left
+    over (fewer than a batch) differ from epoch to epoch, so every window is seen;
+    a split smaller than one batch is a single, short batch."""
+
+    def __init__(self, split: Windows, batch_size: int, *, seed: int) -> None:
+        super().__init__(split, batch_size)
+        self._rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    @staticmethod
+    def count(n_windows: int, batch_size: int) -> int:
+        """Batches per epoch for `n_windows` training windows."""
+        return max(1, n_windows // batch_size)
+
+    def __len__(self) -> int:
+        return self.count(len(self._order), self._batch_size)
+
     def on_epoch_end(self) -> None:
-        if self._rng is not None:  # shuffled for training
-            self._rng.shuffle(self._order)
+        self._rng.shuffle(self._order)
 
 
-def _feed(split: Windows, batch_size: int, *, seed: int) -> dict[str, Any]:
-    """`model.fit` arguments: arrays when contiguous (fastest), lazy batches for views."""
-    if split.x.flags.c_contiguous:
-        return {"x": split.x, "y": split.y, "batch_size": batch_size}
-    return {"x": WindowBatches(split, batch_size, seed=seed)}
+# Validation as a single batch when its activations stay small (about 128 MB per
+# LSTM(64) layer at this many window steps); one compiled step instead of two.
+_ONE_BATCH_STEPS = 2**19
 
 
-def _validation_feed(split: Windows, batch_size: int) -> Any:
-    if split.x.flags.c_contiguous:
-        return (split.x, split.y)
-    return WindowBatches(split, batch_size)
+def _validation_batch_size(split: Windows, batch_size: int) -> int:
+    n = len(split.x)
+    return n if n * split.x.shape[1] <= _ONE_BATCH_STEPS else batch_size
 
 
 def _make_callbacks(

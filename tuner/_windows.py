@@ -3,7 +3,7 @@
 Windows are strided views of the scaled series (no Python loop per sample).
 Small ones are copied once into contiguous arrays, the fastest way to feed
 Keras; large ones stay views and are gathered batch by batch
-(`tuner._trial.WindowBatches`), so the series is never copied per window.
+(`tuner._trial.TrainBatches`), so the series is never copied per window.
 Trials with the same sequence length share them through `WindowCache`.
 """
 

@@ -212,8 +212,21 @@ def _import_keras_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    if keras.backend.backend() != "tensorflow":
+        _keep_tensorflow_out()
     # Retracing notices: every trial builds a new model, so retracing is expected.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _keep_tensorflow_out() -> None:
+    """Under JAX or PyTorch, tell Keras that TensorFlow is not there. Keras would
+    import it (3.5 s and about 500 MB in each worker here) only to check whether
+    objects are TensorFlow tensors when it seeds or saves a model, and to seed
+    TensorFlow's generator; this worker makes no TensorFlow objects."""
+    from keras.src.utils.module_utils import tensorflow
+
+    if tensorflow.module is None:
+        tensorflow._available = False
 
 
 class _StopRules:
