@@ -63,7 +63,7 @@ ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py
 
-bench: $(STAMP) ## benchmarks B1-B6 in full (about 75 minutes here; ONLY=B1,B3 for a subset) -> BENCHMARKS.md
+bench: $(STAMP) ## benchmarks B1-B6 in full (about an hour here; ONLY=B1,B3 for a subset) -> BENCHMARKS.md
 	cd bench && ../$(BIN)/python run.py $(if $(ONLY),--only $(ONLY))
 
 bench-quick: $(STAMP) ## short benchmarks B1-B6 (under 10 minutes) -> bench/results/quick/

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tuner._devices import default_backend
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SPACES = HERE / "spaces"
@@ -31,6 +33,7 @@ def environment() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
         "python": platform.python_version(),
+        "backend": os.environ.get("KERAS_BACKEND") or default_backend(gpu=None),
         "versions": versions,
     }
 

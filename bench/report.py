@@ -27,7 +27,8 @@ def write(results: Path, out: Path) -> None:
         "",
         f"Machine: {first.get('machine', '?')}, Python {first.get('python', '?')}; "
         + ", ".join(f"{k} {v}" for k, v in first.get("versions", {}).items())
-        + ".",
+        + f". Trials train on the Keras backend `tuner` picks with `KERAS_BACKEND` unset: "
+        f"{_backend(loaded)}.",
         "",
     ]
     sections = [
@@ -57,6 +58,16 @@ def write(results: Path, out: Path) -> None:
         *body,
     ]
     out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _backend(loaded: dict[str, Any]) -> str:
+    return next((d["backend"] for d in loaded.values() if "backend" in d), "?")
+
+
+def _run_backend(data: dict[str, Any]) -> str:
+    """The backend a result file records; files written before it was recorded
+    (2026-11-24 and earlier) come from runs on TensorFlow, the default then."""
+    return str(data.get("backend", "tensorflow (recorded by date: the default until 2026-11-24)"))
 
 
 def _rel(path: Path, out: Path) -> str:
@@ -95,7 +106,8 @@ def _b1(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         f"{settings['max_epochs']} epochs per trial, early-stopping patience "
         f"{settings['patience']}, seeds {settings['seeds']}. Every method runs through "
         "`tuner tune` (`--engine keras-tuner` for KerasTuner) with `--epoch-budget`. Validation "
-        "MSE selects; the test MSE is that of the selected model (standardised scale).",
+        "MSE selects; the test MSE is that of the selected model (standardised scale). "
+        f"Backend: {_run_backend(data)}.",
         "",
         "| method | best validation MSE, median [min, max] | test MSE of the selected model, "
         "median [min, max] | trials run, per seed |",
@@ -248,9 +260,9 @@ def _b5(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
     text = [
         "## B5 memory over sequential trials",
         "",
-        f"Workload: {data['workload']}; one worker process, replaced every 10 trials (TensorFlow "
-        f"keeps about 10 MB per trained model after `clear_session`). Peak RSS of the process "
-        f"tree: {data['tree_peak_mb']:.0f} MB.",
+        f"Workload: {data['workload']}; one worker process, replaced every 10 trials (a backend "
+        "may keep some memory per trained model after `clear_session`: about 10 MB under "
+        f"TensorFlow). Peak RSS of the process tree: {data['tree_peak_mb']:.0f} MB.",
         "",
         f"![resident memory]({_rel(plot, out)})",
     ]

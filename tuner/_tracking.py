@@ -148,7 +148,7 @@ class Tracker:
         returns the logged model's URI."""
         from mlflow.models import infer_signature
 
-        signature = infer_signature(example, _output_like(model, len(example)))
+        signature = infer_signature(example, _output_like(model, example))
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
             keras_file = Path(tmp) / "model.keras"
@@ -168,12 +168,15 @@ class Tracker:
         return str(info.model_uri)
 
 
-def _output_like(model: Any, rows: int) -> Any:
-    """Zeros shaped like the model's output for `rows` inputs: the signature needs
+def _output_like(model: Any, example: Any) -> Any:
+    """Zeros shaped like the model's output for `example`: the signature needs
     shapes and types only, and a predict at a new batch size compiles anew (JAX)."""
     import numpy as np
 
-    return np.zeros((rows, *model.output_shape[1:]), dtype=np.float32)
+    shape = model.output_shape[1:]
+    if None in shape:  # variable-length output (the character model): ask the model
+        return model.predict(example, verbose=0)
+    return np.zeros((len(example), *shape), dtype=np.float32)
 
 
 def model_requirements() -> list[str]:

@@ -24,7 +24,8 @@ from tuner._errors import TrialFailed
 from tuner._model import build_model, compile_args, make_optimizer
 
 EpochSink = Callable[[int, dict[str, float]], None]
-_OOM_NAMES = ("ResourceExhausted", "OutOfMemory")
+_OOM_NAMES = ("ResourceExhausted", "OutOfMemory")  # TensorFlow's, PyTorch's
+_OOM_STATUS = "RESOURCE_EXHAUSTED"  # JAX raises a JaxRuntimeError with this status
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,7 +125,7 @@ def fit_trial(
     except MemoryError as e:
         raise TrialFailed(f"out of memory: {e}") from e
     except Exception as e:
-        if any(name in type(e).__name__ for name in _OOM_NAMES):
+        if any(name in type(e).__name__ for name in _OOM_NAMES) or _OOM_STATUS in str(e):
             raise TrialFailed(f"out of memory: {type(e).__name__}") from e
         raise
     return FitResult(
