@@ -59,6 +59,10 @@ def _one(folder: Path, name: str, plan: dict[str, Any]) -> dict[str, Any]:
         "persistence": baselines["persistence_test"]["mse"],
         "seasonal_naive": baselines["seasonal_naive_test"]["mse"],
     }
+    naive_val = {
+        "persistence": baselines["persistence_val"]["mse"],
+        "seasonal_naive": baselines["seasonal_naive_val"]["mse"],
+    }
     test_mse = summary["best_test"]["mse"]
     return {
         "test_mse": test_mse,
@@ -67,6 +71,7 @@ def _one(folder: Path, name: str, plan: dict[str, Any]) -> dict[str, Any]:
         "lstma_mse": setting["lstma_mse"],
         "informer_mse": setting["informer_mse"],
         "naive_test_mse": naive,
+        "naive_val_mse": naive_val,
         "trials_complete": summary["n_complete"],
         "trials_pruned": summary["n_pruned"],
         "best_params": summary["best_params"],

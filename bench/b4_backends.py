@@ -2,7 +2,7 @@
 input pipeline.
 
 The model: 2-layer LSTM(64) -> Dense(1) on 10,000 windows of length 48 (a noisy
-sine), Adam, batch 64, 3 epochs. Pipelines: NumPy arrays handed to `model.fit` (what
+sine), Adam, batch 64, 5 epochs. Pipelines: NumPy arrays handed to `model.fit` (what
 a hand-written loop does) and `TrainBatches` (the tuner's: shuffled full
 batches gathered from window views). Each backend runs in its own process; the
 steady epoch time is the mean of the epochs after the first (which includes
@@ -29,7 +29,7 @@ from tuner._devices import default_backend
 BACKENDS = ("tensorflow", "jax", "torch")
 REFERENCE = ("tensorflow", "numpy")
 SAME_LOSS = 0.05  # relative difference of final losses that counts as the same result
-SEQ_LEN, EPOCHS, BATCH = 48, 3, 64
+SEQ_LEN, EPOCHS, BATCH = 48, 5, 64
 FULL, QUICK = 10_000, 2_000  # windows
 
 
