@@ -193,6 +193,18 @@ def _b2(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"{_f(best_naive)} | {_f(r['test_mse'])} | "
             f"{_yes(r['beats_lstma'] and r['beats_best_naive'])} |"
         )
+    for name, r in data["results"].items():
+        naive_val = r.get("naive_val_mse")
+        if naive_val and not r["beats_best_naive"] and r["val_mse"] < min(naive_val.values()):
+            text += [
+                "",
+                f"{name}: on validation the selected model beats the best naive baseline "
+                f"({_f(r['val_mse'])} against {_f(min(naive_val.values()))}), but not on test, "
+                f"where the naive baselines' error is "
+                f"{min(naive_val.values()) / min(r['naive_test_mse'].values()):.1f} times "
+                "smaller than on validation: the test period is calmer, and selection never "
+                "looks at it.",
+            ]
     text += ["", "Selected configurations:", ""]
     text += [f"- {name}: `{json.dumps(r['best_params'])}`" for name, r in data["results"].items()]
     return summary, text
