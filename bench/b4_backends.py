@@ -6,7 +6,8 @@ sine), Adam, batch 64, 5 epochs. Pipelines: NumPy arrays handed to `model.fit` (
 a hand-written loop does) and `TrainBatches` (the tuner's: shuffled full
 batches gathered from window views). Each backend runs in its own process; the
 steady epoch time is the mean of the epochs after the first (which includes
-compilation). "Same results": the final training loss within 5% of the
+compilation); the default counts as the fastest when no path is faster at the
+recorded resolution of 10 ms. "Same results": the final training loss within 5% of the
 TensorFlow/NumPy run's (each backend draws its own initial weights, so no two
 runs agree to the digit).
 """
@@ -105,9 +106,13 @@ def run(quick: bool) -> dict[str, Any]:
     reference = next(r for r in rows if (r["backend"], r["pipeline"]) == REFERENCE)
     for row in rows:
         row["same_result"] = abs(row["final_loss"] / reference["final_loss"] - 1) <= SAME_LOSS
-    fastest = min((r for r in rows if r["same_result"]), key=lambda r: r["steady_epoch_s"])
     default_path = (default_backend(gpu=None), "train_batches")
     default = next(r for r in rows if (r["backend"], r["pipeline"]) == default_path)
+    # A tie at the recorded resolution (10 ms) goes to the default.
+    fastest = min(
+        (r for r in rows if r["same_result"]),
+        key=lambda r: (r["steady_epoch_s"], r is not default),
+    )
     return {
         **environment(),
         "model": f"LSTM(64) x 2 -> Dense(1); {n_windows} windows x {SEQ_LEN} steps; batch {BATCH}",

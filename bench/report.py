@@ -255,8 +255,9 @@ def _b4(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         "machine with `KERAS_BACKEND` unset; same result: final loss within 5% of "
         "tensorflow/numpy's.",
         "",
-        "The target is judged on the steady epoch time (the epochs after the first); the "
-        "total includes the first epoch's compilation, which a short trial pays once.",
+        "The target is judged on the steady epoch time (the epochs after the first; a tie "
+        "at the recorded resolution of 10 ms goes to the default); the total includes the "
+        "first epoch's compilation, which a short trial pays once.",
         "",
         "| backend | pipeline | epoch times s | steady epoch s | total s | final loss | "
         "same result |",
