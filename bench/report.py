@@ -47,7 +47,8 @@ def write(results: Path, out: Path) -> None:
             data = loaded[stem]
             rows, text = section(data, results, out)
             summary += rows
-            body += [*text, "", f"_Run {data.get('date', '?')}, {data.get('wall_s', '?')} s._", ""]
+            took = f", {data['wall_s']} s" if "wall_s" in data else ""
+            body += [*text, "", f"_Run {data.get('date', '?')}{took}._", ""]
     lines += [
         "## Targets",
         "",
