@@ -1,13 +1,18 @@
-"""Default sequence-classification space: LSTM or GRU, optionally bidirectional.
+"""Default sequence-classification space: LSTM or GRU, optionally bidirectional,
+with the LSTM-FCN families that work on long series.
 
 Sequences keep their own length (padded steps are masked), so there is no
-window to tune. Attention pooling over time is an option beside the last
-state. Layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout).
+window to tune. Beside the recurrent branch: an optional convolutional branch
+(Conv1D + batch norm + ReLU, 1-3 blocks, averaged over the real steps,
+concatenated as in LSTM-FCN, Karim et al. 2017); for fixed-length data also
+per-sequence z-normalisation and the dimension shuffle (the recurrent branch
+reads the transposed series). Batch sizes leave an epoch enough steps on small
+sets. Layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout).
 """
 
 
 def space(hp, data):
-    """Classification: cell, direction, depth, width, attention, regularisation, optimiser."""
+    """Classification: recurrent branch, optional conv branch (LSTM-FCN), z-norm, shuffle."""
     hp.Choice("cell", ["lstm", "gru"])
     hp.Boolean("bidirectional")
     layers = hp.Int("layers", 1, 2)
@@ -15,9 +20,14 @@ def space(hp, data):
         hp.Int(f"units_{i}", 16, 128, step=16)
     hp.Float("dropout", 0.0, 0.5, step=0.05)
     hp.Boolean("attention")
+    if hp.Int("conv_layers", 0, 3):
+        hp.Choice("conv_filters", [32, 64, 128])
+    if not data.variable_length:
+        hp.Boolean("seq_norm")
+        hp.Boolean("dim_shuffle")
     hp.Choice("optimizer", ["adam", "rmsprop"])
     hp.Float("learning_rate", 3e-4, 3e-2, sampling="log")
     hp.Choice("clipnorm", [0.0, 1.0])
     hp.Float("l2", 1e-7, 1e-3, sampling="log")
     hp.Choice("lr_schedule", ["constant", "plateau", "cosine"])
-    hp.Choice("batch_size", [16, 32, 64])
+    hp.Choice("batch_size", data.batch_size_choices((16, 32, 64)))

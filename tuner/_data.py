@@ -10,6 +10,7 @@ metrics and baselines.
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -37,6 +38,10 @@ _SUFFIX_TASKS = {
 }
 _DEFINITION_SUFFIXES = (".toml", ".yaml", ".yml")
 _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
+# Default character windows: about a sentence and more of context.
+_CHAR_WINDOWS = (64, 128, 256)
+# Fewest optimizer steps per epoch the default batch sizes leave.
+MIN_STEPS = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,9 +129,59 @@ class DatasetInfo:
         """Window lengths as multiples of the lookback (or seasonal period, or horizon)
         that fit the data."""
         base = self.lookback or self.seasonal_period or self.horizon
-        lengths = sorted({max(2, round(m * base)) for m in multiples})
-        fitting = [n for n in lengths if n <= self.max_seq_len]
-        return fitting or [min(lengths[0], self.max_seq_len)]
+        return self._fitting(max(2, round(m * base)) for m in multiples)
+
+    def window_choices(self) -> list[int]:
+        """The default spaces' window lengths, derived from the data (`window_rule`
+        says how), never longer than the training split allows."""
+        if self.task == "char_lm":
+            if self.lookback:
+                return self.seq_len_choices((0.5, 1, 2))
+            return self._fitting(_CHAR_WINDOWS)
+        if self.lookback:
+            return self.seq_len_choices((1, 2, 3))
+        if self.seasonal_period:
+            return self.seq_len_choices((1, 2, 4, 7))
+        return self._fitting(m * max(self.horizon, 8) for m in (2, 4, 8))
+
+    @property
+    def window_rule(self) -> str:
+        """How `window_choices` is derived for this dataset, in words."""
+        if self.task == "classification":
+            return "whole sequences (no window)"
+        if self.lookback:
+            multiples = "0.5, 1, 2" if self.task == "char_lm" else "1, 2, 3"
+            return f"{multiples} x lookback ({self.lookback})"
+        if self.task == "char_lm":
+            return f"{', '.join(map(str, _CHAR_WINDOWS))} characters"
+        if self.seasonal_period:
+            return f"1, 2, 4, 7 x seasonal period ({self.seasonal_period})"
+        return f"2, 4, 8 x max(horizon, 8) = {self._fitting(m * max(self.horizon, 8) for m in (2, 4, 8))}"
+
+    def train_windows(self, seq_len: int) -> int:
+        """Training windows (samples) one epoch holds at window length `seq_len`."""
+        if self.task == "classification":
+            return self.n_train
+        if self.task == "char_lm":
+            return max(1, (self.n_train - 1) // seq_len)
+        return max(1, self.n_train - seq_len - self.horizon + 1)
+
+    def batch_size_choices(self, candidates: tuple[int, ...]) -> list[int]:
+        """The candidate batch sizes that give an epoch at least MIN_STEPS optimizer
+        steps at the longest default window; on a set too small for any of them,
+        the largest power of two that does (and half of it)."""
+        longest = max(self.window_choices(), default=1) if self.task != "classification" else 1
+        fits = self.train_windows(longest) // MIN_STEPS
+        kept = sorted(b for b in candidates if b <= fits)
+        if kept:
+            return kept
+        largest = 2 ** max(0, int(math.log2(max(1, fits))))
+        return sorted({max(1, largest // 2), largest})
+
+    def _fitting(self, lengths: Any) -> list[int]:
+        ordered = sorted(set(lengths))
+        fitting = [n for n in ordered if n <= self.max_seq_len]
+        return fitting or [min(ordered[0], self.max_seq_len)]
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,15 @@ stack serves the three tasks; the input and the head differ.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import keras
 
+from tuner._blocks import conv_branch, naive_forecast, normalization, residual_head
 from tuner._data import DatasetInfo
-from tuner._layers import AddLast, AttentionPooling, SubtractLast
+from tuner._layers import AttentionPooling
 from tuner._sequences import PAD
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -29,34 +31,81 @@ def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 
 
 def compile_args(info: DatasetInfo) -> dict[str, Any]:
-    """Loss and metrics for `model.compile`."""
+    """Loss and metrics for `model.compile`; one metric is the objective's, per epoch
+    (see `objective_monitor`)."""
     if info.task == "classification":
-        loss = "binary_crossentropy" if info.n_classes == 2 else "sparse_categorical_crossentropy"
-        return {"loss": loss, "metrics": ["accuracy"]}
+        if info.n_classes == 2:
+            loss, log_loss = "binary_crossentropy", keras.metrics.BinaryCrossentropy
+        else:
+            loss, log_loss = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalCrossentropy
+        return {"loss": loss, "metrics": ["accuracy", log_loss(name="log_loss")]}
     if info.task == "char_lm":
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    return {"loss": "mse", "metrics": ["mae"]}
+        return {
+            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "metrics": [keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nats")],
+        }
+    return {"loss": "mse", "metrics": [keras.metrics.MeanSquaredError(name="mse"), "mae"]}
+
+
+def objective_monitor(info: DatasetInfo) -> tuple[str, float]:
+    """The per-epoch Keras log that equals the trial's objective (without the weight
+    penalty the loss includes) once multiplied by the factor: what pruning reports."""
+    if info.task == "char_lm":
+        return "val_nats", 1 / math.log(2)  # nats to bits per character
+    return f"val_{info.metric}", 1.0
 
 
 def _forecaster(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
-    """A recurrent forecaster emitting the whole horizon at once (direct multi-output)."""
+    """A recurrent forecaster emitting the whole horizon at once (direct multi-output),
+    optionally as a correction of the naive forecast (residual head)."""
     window = keras.Input((params["seq_len"], info.n_features), name="window")
-    x = SubtractLast()(window) if params.get("normalize") == "last" else window
-    x = _recurrent_stack(x, params)
-    x = keras.layers.Dense(
-        info.horizon * info.n_targets, kernel_regularizer=_l2(params), dtype=_HEAD
-    )(x)
-    forecast = keras.layers.Reshape((info.horizon, info.n_targets), name="forecast", dtype=_HEAD)(x)
-    if params.get("normalize") == "last":
-        forecast = AddLast(info.n_targets, dtype=_HEAD)(forecast, window)
-    return keras.Model(window, forecast, name="forecaster")
+    norm = normalization(
+        params.get("normalize", "none"), window, n_targets=info.n_targets, dtype=_HEAD
+    )
+    x = _recurrent_stack(norm.inputs, params)
+    naive = params.get("naive_head", "none")
+    if naive == "none":
+        x = keras.layers.Dense(
+            info.horizon * info.n_targets, kernel_regularizer=_l2(params), dtype=_HEAD
+        )(x)
+        forecast = keras.layers.Reshape((info.horizon, info.n_targets), dtype=_HEAD)(x)
+    else:
+        start = naive_forecast(
+            naive,
+            norm.inputs,
+            horizon=info.horizon,
+            n_targets=info.n_targets,
+            period=info.seasonal_period,
+        )
+        forecast = residual_head(
+            x, start, horizon=info.horizon, n_targets=info.n_targets, dtype=_HEAD
+        )
+    return keras.Model(window, norm.restore(forecast), name="forecaster")
 
 
 def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
-    """Sequences (padded steps masked) to class probabilities: sigmoid for two classes."""
+    """Sequences (padded steps masked) to class probabilities: sigmoid for two classes.
+
+    Options beside the recurrent stack: per-sequence z-normalisation, a
+    convolutional branch concatenated with it (LSTM-FCN), and the dimension
+    shuffle (the recurrent stack reads the transposed sequence: one step per
+    feature, the whole series at each step); the last two only for fixed-length
+    data, where there is no padding to mask.
+    """
     sequence = keras.Input((info.max_seq_len, info.n_features), name="sequence")
-    x = keras.layers.Masking(mask_value=PAD)(sequence) if info.variable_length else sequence
-    x = _recurrent_stack(x, params)
+    x = sequence
+    if params.get("seq_norm"):
+        x = normalization("revin", x, n_targets=info.n_features).inputs
+    masked = keras.layers.Masking(mask_value=PAD)(x) if info.variable_length else x
+    recurrent_in = keras.layers.Permute((2, 1))(x) if params.get("dim_shuffle") else masked
+    branches = [_recurrent_stack(recurrent_in, params)]
+    conv_layers = int(params.get("conv_layers", 0))
+    if conv_layers:
+        mask = getattr(masked, "_keras_mask", None) if info.variable_length else None
+        branches.append(
+            conv_branch(x, layers=conv_layers, filters=int(params["conv_filters"]), mask=mask)
+        )
+    x = keras.layers.Concatenate()(branches) if len(branches) > 1 else branches[0]
     reg = _l2(params)
     if info.n_classes == 2:
         out = keras.layers.Dense(

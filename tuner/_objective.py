@@ -10,7 +10,6 @@ from typing import Any
 
 import keras
 import optuna
-from optuna_integration import KerasPruningCallback
 
 from tuner._analysis import model_figure
 from tuner._config import TuneConfig
@@ -21,7 +20,8 @@ from tuner._errors import TrialFailed
 from tuner._space import OptunaHP, SearchSpace
 from tuner._summary import completed
 from tuner._tracking import Tracker
-from tuner._trial import EpochRecorder, FitSettings, Resume, evaluate, fit_trial
+from tuner._model import objective_monitor
+from tuner._trial import EpochRecorder, FitSettings, Resume, RoundPruning, evaluate, fit_trial
 from tuner._windows import WindowCache
 
 
@@ -107,7 +107,8 @@ class Objective:
             patience=self._config.patience,
             seed=self._config.seed + trial.number,
         )
-        pruning = KerasPruningCallback(trial, "val_loss")
+        monitor, factor = objective_monitor(info)
+        pruning = RoundPruning(trial, monitor, factor=factor)
         started = time.perf_counter()
         result = fit_trial(
             params, windows, self._data, settings, recorder=recorder, pruning=pruning, resume=resume

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import keras
 import numpy as np
+import optuna
 
 from tuner._data import Dataset, Windows
 from tuner._errors import TrialFailed
@@ -33,6 +34,38 @@ class FitSettings:
     max_epochs: int
     patience: int
     seed: int
+
+
+# A trial on a small training set takes few optimizer steps per epoch: its
+# epoch limit and patience grow so that one "round" (the unit of the limit, of
+# patience and of pruning) is at least this many steps, up to _MAX_SCALE epochs.
+ROUND_STEPS = 50
+_MAX_SCALE = 10
+
+
+def epoch_scale(steps_per_epoch: int) -> int:
+    """Epochs per round for a training set of `steps_per_epoch` batches."""
+    return min(_MAX_SCALE, max(1, math.ceil(ROUND_STEPS / steps_per_epoch)))
+
+
+class RoundPruning(keras.callbacks.Callback):
+    """Report `monitor` (times `factor`, to put it in the objective's unit) to the
+    Optuna trial at the end of every round and prune when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str, *, factor: float = 1.0) -> None:
+        super().__init__()
+        self._trial = trial
+        self._monitor = monitor
+        self._factor = factor
+        self.epochs_per_round = 1  # set by fit_trial from the training set's size
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if (epoch + 1) % self.epochs_per_round or self._monitor not in (logs or {}):
+            return
+        step = (epoch + 1) // self.epochs_per_round - 1
+        self._trial.report(float((logs or {})[self._monitor]) * self._factor, step)
+        if self._trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at round {step + 1} (epoch {epoch + 1})")
 
 
 @dataclass(frozen=True)
@@ -96,19 +129,27 @@ def fit_trial(
     settings: FitSettings,
     *,
     recorder: EpochRecorder,
-    pruning: keras.callbacks.Callback | None = None,
+    pruning: RoundPruning | None = None,
     resume: Resume | None = None,
 ) -> FitResult:
     """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
 
-    `resume` hands in a model built elsewhere (KerasTuner's Hyperband continues a
-    model from an earlier round) with the epoch to start from and extra callbacks.
+    On a small training set the epoch limit and patience are multiplied by
+    `epoch_scale` (see ROUND_STEPS). `resume` hands in a model built elsewhere
+    (KerasTuner's Hyperband continues a model from an earlier round) with the
+    epoch to start from and extra callbacks; its epochs are KerasTuner's, unscaled.
     """
     keras.utils.set_random_seed(settings.seed)
     train, val = windows["train"], windows["val"]
     batch_size = int(params.get("batch_size", 64))
-    callbacks = _make_callbacks(params, settings, recorder, pruning)
     resume = resume or Resume()
+    scale = 1 if resume.epochs else epoch_scale(TrainBatches.count(len(train.x), batch_size))
+    settings = replace(
+        settings, max_epochs=settings.max_epochs * scale, patience=settings.patience * scale
+    )
+    if pruning is not None:
+        pruning.epochs_per_round = scale
+    callbacks = _make_callbacks(params, settings, recorder, pruning)
     try:
         model = resume.model or compiled(
             params, data, train_size=len(train.x), epochs=settings.max_epochs
@@ -254,7 +295,7 @@ def _make_callbacks(
     params: Mapping[str, Any],
     settings: FitSettings,
     recorder: EpochRecorder,
-    pruning: keras.callbacks.Callback | None,
+    pruning: RoundPruning | None,
 ) -> _Callbacks:
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True

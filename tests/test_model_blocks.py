@@ -1,0 +1,154 @@
+"""The model pieces that keep the naive forecasts inside the space, the LSTM-FCN
+branch, and the data-derived defaults (windows, batch sizes, epoch scaling)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tuner._blocks import conv_branch, normalization
+from tuner._data import DatasetInfo, resolve_dataset
+from tuner._model import build_model
+from tuner._sequences import PAD, load_sequences
+from tuner._trial import EpochRecorder, FitSettings, epoch_scale, fit_trial
+
+RNG = np.random.default_rng(0)
+
+
+def _info(**fields: object) -> DatasetInfo:
+    base: dict[str, object] = {
+        "task": "forecasting",
+        "n_features": 3,
+        "n_targets": 2,
+        "n_rows": 5000,
+        "n_train": 3500,
+        "max_seq_len": 1000,
+        "horizon": 30,
+        "seasonal_period": 12,
+    }
+    return DatasetInfo(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def _windows(steps: int, features: int = 3, n: int = 6) -> np.ndarray:
+    level = RNG.normal(size=(n, 1, features)) * 5
+    return (level + RNG.normal(size=(n, steps, features))).astype("float32")
+
+
+def _naive(x: np.ndarray, kind: str, *, horizon: int, n_targets: int, period: int) -> np.ndarray:
+    steps = x.shape[1]
+    if kind == "persistence":
+        rows = [steps - 1] * horizon
+    else:
+        rows = [steps - period + h % period for h in range(horizon)]
+    return x[:, rows, :n_targets]
+
+
+@pytest.mark.parametrize("normalize", ["none", "last", "revin"])
+@pytest.mark.parametrize("head", ["persistence", "seasonal"])
+def test_residual_head_is_the_naive_forecast_at_initialisation(normalize: str, head: str) -> None:
+    info = _info()  # horizon 30 > period 12: the season is repeated
+    params = {"seq_len": 24, "units_0": 4, "normalize": normalize, "naive_head": head}
+    model = build_model(params, info)
+    x = _windows(24)
+    expected = _naive(x, head, horizon=30, n_targets=2, period=12)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_revin_round_trips_a_window_and_standardises_it() -> None:
+    window = keras.Input((48, 3))
+    norm = normalization("revin", window, n_targets=3)
+    model = keras.Model(window, [norm.inputs, norm.restore(norm.inputs)])
+    x = _windows(48)
+    scaled, restored = model.predict(x, verbose=0)
+    np.testing.assert_allclose(restored, x, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(scaled.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled.std(axis=1), 1, rtol=1e-4)
+
+
+def test_forecaster_loads_in_plain_keras_without_this_package(tmp_path: Path) -> None:
+    params = {"seq_len": 24, "layers": 2, "units_0": 4, "units_1": 4, "layer_norm": True}
+    model = build_model({**params, "normalize": "revin", "naive_head": "seasonal"}, _info())
+    path = tmp_path / "m.keras"
+    model.save(path)
+    x = _windows(24)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", model.predict(x, verbose=0))
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"m = keras.saving.load_model({str(path)!r}, safe_mode=True)\n"
+        f"y = m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
+        f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'y.npy')!r}), rtol=1e-5)\n"
+        "assert not any(name.startswith('tuner') for name in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_conv_branch_averages_over_the_real_steps_only() -> None:
+    # One block: padded steps hold zeros, as "same" padding does, so the real steps'
+    # features are those of the trimmed sequence (deeper blocks see the first
+    # block's outputs at padded steps near the end of a short sequence).
+    sequence = keras.Input((None, 2))
+    masked = keras.layers.Masking(mask_value=PAD)(sequence)
+    pooled = conv_branch(sequence, layers=1, filters=4, mask=masked._keras_mask)
+    model = keras.Model(sequence, pooled)
+    real = RNG.normal(size=(1, 10, 2)).astype("float32")
+    padded = np.concatenate([real, np.full((1, 19, 2), PAD, "float32")], axis=1)
+    np.testing.assert_allclose(
+        model.predict(padded, verbose=0), model.predict(real, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_lstm_fcn_trains_on_a_variable_length_set() -> None:
+    data = load_sequences(resolve_dataset("japanese_vowels"))
+    assert data.info.variable_length
+    params = {"units_0": 16, "conv_layers": 2, "conv_filters": 16, "batch_size": 16}
+    result = fit_trial(
+        params,
+        data.windows(0),
+        data,
+        FitSettings(max_epochs=3, patience=3, seed=0),
+        recorder=EpochRecorder(),
+    )
+    assert result.epochs_run == 3 * epoch_scale(216 // 16)  # 13 steps an epoch: 4 epochs a round
+    assert any("conv1d" in layer.name for layer in result.model.layers)
+    assert result.val_metrics["accuracy"] > 1 / 9  # better than a guess among 9 speakers
+
+
+def test_dimension_shuffle_and_sequence_normalisation_build_for_fixed_length() -> None:
+    data = load_sequences(resolve_dataset("italy_power_demand"))
+    params = {"units_0": 8, "dim_shuffle": True, "seq_norm": True, "conv_layers": 1}
+    model = build_model({**params, "conv_filters": 8}, data.info)
+    recurrent = next(layer for layer in model.layers if isinstance(layer, keras.layers.LSTM))
+    assert recurrent.input.shape[1:] == (1, 24)  # one step holding the whole day
+    assert model.predict(data.x[:3], verbose=0).shape == (3, 1)
+
+
+def test_windows_come_from_the_data() -> None:
+    hourly = _info(n_features=1, n_targets=1, n_train=8640, horizon=24, seasonal_period=24)
+    assert hourly.window_choices() == [24, 48, 96, 168]  # up to a week of hours
+    assert _info(lookback=52, seasonal_period=52).window_choices() == [52, 104, 156]
+    assert _info(seasonal_period=None, horizon=1).window_choices() == [16, 32, 64]
+    assert _info(max_seq_len=100, seasonal_period=24).window_choices() == [24, 48, 96]
+    text = _info(task="char_lm", n_train=115_000, max_seq_len=14_000, seasonal_period=None)
+    assert text.window_choices() == [64, 128, 256]
+    assert "64, 128, 256" in text.window_rule
+
+
+def test_batch_sizes_leave_an_epoch_enough_steps() -> None:
+    tiny = _info(task="classification", n_train=53)
+    assert tiny.batch_size_choices((16, 32, 64)) == [2, 4]  # 53 // 8 = 6
+    small = _info(task="classification", n_train=216)
+    assert small.batch_size_choices((16, 32, 64)) == [16]  # 216 // 8 = 27
+    assert _info(n_train=8640).batch_size_choices((64, 128, 256)) == [64, 128, 256]
+
+
+def test_epoch_limit_scales_for_small_training_sets() -> None:
+    assert epoch_scale(200) == 1
+    assert epoch_scale(13) == 4  # a round of at least 50 optimizer steps
+    assert epoch_scale(1) == 10  # capped

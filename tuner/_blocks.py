@@ -1,0 +1,140 @@
+"""Model pieces made of built-in Keras layers only, so a saved model loads in
+plain Keras (safe mode) without this package.
+
+Window normalisations come in pairs: the input half maps a window to the scale
+the recurrent stack sees, the output half maps the forecast back. Both are
+affine per window and per feature, so a naive forecast taken from the
+normalised window and mapped back equals the naive forecast of the raw window:
+that is what makes the residual head start exactly at persistence or at the
+seasonal naive forecast.
+
+Example::
+
+    window = keras.Input((168, 1))
+    norm = normalization("revin", window, n_targets=1)
+    x = keras.layers.LSTM(32)(norm.inputs)
+    ...
+    forecast = norm.restore(forecast)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+NORMALIZATIONS = ("none", "last", "revin")
+NAIVE_HEADS = ("none", "persistence", "seasonal")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """A normalised window and the function that maps a forecast back."""
+
+    inputs: Any
+    restore: Callable[[Any], Any]
+
+
+def normalization(kind: str, window: Any, *, n_targets: int, dtype: str = "float32") -> Normalization:
+    """`none`; `last` (subtract each feature's last value, add it back); `revin`
+    (reversible instance normalisation, Kim et al. 2022: subtract each window's
+    mean and divide by its standard deviation per feature, restore both on the
+    output; no learned affine)."""
+    if kind == "last":
+        last = _last_step(window)
+        centred = keras.layers.Subtract()([window, last])
+        return Normalization(centred, lambda f: keras.layers.Add(dtype=dtype)([f, targets(last, n_targets)]))
+    if kind == "revin":
+        return _revin(window, n_targets=n_targets, dtype=dtype)
+    return Normalization(window, lambda f: f)
+
+
+def _revin(window: Any, *, n_targets: int, dtype: str) -> Normalization:
+    steps = int(window.shape[1])
+    mean = keras.layers.GlobalAveragePooling1D(keepdims=True)(window)
+    centred = keras.layers.Subtract()([window, mean])
+    # UnitNormalization over time divides by the root of the sum of squares:
+    # sqrt(steps) * std. Its product with the centred window, averaged over time,
+    # is that norm / steps; both rescalings turn it into the standard deviation.
+    # A constant window has norm 0: it maps to zeros and its forecast to the mean.
+    unit = keras.layers.UnitNormalization(axis=1)(centred)
+    scaled = keras.layers.Rescaling(math.sqrt(steps))(unit)
+    norm = keras.layers.GlobalAveragePooling1D(keepdims=True)(keras.layers.Multiply()([centred, unit]))
+    std = keras.layers.Rescaling(math.sqrt(steps))(norm)
+
+    def restore(forecast: Any) -> Any:
+        spread = keras.layers.Multiply(dtype=dtype)([forecast, targets(std, n_targets)])
+        return keras.layers.Add(dtype=dtype)([spread, targets(mean, n_targets)])
+
+    return Normalization(scaled, restore)
+
+
+def naive_forecast(kind: str, window: Any, *, horizon: int, n_targets: int, period: int | None) -> Any:
+    """The naive forecast of the target columns from a (normalised) window,
+    shaped (batch, horizon, targets): `persistence` repeats the last value,
+    `seasonal` repeats the last `period` steps."""
+    steps = int(window.shape[1])
+    if kind == "seasonal":
+        if period is None or period > steps:
+            raise ValueError(
+                f"a seasonal naive head needs a seasonal period no longer than the window, "
+                f"but got period={period}, window={steps}."
+            )
+        season = keras.layers.Cropping1D((steps - period, 0))(targets(window, n_targets))
+        return _tile_steps(season, horizon)
+    return _tile_steps(targets(_last_step(window), n_targets), horizon)
+
+
+def residual_head(features: Any, naive: Any, *, horizon: int, n_targets: int, dtype: str) -> Any:
+    """Naive forecast plus a learned correction that starts at zero: at
+    initialisation the model's forecast is the naive one."""
+    correction = keras.layers.Dense(
+        horizon * n_targets, kernel_initializer="zeros", bias_initializer="zeros", dtype=dtype
+    )(features)
+    correction = keras.layers.Reshape((horizon, n_targets), dtype=dtype)(correction)
+    return keras.layers.Add(dtype=dtype, name="forecast")([naive, correction])
+
+
+def targets(x: Any, n_targets: int) -> Any:
+    """The first `n_targets` features (targets come first in every window)."""
+    features = int(x.shape[2])
+    if features == n_targets:
+        return x
+    by_feature = keras.layers.Permute((2, 1))(x)
+    kept = keras.layers.Cropping1D((0, features - n_targets))(by_feature)
+    return keras.layers.Permute((2, 1))(kept)
+
+
+def _last_step(x: Any) -> Any:
+    return keras.layers.Cropping1D((int(x.shape[1]) - 1, 0))(x)
+
+
+def _tile_steps(x: Any, length: int) -> Any:
+    """Repeat a (batch, k, features) block along time and cut it to `length` steps."""
+    k = int(x.shape[1])
+    copies = math.ceil(length / k)
+    tiled = keras.layers.Concatenate(axis=1)([x] * copies) if copies > 1 else x
+    return keras.layers.Cropping1D((0, copies * k - length))(tiled) if copies * k > length else tiled
+
+
+# LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
+# filters f, 2f, f; fewer layers keep the first ones.
+_CONV_KERNELS = (8, 5, 3)
+_CONV_WIDTHS = (1, 2, 1)
+
+
+def conv_branch(sequence: Any, *, layers: int, filters: int, mask: Any = None) -> Any:
+    """Conv1D + batch norm + ReLU blocks, then the average over the real steps
+    (`mask`: which steps are not padding). Padded steps hold zeros, as "same"
+    convolution padding does, so the first block sees a short sequence as if
+    trimmed; deeper blocks also see its outputs at the padded steps next to the
+    end, as LSTM-FCN's zero-padded inputs do."""
+    x = sequence
+    for kernel, width in zip(_CONV_KERNELS[:layers], _CONV_WIDTHS[:layers], strict=True):
+        x = keras.layers.Conv1D(filters * width, kernel, padding="same")(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+    return keras.layers.GlobalAveragePooling1D()(x, mask=mask)
