@@ -17,7 +17,7 @@ import sys
 import time
 
 import b1_search
-import b2_etth1
+import b2_quality
 import b3_overhead
 import b4_backends
 import b5_memory
@@ -30,7 +30,7 @@ BENCHMARKS = {
     "B4": ("b4_backends", b4_backends.run),
     "B6": ("b6_parallel", b6_parallel.run),
     "B5": ("b5_memory", b5_memory.run),
-    "B2": ("b2_etth1", b2_etth1.run),
+    "B2": ("b2_quality", b2_quality.run),
     "B1": ("b1_search", b1_search.run),
 }
 

@@ -85,7 +85,9 @@ def test_forecaster_loads_in_plain_keras_without_this_package(tmp_path: Path) ->
         f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'y.npy')!r}), rtol=1e-5)\n"
         "assert not any(name.startswith('tuner') for name in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 

@@ -38,7 +38,9 @@ class Normalization:
     restore: Callable[[Any], Any]
 
 
-def normalization(kind: str, window: Any, *, n_targets: int, dtype: str = "float32") -> Normalization:
+def normalization(
+    kind: str, window: Any, *, n_targets: int, dtype: str = "float32"
+) -> Normalization:
     """`none`; `last` (subtract each feature's last value, add it back); `revin`
     (reversible instance normalisation, Kim et al. 2022: subtract each window's
     mean and divide by its standard deviation per feature, restore both on the
@@ -46,7 +48,9 @@ def normalization(kind: str, window: Any, *, n_targets: int, dtype: str = "float
     if kind == "last":
         last = _last_step(window)
         centred = keras.layers.Subtract()([window, last])
-        return Normalization(centred, lambda f: keras.layers.Add(dtype=dtype)([f, targets(last, n_targets)]))
+        return Normalization(
+            centred, lambda f: keras.layers.Add(dtype=dtype)([f, targets(last, n_targets)])
+        )
     if kind == "revin":
         return _revin(window, n_targets=n_targets, dtype=dtype)
     return Normalization(window, lambda f: f)
@@ -62,7 +66,9 @@ def _revin(window: Any, *, n_targets: int, dtype: str) -> Normalization:
     # A constant window has norm 0: it maps to zeros and its forecast to the mean.
     unit = keras.layers.UnitNormalization(axis=1)(centred)
     scaled = keras.layers.Rescaling(math.sqrt(steps))(unit)
-    norm = keras.layers.GlobalAveragePooling1D(keepdims=True)(keras.layers.Multiply()([centred, unit]))
+    norm = keras.layers.GlobalAveragePooling1D(keepdims=True)(
+        keras.layers.Multiply()([centred, unit])
+    )
     std = keras.layers.Rescaling(math.sqrt(steps))(norm)
 
     def restore(forecast: Any) -> Any:
@@ -72,7 +78,9 @@ def _revin(window: Any, *, n_targets: int, dtype: str) -> Normalization:
     return Normalization(scaled, restore)
 
 
-def naive_forecast(kind: str, window: Any, *, horizon: int, n_targets: int, period: int | None) -> Any:
+def naive_forecast(
+    kind: str, window: Any, *, horizon: int, n_targets: int, period: int | None
+) -> Any:
     """The naive forecast of the target columns from a (normalised) window,
     shaped (batch, horizon, targets): `persistence` repeats the last value,
     `seasonal` repeats the last `period` steps."""
@@ -117,7 +125,9 @@ def _tile_steps(x: Any, length: int) -> Any:
     k = int(x.shape[1])
     copies = math.ceil(length / k)
     tiled = keras.layers.Concatenate(axis=1)([x] * copies) if copies > 1 else x
-    return keras.layers.Cropping1D((0, copies * k - length))(tiled) if copies * k > length else tiled
+    return (
+        keras.layers.Cropping1D((0, copies * k - length))(tiled) if copies * k > length else tiled
+    )
 
 
 # LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with

@@ -47,6 +47,7 @@ class TuneConfig:
     split: tuple[float, ...] | None = None
     fill: str | None = None
     seasonal_period: int | None = None
+    cv: int | None = None
 
     def __post_init__(self) -> None:
         _at_least("--trials", self.trials, 1)
@@ -99,6 +100,7 @@ class TuneConfig:
             "split": self.split,
             "fill": self.fill,
             "seasonal_period": self.seasonal_period,
+            "cv": self.cv,
         }
 
     def resolved(self) -> dict[str, Any]:

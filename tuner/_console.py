@@ -129,16 +129,24 @@ def datasets_lines(datasets: list[Dataset]) -> list[str]:
         sizes = "/".join(str(n) for n in row["split_sizes"])
         lines.append(f"{row['name']:<20} {row['task']:<15} {sizes:<20} {row['shape']}")
         lines.append(f"    {row['description']}; source: {row['source']}")
+        lines.append(f"    windows: {row['windows']}; selection: {row['selection']}")
     return lines
 
 
 def dataset_row(data: Dataset) -> dict[str, Any]:
-    """One dataset's listing: name, task, shape, split sizes, description and source."""
+    """One dataset's listing: name, task, shape, split sizes, the default spaces'
+    window rule, how trials are selected (validation split or K-fold CV),
+    description and source."""
+    info = data.info
+    selection = f"{info.cv}-fold cross-validation" if info.cv else "validation split"
     return {
         "name": data.spec.name,
         "task": data.spec.task,
-        "shape": _shape(data.info),
+        "shape": _shape(info),
         "split_sizes": data.fingerprint["split_sizes"],
+        "windows": info.window_rule,
+        "cv": info.cv,
+        "selection": f"{selection} (test split never used)",
         "description": data.spec.description,
         "source": data.spec.source,
     }

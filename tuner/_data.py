@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from sklearn.model_selection import TimeSeriesSplit
 
 from tuner._errors import InputError
 from tuner._paths import builtin_dir
@@ -42,6 +44,11 @@ _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 _CHAR_WINDOWS = (64, 128, 256)
 # Fewest optimizer steps per epoch the default batch sizes leave.
 MIN_STEPS = 8
+# Classification sets with fewer training plus validation sequences than this are
+# scored by stratified K-fold cross-validation unless the definition or --cv says.
+SMALL_SET = 200
+DEFAULT_FOLDS = 5
+_MAX_FOLDS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +67,7 @@ class DatasetSpec:
     lookback: int | None = None  # typical input window; the base of seq_len_choices
     split: tuple[float, ...] = _DEFAULT_SPLIT  # three fractions, or three row borders
     fill: str | None = None
+    cv: int | None = None  # folds; 0 none; None: the task's default (see default_cv)
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -74,6 +82,11 @@ class DatasetSpec:
                 "pass --horizon N with N >= 1."
             )
         _check_split(self.split, where)
+        if self.cv is not None and (self.cv == 1 or not 0 <= self.cv <= _MAX_FOLDS):
+            raise InputError(
+                f"{where}: cv must be 0 (no cross-validation) or 2-{_MAX_FOLDS} folds, but got "
+                f"cv={self.cv}; pass --cv 5, or --cv 0 to select on the validation split."
+            )
         if self.fill not in (None, *FILLS):
             raise InputError(
                 f"{where}: fill must be one of {FILLS} or absent, but got fill={self.fill!r}."
@@ -119,6 +132,7 @@ class DatasetInfo:
     n_classes: int = 0
     vocab_size: int = 0
     variable_length: bool = False
+    cv: int = 0  # cross-validation folds a trial trains (0: the validation split)
 
     @property
     def metric(self) -> str:
@@ -156,7 +170,7 @@ class DatasetInfo:
             return f"{', '.join(map(str, _CHAR_WINDOWS))} characters"
         if self.seasonal_period:
             return f"1, 2, 4, 7 x seasonal period ({self.seasonal_period})"
-        return f"2, 4, 8 x max(horizon, 8) = {self._fitting(m * max(self.horizon, 8) for m in (2, 4, 8))}"
+        return f"2, 4, 8 x max(horizon, 8) steps ({self.horizon})"
 
     def train_windows(self, seq_len: int) -> int:
         """Training windows (samples) one epoch holds at window length `seq_len`."""
@@ -216,6 +230,12 @@ class Dataset(Protocol):
         """Naive baselines' metrics on the validation and test splits."""
         ...
 
+    def folds(self) -> Sequence[Dataset]:
+        """Cross-validation folds (`info.cv` of them; none without CV): the same data
+        with training and validation parts redrawn inside the non-test part, scaled
+        on each fold's own training part, and no test part."""
+        ...
+
     def preprocessing(self) -> dict[str, Any]:
         """What a trained model needs to read new data: scaler, columns, classes or
         vocabulary (JSON-able; saved in exported bundles)."""
@@ -229,12 +249,14 @@ def builtin_datasets() -> dict[str, DatasetSpec]:
     return {p.stem: read_definition(p) for p in files}
 
 
-_OVERRIDABLE = ("target", "horizon", "time_col", "covariates", "split", "fill", "seasonal_period")
+_OVERRIDABLE = (
+    "target", "horizon", "time_col", "covariates", "split", "fill", "seasonal_period", "cv",
+)  # fmt: skip
 
 
 def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
     """Turn `--dataset NAME|PATH` plus options (`target`, `horizon`, `time_col`,
-    `covariates`, `split`, `fill`, `seasonal_period`; None means not given) into a
+    `covariates`, `split`, `fill`, `seasonal_period`, `cv`; None means not given) into a
     `DatasetSpec`.
 
     >>> resolve_dataset("co2", horizon=26).horizon
@@ -355,6 +377,18 @@ def split_borders(n: int, spec: DatasetSpec, *, unit: str = "rows") -> tuple[int
     whole = sum(spec.split) > 1 - 1e-9
     test_end = n if whole else min(n, val_end + int(n * test))
     return train_end, val_end, test_end
+
+
+def rolling_origin(end: int, folds: int) -> list[tuple[int, int]]:
+    """Ends of the training and validation parts of rolling-origin folds over the
+    ordered items [0, end): an expanding training part, each fold scored on the
+    block after it, the last block ending at `end` (scikit-learn's TimeSeriesSplit).
+
+    >>> rolling_origin(100, 3)
+    [(25, 50), (50, 75), (75, 100)]
+    """
+    splits = TimeSeriesSplit(n_splits=folds).split(np.arange(end))
+    return [(int(train[-1]) + 1, int(val[-1]) + 1) for train, val in splits]
 
 
 def fingerprint(

@@ -37,7 +37,10 @@ def compile_args(info: DatasetInfo) -> dict[str, Any]:
         if info.n_classes == 2:
             loss, log_loss = "binary_crossentropy", keras.metrics.BinaryCrossentropy
         else:
-            loss, log_loss = "sparse_categorical_crossentropy", keras.metrics.SparseCategoricalCrossentropy
+            loss, log_loss = (
+                "sparse_categorical_crossentropy",
+                keras.metrics.SparseCategoricalCrossentropy,
+            )
         return {"loss": loss, "metrics": ["accuracy", log_loss(name="log_loss")]}
     if info.task == "char_lm":
         return {

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 import optuna
 
 from tuner._analysis import model_figure
@@ -17,11 +19,19 @@ from tuner._console import TrialProgress
 from tuner._data import Dataset
 from tuner._devices import describe_device
 from tuner._errors import TrialFailed
+from tuner._model import objective_monitor
 from tuner._space import OptunaHP, SearchSpace
 from tuner._summary import completed
 from tuner._tracking import Tracker
-from tuner._model import objective_monitor
-from tuner._trial import EpochRecorder, FitSettings, Resume, RoundPruning, evaluate, fit_trial
+from tuner._trial import (
+    EpochRecorder,
+    FitSettings,
+    Resume,
+    RoundPruning,
+    evaluate,
+    fit_trial,
+    refit,
+)
 from tuner._windows import WindowCache
 
 
@@ -42,6 +52,8 @@ class Objective:
         self._config = config
         self._tracker = tracker
         self.windows = WindowCache(data)
+        self._folds = [(fold, WindowCache(fold)) for fold in data.folds()]
+        self._epoch_offset = 0  # epochs of earlier folds, for per-epoch MLflow steps
         self._device = describe_device()
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
@@ -88,7 +100,7 @@ class Objective:
         )  # fmt: skip
 
     def _log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
-        self._tracker.log_metrics(self._run_id, logs, step=epoch)
+        self._tracker.log_metrics(self._run_id, logs, step=self._epoch_offset + epoch)
         if self.progress is not None and self.current is not None:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
 
@@ -101,7 +113,7 @@ class Objective:
         resume: Resume | None,
     ) -> float:
         info = self._data.info
-        windows = self.windows.get(int(params.get("seq_len", info.max_seq_len)))
+        seq_len = int(params.get("seq_len", info.max_seq_len))
         settings = FitSettings(
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
@@ -110,33 +122,87 @@ class Objective:
         monitor, factor = objective_monitor(info)
         pruning = RoundPruning(trial, monitor, factor=factor)
         started = time.perf_counter()
-        result = fit_trial(
-            params, windows, self._data, settings, recorder=recorder, pruning=pruning, resume=resume
-        )
+        if self._folds:
+            scored = self._cross_validate(params, seq_len, settings, recorder, pruning)
+        else:
+            result = fit_trial(
+                params, self.windows.get(seq_len), self._data, settings,
+                recorder=recorder, pruning=pruning, resume=resume,
+            )  # fmt: skip
+            scored = _Scored(
+                result.val_metrics, result.best_epoch, result.stop_reason, result.model
+            )
         # Training and validation alone; the rest of the trial's wall time is the tuner's.
         trial.set_user_attr("train_s", round(time.perf_counter() - started, 3))
-        value = result.val_metrics[info.metric]
-        trial.set_user_attr("val_metrics", result.val_metrics)
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        metrics = {f"val_{k}": v for k, v in result.val_metrics.items()}
+        value = scored.val_metrics[info.metric]
+        trial.set_user_attr("val_metrics", scored.val_metrics)
+        trial.set_user_attr("best_epoch", scored.best_epoch)
+        metrics = {f"val_{k}": v for k, v in scored.val_metrics.items()}
+        for i, fold in enumerate(scored.fold_metrics):
+            metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
+        if scored.fold_metrics:
+            trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
         if _is_new_best(trial, value):
-            batch_size = int(params.get("batch_size", 64))  # its predict step is compiled
-            test = evaluate(result.model, windows["test"], self._data, batch_size=batch_size)
-            trial.set_user_attr("test_metrics", test)
-            metrics |= {f"test_{k}": v for k, v in test.items()}
-            model_uri = self._tracker.log_champion(
-                run_id, result.model, windows["val"].x[:2], registered_name=self._config.study_name
-            )
-            trial.set_user_attr("model_uri", model_uri)
-            # The parent process never loads Keras: the best model is drawn here.
-            figure = model_figure(
-                result.model, self._data, windows["test"], params, self._config.study_name
-            )
-            self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
+            metrics |= self._record_champion(trial, params, run_id, seq_len, scored)
         self._tracker.log_metrics(run_id, metrics)
-        self._finish(trial, run_id, "complete", recorder, result.stop_reason)
-        del result
+        self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
+        del scored
         return value
+
+    def _cross_validate(
+        self,
+        params: dict[str, Any],
+        seq_len: int,
+        settings: FitSettings,
+        recorder: EpochRecorder,
+        pruning: RoundPruning,
+    ) -> _Scored:
+        """Train the configuration on every fold; its value is the mean over folds.
+        Each fold reports to the pruner after the earlier folds' steps, so a trial can
+        be pruned inside any fold against the other trials' same fold."""
+        folds: list[dict[str, float]] = []
+        best_epochs: list[int] = []
+        for i, (fold, windows) in enumerate(self._folds):
+            pruning.step_offset = i * self._config.max_epochs
+            self._epoch_offset = len(recorder.history)
+            result = fit_trial(
+                params, windows.get(seq_len), fold, settings, recorder=recorder, pruning=pruning
+            )
+            folds.append(result.val_metrics)
+            best_epochs.append(result.best_epoch)
+            del result
+            keras.backend.clear_session()
+        self._epoch_offset = 0
+        mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+        best_epoch = max(1, round(float(np.mean(best_epochs))))
+        return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
+
+    def _record_champion(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run_id: str,
+        seq_len: int,
+        scored: _Scored,
+    ) -> dict[str, float]:
+        """Test metrics, logged model and figure of a new best trial (under
+        cross-validation, its configuration refit on all non-test data for the folds'
+        mean best epoch). Returns the test metrics as run metrics."""
+        windows = self.windows.get(seq_len)
+        model = scored.model or refit(
+            params, windows, self._data, epochs=scored.best_epoch, seed=self._config.seed
+        )
+        batch_size = int(params.get("batch_size", 64))  # its predict step is compiled
+        test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+        trial.set_user_attr("test_metrics", test)
+        model_uri = self._tracker.log_champion(
+            run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
+        )
+        trial.set_user_attr("model_uri", model_uri)
+        # The parent process never loads Keras: the best model is drawn here.
+        figure = model_figure(model, self._data, windows["test"], params, self._config.study_name)
+        self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
+        return {f"test_{k}": v for k, v in test.items()}
 
     def _finish(
         self,
@@ -157,6 +223,17 @@ class Objective:
             run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
         )
         self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
+
+
+@dataclass
+class _Scored:
+    """A trained configuration's validation result (the mean over folds under CV)."""
+
+    val_metrics: dict[str, float]
+    best_epoch: int
+    stop_reason: str
+    model: keras.Model | None  # None under CV: the champion is refit when needed
+    fold_metrics: list[dict[str, float]] = field(default_factory=list)
 
 
 def _is_new_best(trial: optuna.Trial, value: float) -> bool:

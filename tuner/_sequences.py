@@ -11,15 +11,23 @@ the split fractions, or taken in file order from row borders.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score, log_loss
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from tuner._data import DatasetInfo, DatasetSpec, Windows, fingerprint, split_borders
+from tuner._data import (
+    DEFAULT_FOLDS,
+    SMALL_SET,
+    DatasetInfo,
+    DatasetSpec,
+    Windows,
+    fingerprint,
+    split_borders,
+)
 from tuner._errors import InputError
 
 PAD = 0.0  # the value padded steps hold after scaling; the model's Masking layer skips it
@@ -41,17 +49,50 @@ class SequenceData:
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def cv(self) -> int:
+        """Folds: the definition's or --cv's; by default K-fold on small sets."""
+        if self.spec.cv is not None:
+            return self.spec.cv
+        return DEFAULT_FOLDS if len(self._non_test) < SMALL_SET else 0
+
+    @property
     def info(self) -> DatasetInfo:
+        """Under cross-validation the training part is a fold's."""
         n, steps, features = self.x.shape
+        n_train = (
+            len(self._non_test) * (self.cv - 1) // self.cv if self.cv else len(self.parts["train"])
+        )
         return DatasetInfo(
             task="classification",
             n_features=features,
             n_rows=n,
-            n_train=len(self.parts["train"]),
+            n_train=n_train,
             max_seq_len=steps,
             n_classes=len(self.classes),
             variable_length=bool((self.lengths < steps).any()),
+            cv=self.cv,
         )
+
+    @property
+    def _non_test(self) -> np.ndarray:
+        return np.sort(np.concatenate([self.parts["train"], self.parts["val"]]))
+
+    def folds(self) -> list[SequenceData]:
+        """Stratified K-fold over the training and validation sequences (the test
+        sequences stay out), each fold scaled on its own training sequences."""
+        if not self.cv:
+            return []
+        pool = self._non_test
+        splitter = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=_SPLIT_SEED)
+        inside = np.arange(self.x.shape[1])[None, :] < self.lengths[:, None]
+        raw = np.where(inside[:, :, None], self.x * self.scale + self.mean, np.nan)
+        out = []
+        for train, val in splitter.split(pool, self.labels[pool]):
+            parts = {"train": pool[train], "val": pool[val], "test": pool[:0]}
+            scaled, mean, scale = _scale(raw, self.lengths, parts["train"])
+            fold_spec = replace(self.spec, cv=0)
+            out.append(replace(self, spec=fold_spec, x=scaled, mean=mean, scale=scale, parts=parts))
+        return out
 
     def preprocessing(self) -> dict[str, Any]:
         """What a model trained on this data needs to read new data (JSON-able)."""
@@ -138,6 +179,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
             f"{spec.path}: the training split holds a single class "
             f"({str(classes[train_labels[0]])!r}); give more samples or another --split."
         )
+    _check_folds(labels, parts, spec)
     scaled, mean, scale = _scale(x, lengths, parts["train"])
     return SequenceData(
         spec=spec,
@@ -247,6 +289,17 @@ def _stratified(labels: np.ndarray, spec: DatasetSpec) -> dict[str, np.ndarray]:
     except ValueError as e:  # a class too small to appear in every split
         raise InputError(f"{spec.path}: cannot split by class ({e}); give more samples.") from None
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def _check_folds(labels: np.ndarray, parts: dict[str, np.ndarray], spec: DatasetSpec) -> None:
+    if not spec.cv:
+        return
+    counts = np.bincount(labels[np.concatenate([parts["train"], parts["val"]])])
+    if counts[counts > 0].max() < spec.cv:
+        raise InputError(
+            f"{spec.path}: --cv {spec.cv} needs at least {spec.cv} training sequences of a "
+            f"class, but the most frequent class has {counts.max()}; use fewer folds."
+        )
 
 
 def _scale(

@@ -6,7 +6,7 @@ rows only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from tuner._data import (
     DatasetSpec,
     Windows,
     fingerprint,
+    rolling_origin,
     split_borders,
 )
 from tuner._errors import InputError
@@ -45,17 +46,42 @@ class SeriesData:
 
     @property
     def info(self) -> DatasetInfo:
+        """Under cross-validation the training part is the first fold's, the shortest."""
+        cv = self.spec.cv or 0
+        n_train = rolling_origin(self.borders[1], cv)[0][0] if cv else self.borders[0]
         return DatasetInfo(
             task="forecasting",
             n_features=len(self.columns),
             n_targets=self.n_targets,
             n_rows=len(self.scaled),
-            n_train=self.borders[0],
-            max_seq_len=self.borders[0] - self.spec.horizon,
+            n_train=n_train,
+            max_seq_len=n_train - self.spec.horizon,
             horizon=self.spec.horizon,
             seasonal_period=self.spec.seasonal_period,
             lookback=self.spec.lookback,
+            cv=cv,
         )
+
+    def folds(self) -> list[SeriesData]:
+        """Rolling-origin folds over the rows before the test border, each scaled
+        on its own training rows."""
+        if not self.spec.cv:
+            return []
+        raw = self.scaled * self.scale + self.mean
+        out = []
+        for train_end, val_end in rolling_origin(self.borders[1], self.spec.cv):
+            mean, scale = _fit_scaler(raw[:train_end])
+            out.append(
+                replace(
+                    self,
+                    spec=replace(self.spec, cv=0),
+                    scaled=((raw - mean) / scale).astype(np.float32),
+                    mean=mean,
+                    scale=scale,
+                    borders=(train_end, val_end, val_end),
+                )
+            )
+        return out
 
     def windows(self, seq_len: int) -> dict[str, Windows]:
         return forecast_windows(self, seq_len)
@@ -107,8 +133,8 @@ def load_series(spec: DatasetSpec) -> SeriesData:
     check_finite(values, columns, spec.path)
     borders = split_borders(len(values), spec)
     _check_lengths(borders, spec)
-    scaler = StandardScaler().fit(values[: borders[0]])
-    mean, scale = scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
+    _check_folds(borders[1], spec)
+    mean, scale = _fit_scaler(values[: borders[0]])
     values -= mean
     values /= scale
     return SeriesData(
@@ -128,6 +154,11 @@ def load_series(spec: DatasetSpec) -> SeriesData:
             borders=borders,
         ),
     )
+
+
+def _fit_scaler(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scaler = StandardScaler().fit(rows)
+    return scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
 
 
 def _fill(values: np.ndarray, how: str) -> np.ndarray:
@@ -240,6 +271,19 @@ def _check_time(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
             f"{_row(spec.path, i)}; timestamps must be unique: drop or aggregate duplicates."
         )
     return times.to_numpy()
+
+
+def _check_folds(end: int, spec: DatasetSpec) -> None:
+    """Every rolling-origin fold needs a horizon to score and a window to train on."""
+    if not spec.cv:
+        return
+    train_end, val_end = rolling_origin(end, spec.cv)[0]
+    if val_end - train_end < spec.horizon or train_end < spec.horizon + 2:
+        raise InputError(
+            f"{spec.path}: --cv {spec.cv} leaves folds of {val_end - train_end} rows before the "
+            f"test split ({end} rows), fewer than a training window plus the horizon "
+            f"({spec.horizon}) needs; use fewer folds."
+        )
 
 
 def _check_lengths(borders: tuple[int, int, int], spec: DatasetSpec) -> None:

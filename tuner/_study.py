@@ -99,6 +99,11 @@ def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
     data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
     space = load_space(config.space or default_space(data.spec.task))
     probe_space(space, data.info)
+    if config.engine == "keras-tuner" and data.info.cv:
+        raise InputError(
+            f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
+            f"is scored over {data.info.cv} folds; pass --cv 0, or use the optuna engine."
+        )
     return data, space
 
 
@@ -206,7 +211,7 @@ def open_study(
         storage=storage,
         direction="minimize",
         sampler=_sampler(config, config.seed + n_before + seed_offset),
-        pruner=_pruner(config),
+        pruner=_pruner(config, folds=data.info.cv),
         load_if_exists=True,
     )
     _check_same_study(study, config, data, space)
@@ -311,7 +316,8 @@ def _sampler(config: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
     )
 
 
-def _pruner(config: TuneConfig) -> optuna.pruners.BasePruner:
+def _pruner(config: TuneConfig, *, folds: int = 0) -> optuna.pruners.BasePruner:
+    # Under cross-validation a trial's steps run on through its folds.
     if config.engine == "keras-tuner":  # Hyperband's rounds are KerasTuner's own
         return optuna.pruners.NopPruner()
     if config.pruner == "median":
@@ -319,7 +325,7 @@ def _pruner(config: TuneConfig) -> optuna.pruners.BasePruner:
     if config.pruner == "none":
         return optuna.pruners.NopPruner()
     return optuna.pruners.HyperbandPruner(
-        min_resource=2, max_resource=config.max_epochs, reduction_factor=3
+        min_resource=2, max_resource=config.max_epochs * max(1, folds), reduction_factor=3
     )
 
 

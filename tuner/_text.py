@@ -9,7 +9,7 @@ held-out character is scored once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from tuner._data import (
     DatasetSpec,
     Windows,
     fingerprint,
+    rolling_origin,
     split_borders,
 )
 from tuner._errors import InputError
@@ -40,8 +41,13 @@ class TextData:
 
     @property
     def info(self) -> DatasetInfo:
+        """Under cross-validation the parts are the first fold's, the shortest."""
+        cv = self.spec.cv or 0
         train_end, val_end, test_end = self.borders
-        shortest = min(train_end, val_end - train_end, test_end - val_end)
+        if cv:
+            (train_end, val_end), test_end = rolling_origin(val_end, cv)[0], self.borders[2]
+        parts = (train_end, val_end - train_end, test_end - self.borders[1])
+        shortest = min(n for n in parts if n > 0)  # a fold has no test part
         return DatasetInfo(
             task="char_lm",
             n_features=1,
@@ -50,7 +56,18 @@ class TextData:
             max_seq_len=shortest - 1,
             lookback=self.spec.lookback,
             vocab_size=len(self.vocab),
+            cv=cv,
         )
+
+    def folds(self) -> list[TextData]:
+        """Rolling-origin folds of contiguous text before the test part, with the
+        training vocabulary (the encoding stays that of the whole training part)."""
+        if not self.spec.cv:
+            return []
+        return [
+            replace(self, spec=replace(self.spec, cv=0), borders=(train_end, val_end, val_end))
+            for train_end, val_end in rolling_origin(self.borders[1], self.spec.cv)
+        ]
 
     def preprocessing(self) -> dict[str, Any]:
         """What a model trained on this data needs to read new data (JSON-able)."""
@@ -62,6 +79,10 @@ class TextData:
         starts = (0, *self.borders[:2])
         out = {}
         for split, start, end in zip(SPLITS, starts, self.borders, strict=True):
+            if end - start <= seq_len:  # a fold's empty test part
+                empty = np.empty((0, seq_len), self.codes.dtype)
+                out[split] = Windows(x=empty, y=empty)
+                continue
             chunks = sliding_window_view(self.codes[start:end], seq_len + 1)[::seq_len]
             out[split] = Windows(x=compact(chunks[:, :-1]), y=compact(chunks[:, 1:]))
         return out

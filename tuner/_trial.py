@@ -58,11 +58,12 @@ class RoundPruning(keras.callbacks.Callback):
         self._monitor = monitor
         self._factor = factor
         self.epochs_per_round = 1  # set by fit_trial from the training set's size
+        self.step_offset = 0  # steps of the earlier cross-validation folds
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if (epoch + 1) % self.epochs_per_round or self._monitor not in (logs or {}):
             return
-        step = (epoch + 1) // self.epochs_per_round - 1
+        step = self.step_offset + (epoch + 1) // self.epochs_per_round - 1
         self._trial.report(float((logs or {})[self._monitor]) * self._factor, step)
         if self._trial.should_prune():
             raise optuna.TrialPruned(f"pruned at round {step + 1} (epoch {epoch + 1})")
@@ -256,7 +257,12 @@ class _Batches(keras.utils.PyDataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
         rows = np.sort(self._order[i * self._batch_size : (i + 1) * self._batch_size])
         x = self._split.x[rows]
-        return (x, self._split.y[rows]) if self._targets else (x,)
+        if not self._targets:
+            return (x,)
+        y = self._split.y[rows]
+        # Class labels (n,) as (n, 1): a sigmoid output's rank, which Keras's
+        # binary cross-entropy metric needs (the sparse losses accept both).
+        return x, (y[:, None] if y.ndim == 1 else y)
 
 
 class TrainBatches(_Batches):

@@ -32,7 +32,14 @@ def compact(view: np.ndarray) -> np.ndarray:
 def make_windows(
     series: np.ndarray, *, seq_len: int, horizon: int, n_targets: int, start: int, end: int
 ) -> Windows:
-    """Windows whose targets lie in rows [start, end); inputs may reach back before start."""
+    """Windows whose targets lie in rows [start, end); inputs may reach back before start.
+    An empty range (a cross-validation fold's test part) gives no windows."""
+    if end - start < horizon:
+        features = series.shape[1]
+        return Windows(
+            x=np.empty((0, seq_len, features), series.dtype),
+            y=np.empty((0, horizon, n_targets), series.dtype),
+        )
     lo = start - seq_len
     block = series[lo:end]
     view = sliding_window_view(block, seq_len + horizon, axis=0).transpose(0, 2, 1)

@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
     )
     data.add_argument("--fill", help="fill missing values instead of failing: interpolate | ffill")
+    data.add_argument(
+        "--cv",
+        type=_positive_int,
+        help="cross-validation folds a trial's value is the mean over (0: off; default: 5 for "
+        "classification sets under 200 training sequences, else off)",
+    )
     tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     tune.set_defaults(handler=_cmd_tune)
 
@@ -208,6 +214,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         split=args.split,
         fill=args.fill,
         seasonal_period=args.seasonal_period,
+        cv=args.cv,
     )
     from tuner._console import quiet_libraries
     from tuner._study import run_tune
