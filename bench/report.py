@@ -176,9 +176,11 @@ def _b2(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             text.append(f"| {name} | | skipped: {r['skipped']} | | | | |")
             summary.append(f"| B2 | {name} | skipped: {r['skipped']} | n/a |")
             continue
-        naive = " / ".join(
-            f"{k.rsplit('_', 1)[0]} {_f(v)} ({k.rsplit('_', 1)[1]})"
-            for k, v in sorted(r["baselines"].items())
+        kinds = sorted({k.rsplit("_", 1)[0] for k in r["baselines"]})
+        naive = "; ".join(
+            f"{kind} {_f(r['baselines'].get(kind + '_test'))} / "
+            f"{_f(r['baselines'].get(kind + '_val'))}"
+            for kind in kinds
         )
         published = ", ".join(f"{k} {v}" for k, v in r["published"].items()) or "-"
         text.append(
@@ -186,11 +188,12 @@ def _b2(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"{published} | {r['trials_complete']} / {r['trials_pruned']} |"
         )
         rule, bound = r["target"]
-        goal = (
-            f"within {bound} of alice's {_f(r.get('compared_with'))}"
-            if rule == "within"
-            else f"{rule} {bound}"
-        )
+        if rule == "within":
+            goal = f"within {bound} of alice's {_f(r.get('compared_with'))}"
+        elif isinstance(bound, str):
+            goal = f"{rule} {bound.replace('_', ' ')} {_f(r['baselines'][bound])}"
+        else:
+            goal = f"{rule} {bound}"
         summary.append(
             f"| B2 | {name}: test {r['metric']} {goal} | {_f(r['test'])} | {_yes(r['met'])} |"
         )
