@@ -105,6 +105,9 @@ def export_study(
             f"dataset file {data.spec.path} changed since study {study.study_name} was run "
             "(SHA-256 differs); restore it to export this study's preprocessing."
         )
+    # A top-K ensemble that validated better than the best trial is the champion.
+    ensemble = study.user_attrs.get("ensemble") or {}
+    champion = ensemble if ensemble.get("champion") and not refit else {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
@@ -112,8 +115,13 @@ def export_study(
         if refit:
             refitted = _refit(study, best, data, staging / MODEL, tracking_uri)
         else:
-            fetch_model(best.user_attrs["model_uri"], staging / MODEL, tracking_uri)
-        preprocessing = data.preprocessing() | {"seq_len": best.params.get("seq_len")}
+            fetch_model(
+                champion.get("model_uri", best.user_attrs["model_uri"]),
+                staging / MODEL,
+                tracking_uri,
+            )
+        seq_len = champion.get("seq_len", best.params.get("seq_len"))
+        preprocessing = data.preprocessing() | {"seq_len": seq_len}
         _write_json(staging / PREPROCESSING, preprocessing)
         if "savedmodel" in formats:
             _savedmodel(staging)
@@ -127,11 +135,12 @@ def export_study(
             "study": study.study_name,
             "trial": best.number,
             "params": best.params,
+            "ensemble": champion or None,  # the model is this ensemble, not the trial alone
             "objective": study.user_attrs.get("objective"),
-            "val_metrics": best.user_attrs.get("val_metrics"),
+            "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
             "test_metrics": refitted["test_metrics"]
             if refitted
-            else best.user_attrs.get("test_metrics"),
+            else champion.get("test_metrics", best.user_attrs.get("test_metrics")),
             "refit": refitted,
             "onnx": onnx,
             "dataset": study.user_attrs["fingerprint"],

@@ -14,6 +14,7 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("hyperband", "median", "none")
 ENGINES = ("optuna", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
+_MAX_ENSEMBLE = 10
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +40,7 @@ class TuneConfig:
     engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
     kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
     epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
+    ensemble: int = 0  # average the K best trials into one champion if it validates better
     # Dataset options (None: the dataset definition's value or the default).
     horizon: int | None = None
     target: tuple[str, ...] | None = None
@@ -58,6 +60,11 @@ class TuneConfig:
         _one_of("--precision", self.precision, PRECISIONS)
         _one_of("--engine", self.engine, ENGINES)
         _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
+        if self.ensemble == 1 or not 0 <= self.ensemble <= _MAX_ENSEMBLE:
+            raise InputError(
+                f"--ensemble must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got "
+                f"{self.ensemble}; pass --ensemble 3, or leave it out."
+            )
         if self.epoch_budget is not None:
             _at_least("--epoch-budget", self.epoch_budget, 1)
         if self.engine == "keras-tuner" and (self.workers or 1) > 1:

@@ -32,6 +32,8 @@ TASK_OBJECTIVES = {
     "classification": "validation log loss",
     "char_lm": "validation bits per character",
 }
+# Tasks whose top trials can be averaged into one champion (`--ensemble K`).
+ENSEMBLE_TASKS = ("forecasting", "classification")
 _SUFFIX_TASKS = {
     ".csv": "forecasting",
     ".parquet": "forecasting",

@@ -92,6 +92,51 @@ class Objective:
         self.current = None
         return value
 
+    @property
+    def data(self) -> Dataset:
+        return self._data
+
+    @property
+    def config(self) -> TuneConfig:
+        return self._config
+
+    def parts(self) -> list[tuple[Dataset, WindowCache]]:
+        """What a configuration is scored on: the cross-validation folds, or the
+        dataset's own validation split."""
+        return self._folds or [(self._data, self.windows)]
+
+    def record_ensemble(
+        self, model: keras.Model, record: dict[str, Any], members: list[Any]
+    ) -> dict[str, Any]:
+        """Log an ensemble as its own MLflow run beside the trials; when it is the
+        champion, also its test metrics and the registered model. Returns what
+        was added (run id, and test metrics and model URI for a champion)."""
+        info = self._data.info
+        run = self._tracker.client.create_run(
+            self._tracker.experiment_id,
+            run_name=f"ensemble-top{len(members)}",
+            tags={"mlflow.parentRunId": self._tracker.parent_id, "role": "ensemble"},
+        )
+        run_id = str(run.info.run_id)
+        self._tracker.log_params(run_id, {"members": record["members"]})
+        metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
+        added: dict[str, Any] = {"mlflow_run_id": run_id}
+        if record["champion"]:
+            longest = max(int(t.params.get("seq_len", info.max_seq_len)) for t in members)
+            windows = self.windows.get(longest)
+            batch_size = int(members[0].params.get("batch_size", 64))
+            test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+            metrics |= {f"test_{k}": v for k, v in test.items()}
+            added["test_metrics"] = test
+            added["seq_len"] = longest
+            added["model_uri"] = self._tracker.log_champion(
+                run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
+            )
+        self._tracker.log_metrics(run_id, metrics)
+        self._tracker.set_tags(run_id, {"champion": record["champion"]})
+        self._tracker.end(run_id, "FINISHED")
+        return added
+
     def record_interrupt(self, trial: optuna.Trial, recorder: EpochRecorder | None = None) -> None:
         """Record the trial as failed with reason "interrupted" and its MLflow run as KILLED."""
         self._finish(
@@ -190,7 +235,11 @@ class Objective:
         mean best epoch). Returns the test metrics as run metrics."""
         windows = self.windows.get(seq_len)
         model = scored.model or refit(
-            params, windows, self._data, epochs=scored.best_epoch, seed=self._config.seed
+            params,
+            windows,
+            self._data,
+            epochs=scored.best_epoch,
+            seed=self._config.seed + trial.number,
         )
         batch_size = int(params.get("batch_size", 64))  # its predict step is compiled
         test = evaluate(model, windows["test"], self._data, batch_size=batch_size)

@@ -21,7 +21,7 @@ import optuna
 
 from tuner._config import TuneConfig
 from tuner._console import err
-from tuner._data import TASK_OBJECTIVES, Dataset, load_dataset, resolve_dataset
+from tuner._data import ENSEMBLE_TASKS, TASK_OBJECTIVES, Dataset, load_dataset, resolve_dataset
 from tuner._devices import choose_gpus
 from tuner._errors import InputError
 from tuner._plots import log_study_plots
@@ -74,6 +74,8 @@ def run_tune(
     status = "FAILED"
     try:
         _run_workers(study, job, n_workers)
+        if config.ensemble:
+            _run_ensemble(study, job)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -99,6 +101,11 @@ def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
     data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
     space = load_space(config.space or default_space(data.spec.task))
     probe_space(space, data.info)
+    if config.ensemble and data.spec.task not in ENSEMBLE_TASKS:
+        raise InputError(
+            f"--ensemble {config.ensemble}: ensembles are built for {', '.join(ENSEMBLE_TASKS)} "
+            f"studies, but dataset '{data.spec.name}' is {data.spec.task}; leave out --ensemble."
+        )
     if config.engine == "keras-tuner" and data.info.cv:
         raise InputError(
             f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
@@ -138,6 +145,18 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
         raise
     if failure is not None:
         raise failure
+
+
+def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
+    """Build the top-K ensemble in a worker process (the parent never loads Keras)."""
+    err.print(f"building the top-{job.config.ensemble} ensemble ...")
+    result = _collect(*_start(dataclasses.replace(job, task="ensemble"), slot=0))
+    if result.reason != "ensemble" and (problem := _problem(result, job)) is not None:
+        raise problem
+    record = study.user_attrs.get("ensemble", {})
+    if "val_metrics" in record:
+        verdict = "is the champion" if record["champion"] else "does not beat the best trial"
+        err.print(f"ensemble of trials {record['members']}: {verdict}.")
 
 
 def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:

@@ -64,6 +64,8 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "best_epoch": best.user_attrs.get("best_epoch") if best else None,
         "baselines": study.user_attrs.get("baselines", {}),
         "dataset": study.user_attrs.get("fingerprint", {}),
+        # --ensemble K: members, validation (and, as champion, test) metrics
+        "ensemble": study.user_attrs.get("ensemble"),
     }
 
 

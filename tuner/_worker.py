@@ -9,6 +9,7 @@ long the study is. The parent process never imports Keras.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import signal
@@ -50,6 +51,7 @@ class WorkerJob:
     gpus: tuple[str, ...] = ()  # GPUs of this invocation; slot i uses gpus[i % len(gpus)]
     slot: int = 0  # which of the invocation's concurrent workers this is
     seed_salt: int = 0  # added to the sampler seed with the slot
+    task: str = "trials"  # or "ensemble": build the top-K ensemble after the trials
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ def _run(job: WorkerJob) -> WorkerResult:
     gc.freeze()
     stop = _StopRules(job)
     try:
+        if job.task == "ensemble":
+            return _ensemble(study, objective, config.ensemble)
         if config.engine == "keras-tuner":
             return _keras_tuner_search(study, objective, data, space, job)
         return _trials_loop(study, objective, stop, job)
@@ -141,6 +145,13 @@ def _keras_tuner_search(
     )
     engine.search()
     return WorkerResult("enough", trials_run=len(study.get_trials(deepcopy=False)) - before)
+
+
+def _ensemble(study: optuna.Study, objective: Any, size: int) -> WorkerResult:
+    from tuner._ensemble import run_ensemble  # loads Keras, as the objective does
+
+    record = run_ensemble(study, objective, size=size)
+    return WorkerResult("ensemble", message=json.dumps(record, default=str))
 
 
 def _settle_interrupted(study: optuna.Study, objective: Any) -> None:

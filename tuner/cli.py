@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start no trial once the study's trials have trained this many epochs in all",
     )
     tune.add_argument(
+        "--ensemble",
+        type=_positive_int,
+        default=defaults.ensemble,
+        help="average the K best trials into one champion when that validates better "
+        "(forecasting, classification; default 0: off)",
+    )
+    tune.add_argument(
         "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
     )
     tune.add_argument(
@@ -207,6 +214,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         engine=args.engine,
         kt_tuner=args.kt_tuner,
         epoch_budget=args.epoch_budget,
+        ensemble=args.ensemble,
         horizon=args.horizon,
         target=args.target,
         covariates=args.covariates,

@@ -1,0 +1,78 @@
+"""Top-K ensembles (`--ensemble K`): one model of built-in layers that averages
+its members, scored like a trial, champion only when it validates better."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import SPACES, Stores
+from tuner._data import load_dataset, resolve_dataset
+from tuner._ensemble import ensemble_model
+from tuner._model import build_model
+from tuner.cli import main
+
+
+def test_ensemble_loads_in_plain_keras_and_is_the_mean_of_its_members(tmp_path: Path) -> None:
+    info = load_dataset(resolve_dataset("co2")).info
+    members = [
+        build_model({"seq_len": 52, "units_0": 4, "normalize": "revin"}, info),
+        build_model({"seq_len": 26, "units_0": 8, "naive_head": "persistence"}, info),
+    ]
+    x = np.random.default_rng(0).normal(size=(5, 52, 1)).astype("float32")
+    mean = (members[0].predict(x, verbose=0) + members[1].predict(x[:, 26:], verbose=0)) / 2
+    model = ensemble_model(members, info)
+    model.save(tmp_path / "ensemble.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "mean.npy", mean)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"m = keras.saving.load_model({str(tmp_path / 'ensemble.keras')!r}, safe_mode=True)\n"
+        f"y = m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
+        f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'mean.npy')!r}), rtol=1e-5, "
+        "atol=1e-6)\n"
+        "assert not any(name.startswith('tuner') for name in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_study_reports_the_ensemble_beside_the_best_trial(stores: Stores) -> None:
+    out = io.StringIO()
+    argv = [
+        "tune", "--dataset", "co2", "--space", str(SPACES / "tiny.py"), "--trials", "3",
+        "--max-epochs", "2", "--pruner", "none", "--ensemble", "2", *stores.args(), "--json",
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    summary = json.loads(out.getvalue())
+    ensemble = summary["ensemble"]
+    assert len(ensemble["members"]) == 2 and summary["best_trial"] in ensemble["members"]
+    assert ensemble["best_single_value"] == pytest.approx(summary["best_val"]["mse"])
+    assert ensemble["champion"] == (ensemble["val_metrics"]["mse"] < summary["best_val"]["mse"])
+    client = MlflowClient(stores.tracking)
+    run = client.get_run(ensemble["mlflow_run_id"])
+    assert run.data.metrics["val_mse"] == pytest.approx(ensemble["val_metrics"]["mse"])
+    champion = client.get_model_version_by_alias("co2", "champion")
+    # Test metrics exist only for the champion; the alias points at it.
+    assert ("test_metrics" in ensemble) == ensemble["champion"]
+    assert (champion.run_id == run.info.run_id) == ensemble["champion"]
+
+
+def test_ensemble_of_a_char_model_exits_2(stores: Stores) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["tune", "--dataset", "alice", "--ensemble", "3", *stores.args()])
+    assert code == 2 and "ensembles are built for forecasting" in err.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["tune", "--ensemble", "1", *stores.args()])
+    assert code == 2 and "--ensemble must be 0 (off) or 2-10" in err.getvalue()
