@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import SPACES, environment, median, study_trials, tune
+from common import SPACES, environment, load_study, median, study_trials, tune
+
+from tuner._summary import test_metrics
 
 METHODS = {
     "default": (
@@ -74,7 +76,7 @@ def _one(
             best, best_trial = trial.value, trial
         if best_trial is not None:
             curve.append([used, best])
-    test = best_trial.user_attrs.get("test_metrics", {}) if best_trial else {}
+    test = (test_metrics(load_study(folder, study), best_trial) or {}) if best_trial else {}
     return {
         "seed": seed,
         "best_val": best,

@@ -48,7 +48,7 @@ def run(quick: bool) -> dict[str, Any]:
                 "number": t.number,
                 "wall_s": t.duration.total_seconds(),
                 "train_s": t.user_attrs["train_s"],
-                "new_best": "test_metrics" in t.user_attrs,
+                "new_best": "model_uri" in t.user_attrs,
             }
             for t in study_trials(folder, "overhead")
         ]

@@ -60,13 +60,17 @@ def storage(folder: Path) -> str:
     return f"sqlite:///{folder / 'optuna.db'}"
 
 
-def study_trials(folder: Path, study: str) -> list[Any]:
-    """The study's trials in the order they started (trial number)."""
+def load_study(folder: Path, study: str) -> Any:
+    """The study stored in the scratch folder."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    loaded = optuna.load_study(study_name=study, storage=storage(folder))
-    return sorted(loaded.get_trials(deepcopy=False), key=lambda t: t.number)
+    return optuna.load_study(study_name=study, storage=storage(folder))
+
+
+def study_trials(folder: Path, study: str) -> list[Any]:
+    """The study's trials in the order they started (trial number)."""
+    return sorted(load_study(folder, study).get_trials(deepcopy=False), key=lambda t: t.number)
 
 
 def median(values: list[float]) -> float:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tuner._errors import InputError
+from tuner._summary import completed, test_metrics
 
 FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
 METADATA = "metadata.json"
@@ -70,7 +71,6 @@ def export_study(
     """
     from tuner._data import load_dataset, resolve_dataset
     from tuner._study import stored_config
-    from tuner._summary import completed
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -140,7 +140,7 @@ def export_study(
             "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
             "test_metrics": refitted["test_metrics"]
             if refitted
-            else champion.get("test_metrics", best.user_attrs.get("test_metrics")),
+            else champion.get("test_metrics", test_metrics(study, best)),
             "refit": refitted,
             "onnx": onnx,
             "dataset": study.user_attrs["fingerprint"],
@@ -202,7 +202,7 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
     model = refit(best.params, windows, data, epochs=epochs, seed=seed)
     test = evaluate(model, windows["test"], data)
-    original = best.user_attrs.get("test_metrics") or {}
+    original = test_metrics(study, best) or {}
     tracker = Tracker(
         tracking_uri, study.user_attrs["config"].get("experiment") or study.study_name
     )

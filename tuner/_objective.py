@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 from tuner._analysis import model_figure
 from tuner._config import TuneConfig
@@ -21,8 +22,8 @@ from tuner._devices import describe_device
 from tuner._errors import TrialFailed
 from tuner._model import objective_monitor
 from tuner._space import OptunaHP, SearchSpace
-from tuner._summary import completed
-from tuner._tracking import Tracker
+from tuner._summary import completed, record_test_metrics, test_metrics
+from tuner._tracking import Tracker, load_logged_model
 from tuner._trial import (
     EpochRecorder,
     FitSettings,
@@ -188,7 +189,7 @@ class Objective:
         if scored.fold_metrics:
             trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
         if _is_new_best(trial, value):
-            metrics |= self._record_champion(trial, params, run_id, seq_len, scored)
+            self._record_champion(trial, params, run_id, seq_len, scored)
         self._tracker.log_metrics(run_id, metrics)
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
@@ -229,10 +230,10 @@ class Objective:
         run_id: str,
         seq_len: int,
         scored: _Scored,
-    ) -> dict[str, float]:
-        """Test metrics, logged model and figure of a new best trial (under
-        cross-validation, its configuration refit on all non-test data for the folds'
-        mean best epoch). Returns the test metrics as run metrics."""
+    ) -> None:
+        """Log and register a new best trial's model (under cross-validation, its
+        configuration refit on all non-test data for the folds' mean best epoch).
+        The test split waits for `finalize`: only the study's final best sees it."""
         windows = self.windows.get(seq_len)
         model = scored.model or refit(
             params,
@@ -241,17 +242,33 @@ class Objective:
             epochs=scored.best_epoch,
             seed=self._config.seed + trial.number,
         )
-        batch_size = int(params.get("batch_size", 64))  # its predict step is compiled
-        test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
-        trial.set_user_attr("test_metrics", test)
         model_uri = self._tracker.log_champion(
             run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
         )
         trial.set_user_attr("model_uri", model_uri)
+
+    def finalize(self, study: optuna.Study) -> None:
+        """Score the study's best trial, and it alone, on the test split: its test
+        metrics (trial attribute and MLflow run) and the best model's figure. Runs
+        when a worker ends with no trial left running; once per best trial."""
+        done = completed(study)
+        if not done or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        best = min(done, key=lambda t: float(t.value or 0.0))
+        if test_metrics(study, best) is not None or "model_uri" not in best.user_attrs:
+            return
+        model = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
+        info = self._data.info
+        windows = self.windows.get(int(best.params.get("seq_len", info.max_seq_len)))
+        batch_size = int(best.params.get("batch_size", 64))  # its predict step is compiled
+        test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+        record_test_metrics(study, best, test)
+        run_id = best.user_attrs.get("mlflow_run_id")
+        if run_id:
+            self._tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
         # The parent process never loads Keras: the best model is drawn here.
-        figure = model_figure(model, self._data, windows["test"], params, self._config.study_name)
+        figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
-        return {f"test_{k}": v for k, v in test.items()}
 
     def _finish(
         self,

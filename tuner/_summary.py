@@ -60,13 +60,28 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
         "best_val": best.user_attrs.get("val_metrics") if best else None,
-        "best_test": best.user_attrs.get("test_metrics") if best else None,
+        "best_test": test_metrics(study, best) if best else None,
         "best_epoch": best.user_attrs.get("best_epoch") if best else None,
         "baselines": study.user_attrs.get("baselines", {}),
         "dataset": study.user_attrs.get("fingerprint", {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
         "ensemble": study.user_attrs.get("ensemble"),
     }
+
+
+def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
+    """The trial's test metrics: recorded for the study's best trial only, once the
+    trials have ended (older studies kept them on each trial that became best)."""
+    recorded = study.user_attrs.get("test_metrics", {})
+    found = recorded.get(str(trial.number), trial.user_attrs.get("test_metrics"))
+    return dict(found) if found is not None else None
+
+
+def record_test_metrics(study: optuna.Study, trial: FrozenTrial, metrics: dict[str, float]) -> None:
+    """Store the best trial's test metrics with the study (a finished trial is read-only)."""
+    recorded = dict(study.user_attrs.get("test_metrics", {}))
+    recorded[str(trial.number)] = metrics
+    study.set_user_attr("test_metrics", recorded)
 
 
 def epochs_spent(study: optuna.Study) -> int:

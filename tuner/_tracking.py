@@ -168,6 +168,21 @@ class Tracker:
         return str(info.model_uri)
 
 
+def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
+    """The Keras model behind a model logged with `Tracker.log_champion` (safe mode)."""
+    import keras
+
+    import tuner._layers  # noqa: F401 - registers the custom layers
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        found = list(local.rglob("model.keras"))
+        if not found:
+            raise InputError(f"logged model {model_uri} holds no model.keras; log it again.")
+        return keras.saving.load_model(found[0], safe_mode=True)
+
+
 def _output_like(model: Any, example: Any) -> Any:
     """Zeros shaped like the model's output for `example`: the signature needs
     shapes and types only, and a predict at a new batch size compiles anew (JAX)."""

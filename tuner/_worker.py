@@ -115,8 +115,12 @@ def _run(job: WorkerJob) -> WorkerResult:
         if job.task == "ensemble":
             return _ensemble(study, objective, config.ensemble)
         if config.engine == "keras-tuner":
-            return _keras_tuner_search(study, objective, data, space, job)
-        return _trials_loop(study, objective, stop, job)
+            result = _keras_tuner_search(study, objective, data, space, job)
+        else:
+            result = _trials_loop(study, objective, stop, job)
+        if result.reason != "recycle":  # the study's trials are over, or this host's are
+            objective.finalize(study)
+        return result
     except KeyboardInterrupt:
         _settle_interrupted(study, objective)
         raise
