@@ -67,3 +67,21 @@ def test_tiny_study_on_each_built_in_dataset(
     best = json.loads(text)
     assert best["best_val"][metric] == pytest.approx(summary["best_val"][metric])
     assert best["baselines"] == summary["baselines"]
+
+
+def test_character_pruning_reports_bits_per_character(
+    finished_studies: Callable[[str], Finished],
+) -> None:
+    """What the pruner (and `tuner status`, the dashboard) sees per round is the
+    objective's unit, bits per character, not the loss in nats (1.44 times more)."""
+    import optuna
+
+    stores = finished_studies("alice").stores
+    study = optuna.load_study(study_name="alice", storage=stores.storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete
+    for trial in complete:
+        reported = min(trial.intermediate_values.values())
+        # Early stopping restores the best epoch; a round ends on some epoch.
+        assert trial.value <= reported + 1e-3
+        assert reported < trial.value * 1.1

@@ -39,7 +39,7 @@ class FitSettings:
 # A trial on a small training set takes few optimizer steps per epoch: its
 # epoch limit and patience grow so that one "round" (the unit of the limit, of
 # patience and of pruning) is at least this many steps, up to _MAX_SCALE epochs.
-ROUND_STEPS = 50
+ROUND_STEPS = 16
 _MAX_SCALE = 10
 
 
