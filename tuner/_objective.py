@@ -249,8 +249,9 @@ class Objective:
 
     def finalize(self, study: optuna.Study) -> None:
         """Score the study's best trial, and it alone, on the test split: its test
-        metrics (trial attribute and MLflow run) and the best model's figure. Runs
-        when a worker ends with no trial left running; once per best trial."""
+        metrics (stored with the study and in the trial's MLflow run) and the best
+        model's figure. Runs when a worker ends with no trial left running; once
+        per best trial."""
         done = completed(study)
         if not done or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return
