@@ -51,7 +51,7 @@ export: $(STAMP) ## export the best model of the latest study to exports/ (STUDY
 		--format $(FORMAT) $(ARGS)
 
 notebook: $(STAMP) ## run notebooks/analysis.ipynb headless (STUDY= COMPARE=) into notebooks/out/
-	$(BIN)/python -m tuner._notebook --study $(or $(STUDY),$(DATASET)) $(if $(COMPARE),--compare-with $(COMPARE))
+	$(BIN)/python -m tuner.cli.notebook --study $(or $(STUDY),$(DATASET)) $(if $(COMPARE),--compare-with $(COMPARE))
 
 dashboard: $(STAMP) ## serve optuna-dashboard over the study storage on 127.0.0.1:8080
 	$(BIN)/optuna-dashboard sqlite:///studies/optuna.db --host 127.0.0.1 --port 8080

@@ -17,7 +17,7 @@ from typing import Any
 
 from common import SPACES, environment, load_study, median, study_trials, tune
 
-from tuner._summary import test_metrics
+from tuner.study.summary import test_metrics
 
 METHODS = {
     "default": (

@@ -25,7 +25,7 @@ from typing import Any
 
 from common import ROOT, SPACES, environment, median, study_trials, tune
 
-from tuner._devices import default_backend
+from tuner.devices import default_backend
 
 FULL = {"trials": 8, "epochs": 20}
 QUICK = {"trials": 2, "epochs": 4}
@@ -89,9 +89,9 @@ def bare(repeats: int, epochs: int) -> dict[str, list[float]]:
     validation as one batch, padded predictions) without its bookkeeping."""
     import keras
 
-    from tuner._data import load_dataset, resolve_dataset
-    from tuner._trial import TrainBatches, compiled, predict_windows
-    from tuner._windows import WindowCache
+    from tuner.data.catalog import load_dataset, resolve_dataset
+    from tuner.data.windows import WindowCache
+    from tuner.model.train import TrainBatches, compiled, predict_windows
 
     data = load_dataset(resolve_dataset("co2"))
     windows = WindowCache(data).get(PARAMS["seq_len"])

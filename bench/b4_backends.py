@@ -25,7 +25,7 @@ from typing import Any
 
 from common import ROOT, environment
 
-from tuner._devices import default_backend
+from tuner.devices import default_backend
 
 BACKENDS = ("tensorflow", "jax", "torch")
 REFERENCE = ("tensorflow", "numpy")
@@ -39,8 +39,8 @@ def _measure(pipeline: str, n_windows: int) -> dict[str, object]:
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from tuner._data import Windows
-    from tuner._trial import TrainBatches
+    from tuner.data.spec import Windows
+    from tuner.model.train import TrainBatches
 
     keras.utils.set_random_seed(0)
     t = np.arange(n_windows + SEQ_LEN + 1, dtype=np.float32)

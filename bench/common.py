@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tuner._devices import default_backend
+from tuner.devices import default_backend
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

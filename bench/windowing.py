@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuner._data import resolve_dataset
-from tuner._series import load_series
+from tuner.data.catalog import resolve_dataset
+from tuner.data.series import load_series
 
 ROWS, SEQ_LEN, HORIZON = 1_000_000, 336, 24
 HERE = Path(__file__).parent

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import main
+from tuner.cli.main import main
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, Stores, start_tuner, tiny_tune_args
-from tuner._devices import default_backend
+from tuner.devices import default_backend
 
 INSTALLED = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
 
@@ -58,7 +58,7 @@ _JAX_WORKER = """
 import sys
 import keras
 import numpy as np
-from tuner._worker import _import_keras_quietly
+from tuner.engine.worker import _import_keras_quietly
 
 _import_keras_quietly()
 keras.utils.set_random_seed(0)

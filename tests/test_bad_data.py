@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import Stores
-from tuner.cli import main
+from tuner.cli.main import main
 
 
 def _csv(text: str) -> Callable[[Path], Path]:
@@ -179,7 +179,7 @@ def test_bad_data_exits_2_with_one_clear_line(
 
 
 def test_fill_interpolate_accepts_the_nan_file(stores: Stores) -> None:
-    from tuner._data import load_dataset, resolve_dataset
+    from tuner.data.catalog import load_dataset, resolve_dataset
 
     path = _csv("y,z\n" + "1,0\n" * 4 + ",0\n" + "2,0\n" * 4 + ",0\n" + "3,0\n" * 40)(stores.root)
     data = load_dataset(resolve_dataset(str(path), target=("y",), fill="interpolate"))

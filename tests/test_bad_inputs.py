@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SPACES, Stores, tiny_tune_args
-from tuner.cli import main
+from tuner.cli.main import main
 
 CASES = [
     # (extra arguments, words the message must contain)

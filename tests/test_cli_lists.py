@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tuner._data import builtin_datasets
-from tuner.cli import main
+from tuner.cli.main import main
+from tuner.data.catalog import builtin_datasets
 
 
 def test_datasets_lists_each_builtin_with_task_shape_split_and_source(

@@ -14,16 +14,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import SPACES, Stores
-from tuner._config import TuneConfig
-from tuner._data import load_dataset, resolve_dataset, rolling_origin
-from tuner._errors import InputError
-from tuner._objective import Objective
-from tuner._sequences import SequenceData
-from tuner._series import SeriesData
-from tuner._space import load_space
-from tuner._text import TextData
-from tuner._tracking import Tracker
-from tuner.cli import main
+from tuner.cli.main import main
+from tuner.config import TuneConfig
+from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.data.sequences import SequenceData
+from tuner.data.series import SeriesData
+from tuner.data.spec import rolling_origin
+from tuner.data.text import TextData
+from tuner.engine.objective import Objective
+from tuner.errors import InputError
+from tuner.space import load_space
+from tuner.tracking.tracker import Tracker
 
 
 def test_rolling_origin_folds_expand_and_end_at_the_validation_border() -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuner._data import load_dataset, resolve_dataset
-from tuner._sequences import PAD, SequenceData
-from tuner._series import SeriesData
-from tuner._text import TextData
-from tuner._windows import make_windows
+from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.data.sequences import PAD, SequenceData
+from tuner.data.series import SeriesData
+from tuner.data.text import TextData
+from tuner.data.windows import make_windows
 
 # Reference data is read where it lies, ../shared/datasets/ beside the repository
 # (never copied into it); the tests skip with the reason where it is absent.
@@ -137,8 +137,8 @@ def test_text_is_encoded_with_the_training_vocabulary(tmp_path: Path) -> None:
 def test_large_windows_stay_views_and_train_batch_by_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuner import _windows
-    from tuner._trial import (
+    from tuner.data import windows as _windows
+    from tuner.model.train import (
         EpochRecorder,
         FitSettings,
         TrainBatches,

@@ -15,10 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import SPACES, Stores
-from tuner._data import load_dataset, resolve_dataset
-from tuner._ensemble import ensemble_model
-from tuner._model import build_model
-from tuner.cli import main
+from tuner.cli.main import main
+from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.engine.ensemble import ensemble_model
+from tuner.model.build import build_model
 
 
 def test_ensemble_loads_in_plain_keras_and_is_the_mean_of_its_members(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import SPACES, Stores, start_tuner, tiny_tune_args
-from tuner import TuneConfig, run_tune
-from tuner.cli import main
+from tuner import TuneConfig
+from tuner.cli.main import main
+from tuner.engine.runner import run_tune
 
 
 def _child_runs(stores: Stores, experiment: str) -> list:

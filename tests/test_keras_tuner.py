@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import SPACES, Stores
-from tuner.cli import main
+from tuner.cli.main import main
 
 SPACE = str(SPACES / "tiny_batches.py")
 

@@ -11,11 +11,12 @@ import keras
 import numpy as np
 import pytest
 
-from tuner._blocks import conv_branch, normalization
-from tuner._data import DatasetInfo, resolve_dataset
-from tuner._model import build_model
-from tuner._sequences import PAD, load_sequences
-from tuner._trial import EpochRecorder, FitSettings, epoch_scale, fit_trial
+from tuner.data.catalog import resolve_dataset
+from tuner.data.sequences import PAD, load_sequences
+from tuner.data.spec import DatasetInfo
+from tuner.model.blocks import conv_branch, normalization
+from tuner.model.build import build_model
+from tuner.model.train import EpochRecorder, FitSettings, epoch_scale, fit_trial
 
 RNG = np.random.default_rng(0)
 

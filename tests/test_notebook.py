@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 
 from tests.conftest import Finished
-from tuner._notebook import run_notebook
+from tuner.cli.notebook import run_notebook
 
 SECTIONS = (
     "optimization_history",

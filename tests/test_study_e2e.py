@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import Stores, tiny_tune_args
-from tuner.cli import main
+from tuner.cli.main import main
 
 
 def _runs(client: MlflowClient, experiment: str) -> list:

@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import Finished
-from tuner._data import builtin_datasets
-from tuner.cli import main
+from tuner.cli.main import main
+from tuner.data.catalog import builtin_datasets
 
 # What each task's summary must hold: the selection metric, every metric, the baselines.
 EXPECTED = {

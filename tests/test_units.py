@@ -8,11 +8,11 @@ import numpy as np
 import optuna
 import pytest
 
-from tuner._data import resolve_dataset
-from tuner._errors import InputError
-from tuner._series import load_series
-from tuner._space import OptunaHP, ProbeHP, load_space, probe_space
-from tuner._windows import WindowCache, make_windows
+from tuner.data.catalog import resolve_dataset
+from tuner.data.series import load_series
+from tuner.data.windows import WindowCache, make_windows
+from tuner.errors import InputError
+from tuner.space import OptunaHP, ProbeHP, load_space, probe_space
 
 
 def test_windows_hold_the_right_rows() -> None:
@@ -93,7 +93,7 @@ def test_probe_rejects_log_sampling_from_zero(tmp_path: Path) -> None:
 def test_model_with_custom_layers_round_trips_in_safe_mode(tmp_path: Path) -> None:
     import keras
 
-    from tuner._model import build_model
+    from tuner.model.build import build_model
 
     data = load_series(resolve_dataset("co2")).info
     params = {
@@ -119,7 +119,7 @@ def test_progress_shows_the_running_trials_epochs_only_in_a_terminal() -> None:
 
     from rich.console import Console
 
-    from tuner._console import TrialProgress
+    from tuner.report.console import TrialProgress
 
     screen = io.StringIO()
     with TrialProgress(5, 1, console=Console(file=screen, force_terminal=True, width=120)) as bar:

@@ -2,37 +2,47 @@
 
 Example::
 
-    from tuner import TuneConfig, run_tune
+    import tuner
 
-    summary = run_tune(TuneConfig(dataset="co2", trials=20))
-    print(summary["best_test"])
+    result = tuner.tune("co2", trials=20)          # or a DataFrame, a space function
+    print(result.best)
+    model = tuner.load_bundle(result.export("exports/co2"))
+    print(model.predict(history))
 
-    bundle = load_bundle(Path("exports/co2"))  # after `tuner export --study co2 --out exports/co2`
+The API lives in `tuner.api`; the notebook's figures in `tuner.analysis`. The
+package's layout and its import rule are in the README ("Architecture").
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tuner._config import TuneConfig
-from tuner._data import DatasetInfo
-from tuner._errors import InputError, TrialFailed
+from tuner.config import TuneConfig
+from tuner.data.spec import DatasetInfo
+from tuner.errors import InputError, TrialFailed
 
 if TYPE_CHECKING:
-    from tuner._bundle import load_bundle
-    from tuner._study import run_tune
+    from tuner.api import Model, TuneResult, load_bundle, open_study, tune
 
-__all__ = ["DatasetInfo", "InputError", "TrialFailed", "TuneConfig", "load_bundle", "run_tune"]
+__all__ = [
+    "DatasetInfo",
+    "InputError",
+    "Model",
+    "TrialFailed",
+    "TuneConfig",
+    "TuneResult",
+    "load_bundle",
+    "open_study",
+    "tune",
+]
+_API = {"Model", "TuneResult", "load_bundle", "open_study", "tune"}
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use so `tuner datasets` and friends start fast.
-    if name == "run_tune":
-        from tuner._study import run_tune
+    # Deferred: the API imports Optuna, MLflow and the runner, which `tuner datasets`
+    # and the other quick commands do not need.
+    if name in _API:
+        from tuner import api
 
-        return run_tune
-    if name == "load_bundle":
-        from tuner._bundle import load_bundle
-
-        return load_bundle
+        return getattr(api, name)
     raise AttributeError(name)

@@ -1,3 +1,3 @@
-from tuner.cli import console_entry
+from tuner.cli.main import console_entry
 
 console_entry()

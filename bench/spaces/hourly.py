@@ -1,7 +1,7 @@
 """The default forecasting space with windows of one to seven days, for hourly
 data such as ETTh1 (B2); every other knob is the default space's."""
 
-from tuner._space import load_space
+from tuner.space import load_space
 
 
 def space(hp, data):

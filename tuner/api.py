@@ -1,0 +1,289 @@
+"""The Python API: what a notebook or a script uses, and what the CLI wraps.
+
+    import tuner
+
+    result = tuner.tune(frame, space=my_space, target="load", horizon=24, trials=20)
+    result.best                     # trial, params, validation and test metrics
+    result.trials()                 # one row per trial (pandas)
+    path = result.export("exports/load")
+    tuner.load_bundle(path).predict(history)
+
+`dataset` is a built-in name, a file or definition path, a pandas DataFrame
+(a forecasting table) or NumPy arrays `(X, y)` (classification sequences);
+frames and arrays are written into the study's folder first, so the worker
+processes and the study's fingerprint read a file. `space` is a built-in name,
+a `.py` path, or a function `space(hp, data)` defined with `def` (its source
+is written beside the data). Bad input raises `tuner.InputError`, a
+`ValueError` whose message names keyword arguments rather than CLI flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from tuner.config import TuneConfig
+from tuner.engine.runner import run_tune
+from tuner.errors import InputError, flag_wording
+from tuner.paths import STAGING_DIR
+from tuner.study.storage import load_study
+from tuner.study.summary import summarize, trial_rows
+from tuner.tracking.tracker import mask_secrets
+
+_OPTIONS = {f.name for f in fields(TuneConfig)} - {"dataset", "space", "study"}
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A study after `tune` (or opened with `open_study`): its trials, best trial and
+    baselines, the figures, and `export`."""
+
+    study: optuna.Study
+    storage: str
+    tracking_uri: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """What `tuner tune --json` prints: counts, best trial, metrics, baselines."""
+        return summarize(
+            self.study,
+            storage=mask_secrets(self.storage),
+            tracking_uri=mask_secrets(self.tracking_uri),
+        )
+
+    @property
+    def best_trial(self) -> optuna.trial.FrozenTrial:
+        """Optuna's best trial (lowest validation objective among complete trials)."""
+        return self.study.best_trial
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The best trial's number, parameters, validation and test metrics."""
+        s = self.summary
+        return {
+            "trial": s["best_trial"],
+            "params": s["best_params"],
+            "val": s["best_val"],
+            "test": s["best_test"],
+        }
+
+    @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Naive forecasts or unigram model on the same validation and test targets."""
+        return dict(self.study.user_attrs.get("baselines") or {})
+
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: number, state, value, metrics, parameters."""
+        return pd.DataFrame(trial_rows(self.study))
+
+    def export(
+        self, path: str | Path, *, formats: tuple[str, ...] = ("keras",), refit: bool = False
+    ) -> Path:
+        """Write the champion's bundle to `path` (a new or empty folder)."""
+        from tuner.export.bundle import export_study  # deferred: Keras, as in load_bundle
+
+        with python_wording():
+            return export_study(
+                self.study,
+                out=Path(path),
+                formats=formats,
+                tracking_uri=self.tracking_uri,
+                refit=refit,
+            )
+
+    def figures(self) -> dict[str, Any]:
+        """The study's figures by name (matplotlib), as the notebook shows them."""
+        from tuner import analysis  # deferred: matplotlib, needed only here
+
+        study = self.study
+        out = {"optimization_history": analysis.optimization_history(study)}
+        if len(self.study.trials) >= 2:
+            out["param_importances"] = analysis.param_importances(study)
+        out["learning_curves"] = analysis.learning_curves(study, self.tracking_uri)
+        out["best_model"] = analysis.best_model_figure(study, self.tracking_uri)
+        return out
+
+
+@dataclass(frozen=True)
+class Model:
+    """An exported bundle, checked and loaded: `predict` in the data's own units."""
+
+    bundle: Any  # tuner.export.bundle.Bundle
+
+    @property
+    def task(self) -> str:
+        return self.bundle.task
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.bundle.metadata
+
+    def predict(
+        self,
+        data: pd.DataFrame | np.ndarray | str,
+        *,
+        lengths: np.ndarray | None = None,
+        length: int = 200,
+        temperature: float = 1.0,
+        seed: int = 0,
+    ) -> pd.DataFrame | str:
+        """Forecasting: a history table -> the next `horizon` rows. Classification:
+        sequences (samples, steps, features) -> label and class probabilities.
+        Character model: a prompt -> the prompt continued by `length` characters."""
+        from tuner.export.predict import classify, forecast, generate  # deferred: Keras
+
+        with python_wording():
+            if self.task == "forecasting":
+                if not isinstance(data, pd.DataFrame):
+                    raise InputError("data: a forecasting model reads a pandas DataFrame history.")
+                return forecast(self.bundle, data)
+            if self.task == "classification":
+                return classify(self.bundle, np.asarray(data), lengths=lengths)
+            if not isinstance(data, str):
+                raise InputError("data: a character model continues a prompt; pass a string.")
+            return generate(self.bundle, data, length=length, temperature=temperature, seed=seed)
+
+
+def tune(
+    dataset: str | Path | pd.DataFrame | tuple[np.ndarray, np.ndarray] = "co2",
+    space: str | Path | Callable[[Any, Any], None] | None = None,
+    *,
+    study: str | None = None,
+    **options: Any,
+) -> TuneResult:
+    """Create or resume a study and run its missing trials; `options` are the
+    `tuner tune` options as keyword arguments (`trials=20`, `max_epochs=10`,
+    `target="load"`, `storage=...`, ...)."""
+    with python_wording():
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise InputError(
+                f"--{unknown[0].replace('_', '-')}: not an option of tune; the options are "
+                f"{', '.join(sorted(_OPTIONS))}."
+            )
+        for key in ("target", "covariates"):
+            if isinstance(options.get(key), str):
+                options[key] = (options[key],)
+        if options.get("split") is not None:
+            options["split"] = tuple(options["split"])
+        name = study or _default_study(dataset)
+        config = TuneConfig(
+            dataset=_stage_dataset(dataset, name),
+            space=_stage_space(space, name),
+            study=name,
+            **options,
+        )
+        return run(config)
+
+
+def run(config: TuneConfig, *, role: str = "tune") -> TuneResult:
+    """Run the study of a resolved configuration (what `tuner tune` does)."""
+    run_tune(config, role=role)
+    return open_study(config.study_name, storage=config.storage_url, tracking_uri=config.tracking)
+
+
+def open_study(
+    name: str, *, storage: str | None = None, tracking_uri: str | None = None
+) -> TuneResult:
+    """A study already in the storage, to read or export (no trial runs)."""
+    with python_wording():
+        defaults = TuneConfig(storage=storage, tracking_uri=tracking_uri)
+        url = defaults.storage_url
+        return TuneResult(load_study(name, url), storage=url, tracking_uri=defaults.tracking)
+
+
+def load_bundle(path: str | Path) -> Model:
+    """An exported bundle, its files checked against their hashes, loaded in safe mode."""
+    # Deferred: Keras loads only where a model is loaded; `tune` runs its trials in
+    # worker processes and never imports it in the calling process.
+    from tuner.export.bundle import load_bundle as load
+
+    with python_wording():
+        return Model(load(Path(path)))
+
+
+@contextmanager
+def python_wording() -> Iterator[None]:
+    """Raise input errors worded for keyword arguments (`max_epochs=0`, not `--max-epochs 0`)."""
+    try:
+        yield
+    except InputError as e:
+        if flag_wording.get():  # called by the CLI, whose users type flags
+            raise
+        raise InputError(e.for_python()) from None
+
+
+def _default_study(dataset: Any) -> str:
+    if isinstance(dataset, pd.DataFrame):
+        return "frame"
+    if isinstance(dataset, tuple | list):
+        return "arrays"
+    return TuneConfig(dataset=str(dataset)).study_name
+
+
+def _stage_dataset(dataset: Any, study: str) -> str:
+    """A DataFrame or arrays written to the study's folder; a name or path as it is."""
+    if isinstance(dataset, str | Path):
+        return str(dataset)
+    if isinstance(dataset, pd.DataFrame):
+        return str(_stage(study, "dataset.parquet", lambda p: dataset.to_parquet(p, index=False)))
+    if isinstance(dataset, tuple | list) and len(dataset) == 2:
+        x, y = (np.asarray(a) for a in dataset)
+        return str(_stage(study, "dataset.npz", lambda p: np.savez(p, X=x, y=y)))
+    raise InputError(
+        f"--dataset: a name, a path, a pandas DataFrame or (X, y) arrays, but got "
+        f"{type(dataset).__name__}."
+    )
+
+
+def _stage_space(space: Any, study: str) -> str | None:
+    """A space function's source written to the study's folder as a space module."""
+    if space is None or isinstance(space, str | Path):
+        return None if space is None else str(space)
+    if not inspect.isfunction(space) or space.__name__ == "<lambda>":
+        raise InputError(
+            f"--space: a name, a .py path or a function defined with def, but got {space!r}."
+        )
+    try:
+        source = textwrap.dedent(inspect.getsource(space))
+    except (OSError, TypeError):
+        raise InputError(
+            f"--space: the source of {space.__name__} cannot be read; define it in a file or "
+            "a notebook cell."
+        ) from None
+    if space.__name__ != "space":
+        source += f"\n\nspace = {space.__name__}\n"
+    return str(_stage(study, "space.py", lambda p: p.write_text(source)))
+
+
+def _stage(study: str, name: str, write: Callable[[Path], Any]) -> Path:
+    """Write a study's input once; a resumed study must be given the same content."""
+    target = STAGING_DIR / study / name
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / name
+        write(staged)
+        if target.is_file() and _sha256(target) != _sha256(staged):
+            raise InputError(
+                f"--study {study}: was tuned on a different {Path(name).stem} ({target}); pass "
+                "a new --study name for this one."
+            )
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(staged, target)
+    return target.resolve()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,1 @@
+"""The `tuner` command: a thin layer of flags over `tuner.api`."""

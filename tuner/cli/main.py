@@ -1,0 +1,420 @@
+"""The `tuner` command line.
+
+Exit codes: 0 done; 2 bad input (one line on stderr); 1 unexpected failure
+(traceback written to a log file whose path is printed); 130 / 143 when
+interrupted by SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+from tuner.config import ENGINES, KT_TUNERS, PRUNERS, SAMPLERS, TuneConfig
+from tuner.devices import PRECISIONS
+from tuner.errors import InputError, flag_wording
+from tuner.paths import DEFAULT_STORAGE, LOG_DIR
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"tuner: error: {message}; see `{self.prog} --help`.", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
+
+
+def _split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected three comma-separated numbers (fractions or row borders), but got {text!r}"
+        ) from None
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuner", description="Tune Keras LSTM models with Optuna and MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tune = sub.add_parser("tune", help="create or resume a study and run trials")
+    defaults = TuneConfig()
+    tune.add_argument("--dataset", default=defaults.dataset, help="built-in name or file path")
+    tune.add_argument("--space", help="built-in search space name or .py path")
+    tune.add_argument("--study", help="study name (default: the dataset name)")
+    tune.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=defaults.trials,
+        help="total finished trials wanted (resumes count)",
+    )
+    tune.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
+    tune.add_argument("--max-epochs", type=_positive_int, default=defaults.max_epochs)
+    tune.add_argument("--patience", type=_positive_int, default=defaults.patience)
+    tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
+    tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
+    tune.add_argument(
+        "--engine",
+        default=defaults.engine,
+        help=" | ".join(ENGINES) + " (keras-tuner: KerasTuner searches the same space)",
+    )
+    tune.add_argument(
+        "--kt-tuner",
+        default=defaults.kt_tuner,
+        help=" | ".join(KT_TUNERS) + " (--engine keras-tuner)",
+    )
+    tune.add_argument(
+        "--epoch-budget",
+        type=_positive_int,
+        help="start no trial once the study's trials have trained this many epochs in all",
+    )
+    tune.add_argument(
+        "--ensemble",
+        type=_positive_int,
+        default=defaults.ensemble,
+        help="average the K best trials into one champion when that validates better "
+        "(forecasting, classification; default 0: off)",
+    )
+    tune.add_argument(
+        "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
+    )
+    tune.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
+    )
+    tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
+    tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
+    tune.add_argument(
+        "--workers", type=_positive_int, help="local worker processes (default: one per GPU, or 1)"
+    )
+    tune.add_argument("--gpus", help="GPUs to use: all (default), none, or ids like 0,1")
+    tune.add_argument(
+        "--precision", default=defaults.precision, help=" | ".join(PRECISIONS) + " (Keras policy)"
+    )
+    data = tune.add_argument_group("dataset options (override the dataset definition)")
+    data.add_argument("--target", type=_columns, help="target column(s), comma-separated")
+    data.add_argument("--covariates", type=_columns, help="input-only columns, comma-separated")
+    data.add_argument("--time-col", help="timestamp column (checked: parsable, sorted, unique)")
+    data.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
+    data.add_argument(
+        "--seasonal-period",
+        type=_positive_int,
+        help="season length for the seasonal naive baseline",
+    )
+    data.add_argument(
+        "--split",
+        type=_split,
+        help="train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
+    )
+    data.add_argument("--fill", help="fill missing values instead of failing: interpolate | ffill")
+    data.add_argument(
+        "--cv",
+        type=_positive_int,
+        help="cross-validation folds a trial's value is the mean over (0: off; default: 5 for "
+        "classification sets under 200 training sequences, else off)",
+    )
+    tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    tune.set_defaults(handler=_cmd_tune)
+
+    for name, helptext, handler in (
+        ("status", "table of the study's trials", _cmd_status),
+        ("best", "best trial's params and metrics", _cmd_best),
+    ):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--study", required=True)
+        cmd.add_argument("--storage", help="Optuna storage URL")
+        cmd.add_argument("--json", action="store_true")
+        cmd.set_defaults(handler=handler)
+
+    worker = sub.add_parser("worker", help="join an existing study and run its missing trials")
+    worker.add_argument("--study", required=True)
+    worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
+    worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
+    worker.add_argument(
+        "--workers", type=_positive_int, help="processes on this host (default: one per GPU, or 1)"
+    )
+    worker.add_argument("--gpus", help="GPUs of this host to use: all (default), none, or 0,1")
+    worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
+    worker.add_argument("--json", action="store_true")
+    worker.set_defaults(handler=_cmd_worker)
+
+    datasets = sub.add_parser("datasets", help="list built-in datasets: task, shape, split, source")
+    datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    datasets.set_defaults(handler=_cmd_datasets)
+    sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
+
+    export = sub.add_parser("export", help="write the best model of a study as a bundle")
+    export.add_argument("--study", help="study name (default: the most recently started one)")
+    export.add_argument("--out", required=True, type=Path, help="new or empty folder")
+    export.add_argument(
+        "--format", default="keras", help="comma-separated: keras (always), savedmodel, mlflow"
+    )
+    export.add_argument(
+        "--refit",
+        action="store_true",
+        help="retrain the best configuration on train+validation for its best epoch count",
+    )
+    export.add_argument("--storage", help="Optuna storage URL")
+    export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
+    export.set_defaults(handler=_cmd_export)
+
+    predict = sub.add_parser("predict", help="predict with an exported bundle")
+    predict.add_argument("--model", required=True, type=Path, help="bundle folder")
+    predict.add_argument("--input", type=Path, help="CSV/Parquet history or .npz sequences")
+    predict.add_argument("--out", type=Path, help="CSV file to write (default: stdout)")
+    predict.add_argument("--prompt", help="character models: text to continue")
+    predict.add_argument("--length", type=_positive_int, default=200, help="characters to add")
+    predict.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    predict.add_argument("--seed", type=_positive_int, default=0)
+    predict.set_defaults(handler=_cmd_predict)
+    return parser
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    config = TuneConfig(
+        dataset=args.dataset,
+        space=args.space,
+        study=args.study,
+        trials=args.trials,
+        timeout=args.timeout,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        seed=args.seed,
+        workers=args.workers,
+        gpus=args.gpus,
+        precision=args.precision,
+        engine=args.engine,
+        kt_tuner=args.kt_tuner,
+        epoch_budget=args.epoch_budget,
+        ensemble=args.ensemble,
+        horizon=args.horizon,
+        target=args.target,
+        covariates=args.covariates,
+        time_col=args.time_col,
+        split=args.split,
+        fill=args.fill,
+        seasonal_period=args.seasonal_period,
+        cv=args.cv,
+    )
+    from tuner import api  # deferred, as every command's work: `tuner --help` stays fast
+    from tuner.report.console import quiet_libraries
+
+    quiet_libraries()
+    _report(api.run(config), as_json=args.json)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tuner import api
+    from tuner.report.console import quiet_libraries
+    from tuner.study.setup import worker_config
+
+    quiet_libraries()
+    url = _storage_url(args)
+    config = worker_config(
+        api.open_study(args.study, storage=url).study,
+        storage=url,
+        tracking_uri=args.tracking_uri,
+        workers=args.workers,
+        gpus=args.gpus,
+        trials=args.trials,
+    )
+    _report(api.run(config, role="worker"), as_json=args.json)
+    return 0
+
+
+def _report(result: Any, *, as_json: bool) -> None:
+    """Top trials and the best trial against the baselines; the summary as JSON on request."""
+    from tuner.report.console import err, results_table, trials_table
+    from tuner.study.summary import trial_rows
+
+    summary = result.summary
+    rows = sorted(
+        (r for r in trial_rows(result.study) if r["state"] == "complete"), key=lambda r: r["value"]
+    )
+    err.print(trials_table(rows, title="top trials (validation MSE)", limit=5))
+    err.print(results_table(summary))
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tuner import api
+    from tuner.report.console import quiet_libraries
+    from tuner.study.storage import latest_study
+
+    quiet_libraries()
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    url = _storage_url(args)
+    result = api.open_study(
+        args.study or latest_study(url), storage=url, tracking_uri=args.tracking_uri
+    )
+    out = result.export(args.out, formats=formats, refit=args.refit)
+    print(f"exported study {result.study.study_name} to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tuner import api
+    from tuner.export.predict import predict_file
+
+    model = api.load_bundle(args.model)
+    if model.task == "char_lm":
+        if args.prompt is None:
+            raise InputError("--prompt: a character model continues a prompt; pass --prompt TEXT.")
+        text = model.predict(
+            args.prompt, length=args.length, temperature=args.temperature, seed=args.seed
+        )
+        _emit_text(str(text), args.out)
+        return 0
+    if args.input is None:
+        raise InputError(f"--input: a {model.task} model needs an input file; pass --input FILE.")
+    frame = predict_file(model.bundle, args.input)
+    if args.out:
+        frame.to_csv(args.out, index=False)
+    else:
+        print(frame.to_csv(index=False), end="")
+    return 0
+
+
+def _emit_text(text: str, out: Path | None) -> None:
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        print(text)
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    return args.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tuner import api
+    from tuner.report.console import out, trials_table
+    from tuner.study.summary import trial_rows
+
+    rows = trial_rows(api.open_study(args.study, storage=_storage_url(args)).study)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        out.print(trials_table(rows, title=f"study {args.study}: {len(rows)} trials"))
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from tuner import api
+    from tuner.report.console import out, results_table
+
+    summary = api.open_study(args.study, storage=_storage_url(args)).summary
+    del summary["tracking_uri"]
+    if summary["best_trial"] is None:
+        raise InputError(f"--study {args.study}: no trial has completed yet; run `tuner tune`.")
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        out.print(f"best trial #{summary['best_trial']}: {summary['best_params']}")
+        out.print(results_table(summary))
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from tuner.data.catalog import builtin_datasets, load_dataset
+    from tuner.report.console import dataset_row, datasets_lines
+
+    loaded = [load_dataset(spec) for spec in builtin_datasets().values()]
+    if args.json:
+        print(json.dumps([dataset_row(d) for d in loaded], indent=2))
+    else:
+        print(f"{'name':<20} {'task':<15} {'train/val/test':<20} shape")
+        print("\n".join(datasets_lines(loaded)))
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from tuner.space import builtin_spaces, load_space
+
+    for name in builtin_spaces():
+        print(f"{name:<12} {load_space(name).describe()}")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed as one line
+        return int(e.code or 0)
+    # Installed explicitly: a process started in the background by a
+    # non-interactive shell inherits SIGINT ignored.
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return _dispatch(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    flag_wording.set(True)  # input errors name this command's flags
+    try:
+        return handler(args)
+    except InputError as e:
+        print(f"tuner: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        signame = str(e) or "SIGINT"
+        print(
+            f"tuner: interrupted by {signame}; run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 143 if signame == "SIGTERM" else 130
+    except Exception:
+        log = _write_crash_log()
+        print(f"tuner: unexpected error; traceback written to {log}", file=sys.stderr)
+        return 1
+
+
+def _write_crash_log() -> Path:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = (LOG_DIR / f"tuner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log").resolve()
+    path.write_text(traceback.format_exc())
+    return path
+
+
+def console_entry(argv: Sequence[str] | None = None) -> Any:
+    sys.exit(main(argv))

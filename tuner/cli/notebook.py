@@ -1,0 +1,76 @@
+"""Run the analysis notebook headless with parameters (what `make notebook` does).
+
+The notebook's cell tagged `parameters` holds the defaults; the values given
+here go into a cell inserted after it (as papermill does), then nbclient
+executes every cell and the executed copy is written beside its figures.
+
+    python -m tuner.cli.notebook --study co2 [--storage URL] [--tracking-uri URI]
+        [--compare-with STUDY [--compare-storage URL]] [--out notebooks/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "analysis.ipynb"
+
+
+def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTEBOOK) -> Path:
+    """Execute `notebook` with `parameters`; returns the executed copy's path.
+
+    Figures are written to `out/figures-<study>/` by the notebook itself.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(notebook, as_version=4)
+    index = next(
+        i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])
+    )
+    values = parameters | {"figures_dir": str(out / f"figures-{parameters['study']}")}
+    source = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(index + 1, injected)
+    out.mkdir(parents=True, exist_ok=True)
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(Path.cwd())}}
+    )
+    try:
+        client.execute()
+    finally:
+        target = out / f"analysis-{parameters['study']}.ipynb"
+        nbformat.write(nb, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuner.cli.notebook", description=__doc__)
+    parser.add_argument("--study", required=True)
+    parser.add_argument("--storage", default=DEFAULT_STORAGE)
+    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    parser.add_argument("--compare-with", help="a second study to compare with")
+    parser.add_argument("--compare-storage", help="its storage (default: --storage)")
+    parser.add_argument("--out", type=Path, default=Path("notebooks/out"))
+    args = parser.parse_args(argv)
+    target = run_notebook(
+        {
+            "study": args.study,
+            "storage": args.storage,
+            "tracking_uri": args.tracking_uri,
+            "compare_with": args.compare_with,
+            "compare_storage": args.compare_storage or args.storage,
+        },
+        args.out,
+    )
+    print(f"executed notebook written to {target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

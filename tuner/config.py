@@ -1,0 +1,142 @@
+"""The resolved configuration of a `tuner tune` run, checked once, here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tuner.devices import PRECISIONS
+from tuner.errors import InputError
+from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes")
+PRUNERS = ("hyperband", "median", "none")
+ENGINES = ("optuna", "keras-tuner")
+KT_TUNERS = ("hyperband", "bayesian", "random")
+_MAX_ENSEMBLE = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneConfig:
+    """Defaults give a good run on the default dataset; every field is a CLI option."""
+
+    dataset: str = "co2"
+    space: str | None = None
+    study: str | None = None
+    trials: int = 25
+    timeout: float | None = None
+    max_epochs: int = 20
+    patience: int = 4
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    storage: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    seed: int = 42
+    workers: int | None = None  # None: one per GPU chosen, else 1
+    gpus: str | None = None  # all (default) | none | ids like 0,1
+    precision: str = "float32"
+    engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
+    kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
+    epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
+    ensemble: int = 0  # average the K best trials into one champion if it validates better
+    # Dataset options (None: the dataset definition's value or the default).
+    horizon: int | None = None
+    target: tuple[str, ...] | None = None
+    covariates: tuple[str, ...] | None = None
+    time_col: str | None = None
+    split: tuple[float, ...] | None = None
+    fill: str | None = None
+    seasonal_period: int | None = None
+    cv: int | None = None
+
+    def __post_init__(self) -> None:
+        _at_least("--trials", self.trials, 1)
+        _at_least("--max-epochs", self.max_epochs, 1)
+        _at_least("--patience", self.patience, 1)
+        if self.workers is not None:
+            _at_least("--workers", self.workers, 1)
+        _one_of("--precision", self.precision, PRECISIONS)
+        _one_of("--engine", self.engine, ENGINES)
+        _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
+        if self.ensemble == 1 or not 0 <= self.ensemble <= _MAX_ENSEMBLE:
+            raise InputError(
+                f"--ensemble must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got "
+                f"{self.ensemble}; pass --ensemble 3, or leave it out."
+            )
+        if self.epoch_budget is not None:
+            _at_least("--epoch-budget", self.epoch_budget, 1)
+        if self.engine == "keras-tuner" and (self.workers or 1) > 1:
+            raise InputError(
+                f"--engine keras-tuner runs one worker process, but got --workers {self.workers}; "
+                "use --workers 1, or the optuna engine for parallel workers."
+            )
+        if self.horizon is not None:
+            _at_least("--horizon", self.horizon, 1)
+        if self.seasonal_period is not None:
+            _at_least("--seasonal-period", self.seasonal_period, 1)
+        if self.timeout is not None and self.timeout <= 0:
+            raise InputError(
+                f"--timeout must be positive seconds, but got {self.timeout}; omit it for no limit."
+            )
+        _one_of("--sampler", self.sampler, SAMPLERS)
+        _one_of("--pruner", self.pruner, PRUNERS)
+        if self.sampler == "gp":
+            _require_torch()
+
+    @property
+    def study_name(self) -> str:
+        return self.study or self.dataset.rsplit("/", 1)[-1].split(".")[0]
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+    @property
+    def tracking(self) -> str:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The options that override the dataset definition, for `resolve_dataset`."""
+        return {
+            "target": self.target,
+            "covariates": self.covariates,
+            "time_col": self.time_col,
+            "horizon": self.horizon,
+            "split": self.split,
+            "fill": self.fill,
+            "seasonal_period": self.seasonal_period,
+            "cv": self.cv,
+        }
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with the defaults and environment filled in (secrets still present)."""
+        out = asdict(self)
+        out.update(
+            study=self.study_name,
+            storage=self.storage_url,
+            tracking_uri=self.tracking,
+            experiment=self.experiment or self.study_name,
+        )
+        return out
+
+
+def _at_least(option: str, value: int, low: int) -> None:
+    if value < low:
+        raise InputError(f"{option} must be at least {low}, but got {value}.")
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"{option} must be one of {', '.join(allowed)}, but got {value!r}.")
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "--sampler gp: Optuna's GPSampler needs PyTorch, which is not installed; "
+            "pip install torch, or use --sampler tpe."
+        ) from None

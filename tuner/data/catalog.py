@@ -1,0 +1,139 @@
+"""Where datasets come from: built-in definitions, `--dataset NAME|PATH`, and
+definition files (`datasets/NAME.toml` or `.yaml`, holding the options a user
+would pass on the command line); loading dispatches to the task's reader.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from tuner.data.sequences import SequenceData, load_sequences
+from tuner.data.series import SeriesData, load_series
+from tuner.data.spec import DatasetSpec
+from tuner.data.text import TextData, load_text
+from tuner.errors import InputError
+from tuner.paths import builtin_dir
+
+_SUFFIX_TASKS = {
+    ".csv": "forecasting",
+    ".parquet": "forecasting",
+    ".npz": "classification",
+    ".txt": "char_lm",
+}
+_DEFINITION_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+def builtin_datasets() -> dict[str, DatasetSpec]:
+    """Built-in dataset definitions by name."""
+    folder = builtin_dir("datasets")
+    files = sorted(p for p in folder.iterdir() if p.suffix in _DEFINITION_SUFFIXES)
+    return {p.stem: read_definition(p) for p in files}
+
+
+_OVERRIDABLE = (
+    "target", "horizon", "time_col", "covariates", "split", "fill", "seasonal_period", "cv",
+)  # fmt: skip
+
+
+def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
+    """Turn `--dataset NAME|PATH` plus options (`target`, `horizon`, `time_col`,
+    `covariates`, `split`, `fill`, `seasonal_period`, `cv`; None means not given) into a
+    `DatasetSpec`.
+
+    >>> resolve_dataset("co2", horizon=26).horizon
+    26
+    """
+    unknown = set(overrides) - set(_OVERRIDABLE)
+    if unknown:
+        raise TypeError(f"resolve_dataset: unknown options {sorted(unknown)}")
+    given = {k: v for k, v in overrides.items() if v is not None and v != ()}
+    path = Path(name_or_path)
+    if path.suffix == "" and "/" not in name_or_path:
+        return replace(_builtin(name_or_path), **given)
+    if not path.is_file():
+        raise InputError(f"--dataset: file {name_or_path!r} does not exist; check the path.")
+    if path.suffix in _DEFINITION_SUFFIXES:
+        return replace(read_definition(path), **given)
+    task = _SUFFIX_TASKS.get(path.suffix)
+    if task is None:
+        raise InputError(
+            f"--dataset {name_or_path}: unknown file type {path.suffix!r}; use one of "
+            f"{[*_SUFFIX_TASKS, *_DEFINITION_SUFFIXES]}."
+        )
+    if task == "forecasting" and not given.get("target"):
+        raise InputError(
+            f"--dataset {name_or_path}: a table needs its target column(s); "
+            "pass --target COL[,COL]."
+        )
+    return DatasetSpec(name=path.stem, path=path, task=task, **given)
+
+
+def _builtin(name: str) -> DatasetSpec:
+    known = builtin_datasets()
+    if name not in known:
+        raise InputError(
+            f"--dataset: unknown dataset name {name!r}; built-in names are "
+            f"{sorted(known)} (see `tuner datasets`), or pass a path to a file."
+        )
+    return known[name]
+
+
+def read_definition(path: Path) -> DatasetSpec:
+    """A dataset definition file (TOML or YAML) as a `DatasetSpec`."""
+    raw = _parse_definition(path)
+    allowed = {f.name for f in fields(DatasetSpec)} - {"name", "path"} | {"file"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise InputError(
+            f"dataset definition {path}: unknown keys {sorted(unknown)}; "
+            f"allowed keys are {sorted(allowed)}."
+        )
+    if "file" not in raw:
+        raise InputError(f"dataset definition {path}: needs a 'file' key naming the data file.")
+    values = dict(raw)
+    data_path = (path.parent / values.pop("file")).resolve()
+    for key in ("target", "covariates"):
+        if isinstance(values.get(key), str):
+            values[key] = (values[key],)
+    for key in ("target", "covariates", "split"):
+        if key in values:
+            values[key] = tuple(values[key])
+    values.setdefault("task", _SUFFIX_TASKS.get(data_path.suffix, "forecasting"))
+    try:
+        return DatasetSpec(name=path.stem, path=data_path, **values)
+    except TypeError as e:
+        raise InputError(f"dataset definition {path}: {e}.") from None
+
+
+def _parse_definition(path: Path) -> dict[str, Any]:
+    text = path.read_bytes()
+    if path.suffix == ".toml":
+        try:
+            return tomllib.loads(text.decode())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"dataset definition {path}: not valid TOML ({e}).") from None
+    import yaml  # deferred: only YAML definitions need it
+
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(f"dataset definition {path}: not valid YAML ({e}).") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"dataset definition {path}: must be a mapping of keys to values.")
+    return loaded
+
+
+def load_dataset(spec: DatasetSpec) -> SeriesData | SequenceData | TextData:
+    """Load, check, split and scale (or encode) the data of any task."""
+    if not spec.path.is_file():
+        raise InputError(f"dataset '{spec.name}': data file {spec.path} does not exist.")
+    if spec.path.stat().st_size == 0:
+        raise InputError(f"{spec.path}: the file is empty; give a file with data in it.")
+    if spec.task == "classification":
+        return load_sequences(spec)
+    if spec.task == "char_lm":
+        return load_text(spec)
+    return load_series(spec)

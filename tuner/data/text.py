@@ -1,0 +1,162 @@
+"""Character language-model data: a UTF-8 text, split in reading order and encoded.
+
+The vocabulary is the set of characters of the training part; index 0 stands
+for any character it does not hold. A window of `seq_len` characters predicts
+the next character at every position; windows do not overlap, so every
+held-out character is scored once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tuner.data.spec import (
+    DatasetInfo,
+    DatasetSpec,
+    Windows,
+    fingerprint,
+    rolling_origin,
+    split_borders,
+)
+from tuner.data.windows import SPLITS, check_seq_len, compact
+from tuner.errors import InputError
+
+UNKNOWN = "\x00"  # vocabulary entry 0: a character the training text does not hold
+
+
+@dataclass(frozen=True, eq=False)
+class TextData:
+    """An encoded text with its vocabulary and split borders (in characters)."""
+
+    spec: DatasetSpec
+    codes: np.ndarray  # (characters,) int32 indices into vocab
+    vocab: tuple[str, ...]
+    borders: tuple[int, int, int]
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def info(self) -> DatasetInfo:
+        """Under cross-validation the parts are the first fold's, the shortest."""
+        cv = self.spec.cv or 0
+        train_end, val_end, test_end = self.borders
+        if cv:
+            (train_end, val_end), test_end = rolling_origin(val_end, cv)[0], self.borders[2]
+        parts = (train_end, val_end - train_end, test_end - self.borders[1])
+        shortest = min(n for n in parts if n > 0)  # a fold has no test part
+        return DatasetInfo(
+            task="char_lm",
+            n_features=1,
+            n_rows=len(self.codes),
+            n_train=train_end,
+            max_seq_len=shortest - 1,
+            lookback=self.spec.lookback,
+            vocab_size=len(self.vocab),
+            cv=cv,
+        )
+
+    def folds(self) -> list[TextData]:
+        """Rolling-origin folds of contiguous text before the test part, with the
+        training vocabulary (the encoding stays that of the whole training part)."""
+        if not self.spec.cv:
+            return []
+        return [
+            replace(self, spec=replace(self.spec, cv=0), borders=(train_end, val_end, val_end))
+            for train_end, val_end in rolling_origin(self.borders[1], self.spec.cv)
+        ]
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What a model trained on this data needs to read new data (JSON-able)."""
+        return {"task": "char_lm", "vocab": list(self.vocab)}
+
+    def windows(self, seq_len: int) -> dict[str, Windows]:
+        """Non-overlapping windows: x the characters, y the characters one step later."""
+        check_seq_len(seq_len, self)
+        starts = (0, *self.borders[:2])
+        out = {}
+        for split, start, end in zip(SPLITS, starts, self.borders, strict=True):
+            if end - start <= seq_len:  # a fold's empty test part
+                empty = np.empty((0, seq_len), self.codes.dtype)
+                out[split] = Windows(x=empty, y=empty)
+                continue
+            chunks = sliding_window_view(self.codes[start:end], seq_len + 1)[::seq_len]
+            out[split] = Windows(x=compact(chunks[:, :-1]), y=compact(chunks[:, 1:]))
+        return out
+
+    def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        """Bits per character and next-character accuracy from logits (n, steps, vocab)."""
+        logits = y_pred.astype(np.float64)
+        log_z = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+        picked = np.take_along_axis(logits, y_true[..., None].astype(np.int64), axis=-1)[..., 0]
+        nll = log_z - picked
+        return {
+            "bpc": float(nll.mean() / math.log(2)),
+            "accuracy": float(np.mean(logits.argmax(-1) == y_true)),
+        }
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Unigram frequencies of the training characters (add-one smoothed)."""
+        k = len(self.vocab)
+        counts = np.bincount(self.codes[: self.borders[0]], minlength=k) + 1.0
+        log_p = np.log(counts / counts.sum())
+        out = {}
+        for split, start, end in zip(
+            ("val", "test"), self.borders[:2], self.borders[1:], strict=True
+        ):
+            held_out = self.codes[start:end]
+            out[f"unigram_{split}"] = {
+                "bpc": float(-log_p[held_out].mean() / math.log(2)),
+                "accuracy": float(np.mean(held_out == log_p.argmax())),
+            }
+        return out
+
+
+def encode(text: str, vocab: tuple[str, ...]) -> np.ndarray:
+    """Vocabulary indices of every character (0 where unknown), without a Python loop."""
+    points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    known = np.array([ord(c) for c in vocab[1:]], dtype=np.uint32)  # sorted, as vocab is
+    pos = np.searchsorted(known, points)
+    hit = known[np.minimum(pos, len(known) - 1)] == points
+    return np.where(hit, pos + 1, 0).astype(np.int32)
+
+
+def load_text(spec: DatasetSpec) -> TextData:
+    """Read and decode the text, split it and encode it with the training vocabulary."""
+    raw = spec.path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{spec.path}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start} "
+            f"cannot be decoded ({e.reason}); re-save the file as UTF-8."
+        ) from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise InputError(f"{spec.path}: the text is empty (only whitespace); give a text file.")
+    borders = split_borders(len(text), spec, unit="characters")
+    vocab = (UNKNOWN, *sorted(set(text[: borders[0]]) - {UNKNOWN}))
+    codes = encode(text[: borders[2]], vocab)
+    sizes = {"training": borders[0], "validation": borders[1] - borders[0]}
+    sizes["test"] = borders[2] - borders[1]
+    for name, size in sizes.items():
+        if size < 2:
+            raise InputError(
+                f"{spec.path}: text too short: the {name} split has {size} characters, "
+                "at least 2 are needed; give a longer text or another --split."
+            )
+    return TextData(
+        spec=spec,
+        codes=codes,
+        vocab=vocab,
+        borders=borders,
+        fingerprint=fingerprint(
+            spec,
+            characters=len(text),
+            vocabulary=len(vocab),
+            borders=borders,
+        ),
+    )

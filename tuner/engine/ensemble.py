@@ -1,0 +1,110 @@
+"""Top-K ensemble (`--ensemble K`): the champion may average the predictions of
+the study's K best trials (class probabilities for classification, forecasts for
+forecasting), saved as one model of built-in Keras layers.
+
+The ensemble is scored the way its members were: on the same validation split,
+or on the same cross-validation folds (each member retrained on each fold with
+its trial's seed). Its validation value decides whether it replaces the best
+single trial as champion; both are reported. Runs in a worker process after the
+trials, where Keras is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial
+
+from tuner.data.spec import DatasetInfo
+from tuner.engine.objective import Objective
+from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
+from tuner.study.summary import completed
+
+
+def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.Model:
+    """One model that averages `members`' outputs. Forecasters may read windows of
+    different lengths: the ensemble reads the longest, each member its last steps."""
+    shape = max((m.input_shape[1:] for m in members), key=lambda s: s[0] or 0)
+    inputs = keras.Input(shape, name="window" if info.task == "forecasting" else "sequence")
+    outputs = []
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"  # layer names must be unique in the ensemble
+        short = shape[0] - member.input_shape[1]
+        x = keras.layers.Cropping1D((short, 0))(inputs) if short else inputs
+        outputs.append(member(x))
+    return keras.Model(inputs, keras.layers.Average(name="ensemble")(outputs), name="ensemble")
+
+
+def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dict[str, Any]:
+    """Score, build and (when it beats the best trial on validation) register the
+    ensemble of the `size` best complete trials; the record is also stored in the
+    study's `ensemble` attribute."""
+    members = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:size]
+    if len(members) < 2:
+        record: dict[str, Any] = {"skipped": f"{len(members)} complete trial(s); need 2"}
+        study.set_user_attr("ensemble", record)
+        return record
+    data = objective.data
+    metric = data.info.metric
+    scored = [_score_part(members, part, windows, objective) for part, windows in objective.parts()]
+    val = {k: float(np.mean([s[0][k] for s in scored])) for k in scored[0][0]}
+    models = scored[0][1] if len(scored) == 1 else _refit_members(members, objective)
+    model = ensemble_model(models, data.info)
+    best_single = float(members[0].value or 0.0)
+    record = {
+        "members": [t.number for t in members],
+        "val_metrics": val,
+        "best_single_value": best_single,
+        "champion": val[metric] < best_single,
+    }
+    if len(scored) > 1:
+        record["fold_values"] = [s[0][metric] for s in scored]
+    record |= objective.record_ensemble(model, record, members)
+    study.set_user_attr("ensemble", record)
+    return record
+
+
+def _score_part(
+    members: list[FrozenTrial], data: Any, windows: Any, objective: Objective
+) -> tuple[dict[str, float], list[keras.Model]]:
+    """The averaged members' validation metrics on one split (or fold), and the
+    members trained there."""
+    predictions, models = [], []
+    for trial in members:
+        split = windows.get(_seq_len(trial, data.info))
+        settings = FitSettings(
+            max_epochs=objective.config.max_epochs,
+            patience=objective.config.patience,
+            seed=objective.config.seed + trial.number,
+        )
+        result = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder())
+        batch_size = int(trial.params.get("batch_size", 64))
+        predictions.append(predict_windows(result.model, split["val"], batch_size=batch_size))
+        models.append(result.model)
+    # Every member's validation windows have the same targets, whatever its window.
+    target = windows.get(_seq_len(members[0], data.info))["val"].y
+    return data.metrics(target, np.mean(predictions, axis=0)), models
+
+
+def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[keras.Model]:
+    """Under cross-validation: each member refit on all non-test data for its
+    trial's best epoch (the folds' mean), as the single champion is."""
+    data = objective.data
+    return [
+        refit(
+            trial.params,
+            objective.windows.get(_seq_len(trial, data.info)),
+            data,
+            epochs=int(trial.user_attrs["best_epoch"]),
+            seed=objective.config.seed + trial.number,
+        )
+        for trial in members
+    ]
+
+
+def _seq_len(trial: FrozenTrial, info: DatasetInfo) -> int:
+    return int(trial.params.get("seq_len", info.max_seq_len))

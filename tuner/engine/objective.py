@@ -1,0 +1,308 @@
+"""The objective: train one trial and record it (Optuna state, MLflow child run,
+champion model). Runs inside a worker process; this is where Keras is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from tuner.config import TuneConfig
+from tuner.data.spec import Dataset
+from tuner.data.windows import WindowCache
+from tuner.devices import describe_device
+from tuner.errors import TrialFailed
+from tuner.model.build import objective_monitor
+from tuner.model.train import (
+    EpochRecorder,
+    FitSettings,
+    Resume,
+    RoundPruning,
+    evaluate,
+    fit_trial,
+    refit,
+)
+from tuner.report.console import TrialProgress
+from tuner.report.model_figures import model_figure
+from tuner.space import OptunaHP, SearchSpace
+from tuner.study.summary import completed, record_test_metrics, test_metrics
+from tuner.tracking.tracker import Tracker, load_logged_model
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Objective:
+    """Train one trial and record it: Optuna state, MLflow child run, champion model."""
+
+    def __init__(
+        self, *, space: SearchSpace, data: Dataset, config: TuneConfig, tracker: Tracker
+    ) -> None:
+        self._space = space
+        self._data = data
+        self._config = config
+        self._tracker = tracker
+        self.windows = WindowCache(data)
+        self._folds = [(fold, WindowCache(fold)) for fold in data.folds()]
+        self._epoch_offset = 0  # epochs of earlier folds, for per-epoch MLflow steps
+        self._device = describe_device()
+        self.current: optuna.Trial | None = None
+        self.progress: TrialProgress | None = None  # set by the worker while it runs trials
+        self._run_id = ""
+
+    def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
+        """Train `trial`'s configuration (or continue `resume.model`) and record it."""
+        self.current = trial
+        self._run_id = ""
+        recorder = EpochRecorder(self._log_epoch)
+        try:
+            hp = OptunaHP(trial, self._space.name)
+            self._space.fn(hp, self._data.info)
+            self._run_id = self._tracker.start_trial(trial.number, hp.values, device=self._device)
+            trial.set_user_attr("mlflow_run_id", self._run_id)
+            trial.set_user_attr("device", self._device)
+            trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
+            value = self._train(trial, hp.values, self._run_id, recorder, resume)
+        except optuna.TrialPruned:
+            reason = f"pruned at epoch {len(recorder.history)}"
+            self._finish(trial, self._run_id, "pruned", recorder, reason)
+            raise
+        except TrialFailed as e:
+            self._finish(trial, self._run_id, "failed", recorder, str(e))
+            raise
+        except KeyboardInterrupt:
+            self.record_interrupt(trial, recorder)
+            raise
+        except BaseException as e:
+            reason = f"error: {type(e).__name__}: {e}"
+            self._finish(trial, self._run_id, "failed", recorder, reason)
+            raise
+        finally:
+            keras.backend.clear_session()  # also runs the garbage collector
+            trial.set_user_attr("rss_mb", round(rss_mb(), 1))
+        self.current = None
+        return value
+
+    @property
+    def data(self) -> Dataset:
+        return self._data
+
+    @property
+    def config(self) -> TuneConfig:
+        return self._config
+
+    def parts(self) -> list[tuple[Dataset, WindowCache]]:
+        """What a configuration is scored on: the cross-validation folds, or the
+        dataset's own validation split."""
+        return self._folds or [(self._data, self.windows)]
+
+    def record_ensemble(
+        self, model: keras.Model, record: dict[str, Any], members: list[Any]
+    ) -> dict[str, Any]:
+        """Log an ensemble as its own MLflow run beside the trials; when it is the
+        champion, also its test metrics and the registered model. Returns what
+        was added (run id, and test metrics and model URI for a champion)."""
+        info = self._data.info
+        run = self._tracker.client.create_run(
+            self._tracker.experiment_id,
+            run_name=f"ensemble-top{len(members)}",
+            tags={"mlflow.parentRunId": self._tracker.parent_id, "role": "ensemble"},
+        )
+        run_id = str(run.info.run_id)
+        self._tracker.log_params(run_id, {"members": record["members"]})
+        metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
+        added: dict[str, Any] = {"mlflow_run_id": run_id}
+        if record["champion"]:
+            longest = max(int(t.params.get("seq_len", info.max_seq_len)) for t in members)
+            windows = self.windows.get(longest)
+            batch_size = int(members[0].params.get("batch_size", 64))
+            test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+            metrics |= {f"test_{k}": v for k, v in test.items()}
+            added["test_metrics"] = test
+            added["seq_len"] = longest
+            added["model_uri"] = self._tracker.log_champion(
+                run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
+            )
+        self._tracker.log_metrics(run_id, metrics)
+        self._tracker.set_tags(run_id, {"champion": record["champion"]})
+        self._tracker.end(run_id, "FINISHED")
+        return added
+
+    def record_interrupt(self, trial: optuna.Trial, recorder: EpochRecorder | None = None) -> None:
+        """Record the trial as failed with reason "interrupted" and its MLflow run as KILLED."""
+        self._finish(
+            trial, self._run_id, "failed", recorder or EpochRecorder(), "interrupted",
+            status="KILLED",
+        )  # fmt: skip
+
+    def _log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        self._tracker.log_metrics(self._run_id, logs, step=self._epoch_offset + epoch)
+        if self.progress is not None and self.current is not None:
+            self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
+
+    def _train(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run_id: str,
+        recorder: EpochRecorder,
+        resume: Resume | None,
+    ) -> float:
+        info = self._data.info
+        seq_len = int(params.get("seq_len", info.max_seq_len))
+        settings = FitSettings(
+            max_epochs=self._config.max_epochs,
+            patience=self._config.patience,
+            seed=self._config.seed + trial.number,
+        )
+        monitor, factor = objective_monitor(info)
+        pruning = RoundPruning(trial, monitor, factor=factor)
+        started = time.perf_counter()
+        if self._folds:
+            scored = self._cross_validate(params, seq_len, settings, recorder, pruning)
+        else:
+            result = fit_trial(
+                params, self.windows.get(seq_len), self._data, settings,
+                recorder=recorder, pruning=pruning, resume=resume,
+            )  # fmt: skip
+            scored = _Scored(
+                result.val_metrics, result.best_epoch, result.stop_reason, result.model
+            )
+        # Training and validation alone; the rest of the trial's wall time is the tuner's.
+        trial.set_user_attr("train_s", round(time.perf_counter() - started, 3))
+        value = scored.val_metrics[info.metric]
+        trial.set_user_attr("val_metrics", scored.val_metrics)
+        trial.set_user_attr("best_epoch", scored.best_epoch)
+        metrics = {f"val_{k}": v for k, v in scored.val_metrics.items()}
+        for i, fold in enumerate(scored.fold_metrics):
+            metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
+        if scored.fold_metrics:
+            trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
+        if _is_new_best(trial, value):
+            self._record_champion(trial, params, run_id, seq_len, scored)
+        self._tracker.log_metrics(run_id, metrics)
+        self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
+        del scored
+        return value
+
+    def _cross_validate(
+        self,
+        params: dict[str, Any],
+        seq_len: int,
+        settings: FitSettings,
+        recorder: EpochRecorder,
+        pruning: RoundPruning,
+    ) -> _Scored:
+        """Train the configuration on every fold; its value is the mean over folds.
+        Each fold reports to the pruner after the earlier folds' steps, so a trial can
+        be pruned inside any fold against the other trials' same fold."""
+        folds: list[dict[str, float]] = []
+        best_epochs: list[int] = []
+        for i, (fold, windows) in enumerate(self._folds):
+            pruning.step_offset = i * self._config.max_epochs
+            self._epoch_offset = len(recorder.history)
+            result = fit_trial(
+                params, windows.get(seq_len), fold, settings, recorder=recorder, pruning=pruning
+            )
+            folds.append(result.val_metrics)
+            best_epochs.append(result.best_epoch)
+            del result
+            keras.backend.clear_session()
+        self._epoch_offset = 0
+        mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+        best_epoch = max(1, round(float(np.mean(best_epochs))))
+        return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
+
+    def _record_champion(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run_id: str,
+        seq_len: int,
+        scored: _Scored,
+    ) -> None:
+        """Log and register a new best trial's model (under cross-validation, its
+        configuration refit on all non-test data for the folds' mean best epoch).
+        The test split waits for `finalize`: only the study's final best sees it."""
+        windows = self.windows.get(seq_len)
+        model = scored.model or refit(
+            params,
+            windows,
+            self._data,
+            epochs=scored.best_epoch,
+            seed=self._config.seed + trial.number,
+        )
+        model_uri = self._tracker.log_champion(
+            run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
+        )
+        trial.set_user_attr("model_uri", model_uri)
+
+    def finalize(self, study: optuna.Study) -> None:
+        """Score the study's best trial, and it alone, on the test split: its test
+        metrics (stored with the study and in the trial's MLflow run) and the best
+        model's figure. Runs when a worker ends with no trial left running; once
+        per best trial."""
+        done = completed(study)
+        if not done or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        best = min(done, key=lambda t: float(t.value or 0.0))
+        if test_metrics(study, best) is not None or "model_uri" not in best.user_attrs:
+            return
+        model = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
+        info = self._data.info
+        windows = self.windows.get(int(best.params.get("seq_len", info.max_seq_len)))
+        batch_size = int(best.params.get("batch_size", 64))  # its predict step is compiled
+        test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+        record_test_metrics(study, best, test)
+        run_id = best.user_attrs.get("mlflow_run_id")
+        if run_id:
+            self._tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
+        # The parent process never loads Keras: the best model is drawn here.
+        figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
+        self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
+
+    def _finish(
+        self,
+        trial: optuna.Trial,
+        run_id: str,
+        state: str,
+        recorder: EpochRecorder,
+        reason: str,
+        *,
+        status: str | None = None,
+    ) -> None:
+        epochs = len(recorder.history)
+        trial.set_user_attr("epochs_run", epochs)
+        trial.set_user_attr("stop_reason" if state != "failed" else "fail_reason", reason)
+        if not run_id:  # stopped before its MLflow run was created
+            return
+        self._tracker.set_tags(
+            run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
+        )
+        self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
+
+
+@dataclass
+class _Scored:
+    """A trained configuration's validation result (the mean over folds under CV)."""
+
+    val_metrics: dict[str, float]
+    best_epoch: int
+    stop_reason: str
+    model: keras.Model | None  # None under CV: the champion is refit when needed
+    fold_metrics: list[dict[str, float]] = field(default_factory=list)
+
+
+def _is_new_best(trial: optuna.Trial, value: float) -> bool:
+    others = [t.value for t in completed(trial.study) if t.value is not None]
+    return not others or value < min(others)

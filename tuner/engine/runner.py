@@ -1,0 +1,226 @@
+"""The study runner: create or resume an Optuna study and run its trials.
+
+Flow: data -> windows -> model -> trial -> study -> tracking. `run_tune` runs in
+the invoking process: it checks every input, opens the study and the parent
+MLflow run, then hands the trials to worker processes (`tuner.engine.worker`), one
+after another, each replaced after a fixed number of trials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import signal
+import time
+import warnings
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import optuna
+
+from tuner.config import TuneConfig
+from tuner.devices import choose_gpus
+from tuner.engine.jobs import WorkerJob, WorkerResult
+from tuner.engine.worker import worker_main
+from tuner.errors import InputError
+from tuner.report.console import err
+from tuner.report.plots import log_study_plots
+from tuner.study.setup import open_study, prepare_data
+from tuner.study.summary import finished, summarize, trial_rows
+from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+TRIALS_PER_PROCESS = 10
+_MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
+
+
+def run_tune(
+    config: TuneConfig, *, role: str = "tune", trials_per_process: int = TRIALS_PER_PROCESS
+) -> dict[str, Any]:
+    """Create or resume the study, run the trials still missing, return the summary.
+
+    `role` ("tune" or "worker") names the invocation in its parent MLflow run.
+    """
+    gpus = choose_gpus(config.gpus)
+    n_workers = config.workers or max(1, len(gpus))
+    if config.engine == "keras-tuner":  # one search, in one process, start to end
+        n_workers, trials_per_process = 1, config.trials
+    data, space = prepare_data(config)
+    tracking_uri = resolve_tracking_uri(config.tracking)
+    study = open_study(config, data, space, tracking_uri=tracking_uri)
+    tracker = Tracker(tracking_uri, config.experiment or config.study_name)
+    resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
+    tracker.start_parent(
+        f"{config.study_name}-{role}-{time.strftime('%Y%m%d-%H%M%S')}",
+        resolved,
+        tags={"study": config.study_name, "role": role},
+    )
+    _log_dataset(tracker, study)
+    job = WorkerJob(
+        config=config,
+        tracking_uri=tracking_uri,
+        parent_run_id=tracker.parent_id,
+        trials_per_process=trials_per_process,
+        deadline=time.time() + config.timeout if config.timeout else None,
+        failure_limit=config.trials,
+        threads=_threads_per_worker(n_workers),
+        gpus=tuple(gpus),
+        # Workers started at the same moment must not draw the same configurations;
+        # separate `tuner worker` invocations differ by process id as well.
+        seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
+    )
+    status = "FAILED"
+    try:
+        _run_workers(study, job, n_workers)
+        if config.ensemble:
+            _run_ensemble(study, job)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        summary = summarize(
+            study, storage=mask_secrets(config.storage_url), tracking_uri=tracking_uri
+        )
+        _finish_parent(tracker, study, summary, status)
+    return summary
+
+
+def _threads_per_worker(workers: int) -> int | None:
+    """Divide the CPU cores between local workers; one worker keeps the backend default."""
+    if workers == 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
+    """Keep `n_workers` worker processes running (each replaced after its batch of
+    trials) until the study has enough trials, then return."""
+    done = finished(study)
+    if done >= job.config.trials:
+        err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
+        return
+    slots: list[_Slot | None] = [_start(job, slot=i) for i in range(n_workers)]
+    failure: BaseException | None = None
+    deaths = 0
+    try:
+        while any(slots):
+            wait([p.sentinel for p, _ in filter(None, slots)])
+            for i, slot in enumerate(slots):
+                if slot is None or slot[0].is_alive():
+                    continue
+                result = _collect(*slot)
+                slots[i] = None
+                deaths += result.reason == "died"
+                if deaths > _MAX_DEATHS:
+                    failure = RuntimeError(f"worker processes died {deaths} times; see above.")
+                if result.reason in ("recycle", "died") and failure is None:
+                    slots[i] = _start(job, slot=i)
+                elif failure is None and (problem := _problem(result, job)) is not None:
+                    failure = problem
+                    _signal_all(slots, signal.SIGINT)
+    except KeyboardInterrupt as e:
+        _forward_and_wait(slots, str(e) or "SIGINT")
+        raise
+    if failure is not None:
+        raise failure
+
+
+def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
+    """Build the top-K ensemble in a worker process (the parent never loads Keras)."""
+    err.print(f"building the top-{job.config.ensemble} ensemble ...")
+    result = _collect(*_start(dataclasses.replace(job, task="ensemble"), slot=0))
+    if result.reason != "ensemble" and (problem := _problem(result, job)) is not None:
+        raise problem
+    record = study.user_attrs.get("ensemble", {})
+    if "val_metrics" in record:
+        verdict = "is the champion" if record["champion"] else "does not beat the best trial"
+        err.print(f"ensemble of trials {record['members']}: {verdict}.")
+
+
+def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
+    """The exception a worker's ending stands for, if any."""
+    if result.reason == "input_error":
+        return InputError(result.message)
+    if result.reason == "crash":
+        return RuntimeError(f"a worker process failed:\n{result.message}")
+    if result.reason == "interrupted":
+        return KeyboardInterrupt(result.message)
+    if result.reason == "failures":
+        err.print(f"stopping: {job.failure_limit} trials failed in a worker; see their reasons.")
+    return None
+
+
+_Slot = tuple[Any, Connection]
+
+
+def _start(job: WorkerJob, *, slot: int) -> _Slot:
+    job = dataclasses.replace(job, slot=slot)
+    ctx = multiprocessing.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")
+    process.start()
+    sender.close()
+    return process, receiver
+
+
+def _collect(process: Any, receiver: Connection) -> WorkerResult:
+    process.join()
+    try:
+        result: WorkerResult = receiver.recv()
+    except EOFError:
+        # Killed (SIGKILL, out of memory): its running trial is failed and retried
+        # through the heartbeat; a new worker takes its place.
+        err.print(f"a worker process died (exit code {process.exitcode}); starting another.")
+        return WorkerResult("died", message=f"exit code {process.exitcode}")
+    return result
+
+
+def _signal_all(slots: list[_Slot | None], signum: int) -> None:
+    for process, _ in filter(None, slots):
+        if process.is_alive():
+            os.kill(process.pid, signum)
+
+
+def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
+    """Pass the interrupt on to the workers and let them record their running trials."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _signal_all(slots, signal.Signals[signame])
+        for process, _ in filter(None, slots):
+            process.join(timeout=120)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _log_dataset(tracker: Tracker, study: optuna.Study) -> None:
+    fingerprint = study.user_attrs["fingerprint"]
+    tracker.log_params(tracker.parent_id, {"dataset": fingerprint})
+    tracker.log_dict(tracker.parent_id, fingerprint, "dataset_fingerprint.json")
+    for name, metrics in study.user_attrs["baselines"].items():
+        tracker.log_metrics(
+            tracker.parent_id, {f"baseline_{name}_{k}": v for k, v in metrics.items()}
+        )
+
+
+def _finish_parent(
+    tracker: Tracker, study: optuna.Study, summary: dict[str, Any], status: str
+) -> None:
+    best = {f"best_val_{k}": v for k, v in (summary["best_val"] or {}).items()}
+    best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
+    tracker.log_metrics(tracker.parent_id, best)
+    tracker.set_tags(
+        tracker.parent_id,
+        {
+            "best_trial": summary["best_trial"],
+            "n_complete": summary["n_complete"],
+            "n_pruned": summary["n_pruned"],
+            "n_failed": summary["n_failed"],
+        },
+    )
+    tracker.log_dict(tracker.parent_id, summary, "summary.json")
+    tracker.log_dict(tracker.parent_id, trial_rows(study), "trials.json")
+    log_study_plots(tracker, study)
+    tracker.end(tracker.parent_id, status)

@@ -1,0 +1,171 @@
+"""The trials of one worker process: open the study, then run trials through the
+objective (or KerasTuner's loop) until a stop rule holds, or build the ensemble.
+
+Imported by `tuner.engine.worker` once the process has set up its backend.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.engine.ensemble import run_ensemble
+from tuner.engine.jobs import WorkerJob, WorkerResult
+from tuner.engine.keras_tuner import KerasTunerEngine
+from tuner.engine.objective import Objective
+from tuner.errors import TrialFailed
+from tuner.paths import KERAS_TUNER_DIR
+from tuner.report.console import TrialProgress
+from tuner.study.setup import open_study, prepare_data
+from tuner.study.summary import claimed, epochs_spent, finished
+from tuner.tracking.tracker import Tracker
+
+
+def run_trials(job: WorkerJob) -> WorkerResult:
+    """Open the study and run this worker's trials (or its ensemble)."""
+    config = job.config
+    data, space = prepare_data(config)
+    study = open_study(
+        config, data, space, tracking_uri=job.tracking_uri, seed_offset=job.seed_salt + job.slot
+    )
+    tracker = Tracker(job.tracking_uri, config.experiment or config.study_name)
+    tracker.parent_id = job.parent_run_id
+    objective = Objective(space=space, data=data, config=config, tracker=tracker)
+    # Libraries and data loaded so far live as long as the worker: keep them out of
+    # the collections that free each trial's model (0.3 s a trial otherwise).
+    gc.collect()
+    gc.freeze()
+    stop = _StopRules(job)
+    try:
+        if job.task == "ensemble":
+            return _ensemble(study, objective, config.ensemble)
+        if config.engine == "keras-tuner":
+            result = _keras_tuner_search(study, objective, data, space, job)
+        else:
+            result = _trials_loop(study, objective, stop, job)
+        if result.reason != "recycle":  # the study's trials are over, or this host's are
+            objective.finalize(study)
+        return result
+    except KeyboardInterrupt:
+        _settle_interrupted(study, objective)
+        raise
+
+
+def _keras_tuner_search(
+    study: optuna.Study, objective: Any, data: Any, space: Any, job: WorkerJob
+) -> WorkerResult:
+    """The whole KerasTuner search in this process (it keeps its own state in memory)."""
+
+    config = job.config
+    before = len(study.get_trials(deepcopy=False))
+    engine = KerasTunerEngine(
+        study=study,
+        objective=objective,
+        space=space,
+        data=data,
+        algorithm=config.kt_tuner,
+        max_epochs=config.max_epochs,
+        trials=config.trials,
+        epoch_budget=config.epoch_budget,
+        seed=config.seed + before,
+        directory=KERAS_TUNER_DIR,
+    )
+    engine.search()
+    return WorkerResult("enough", trials_run=len(study.get_trials(deepcopy=False)) - before)
+
+
+def _ensemble(study: optuna.Study, objective: Any, size: int) -> WorkerResult:
+    record = run_ensemble(study, objective, size=size)
+    return WorkerResult("ensemble", message=json.dumps(record, default=str))
+
+
+def _settle_interrupted(study: optuna.Study, objective: Any) -> None:
+    """An interrupt between Optuna's steps can leave the current trial running: fail it."""
+    trial = objective.current
+    if trial is None:
+        return
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if trial.number in running:
+        objective.record_interrupt(trial)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def _trials_loop(
+    study: optuna.Study, objective: Any, stop: _StopRules, job: WorkerJob
+) -> WorkerResult:
+    config = job.config
+    while finished(study) < config.trials:
+        if stop.over_budget(study):
+            return WorkerResult("budget", trials_run=stop.trials_run)
+        if _remaining(job.deadline) == 0.0:
+            return WorkerResult("timeout", trials_run=stop.trials_run)
+        if claimed(study) >= config.trials:
+            _wait_for_others(study)
+            continue
+        with TrialProgress(config.trials, finished(study)) as progress:
+            objective.progress = progress
+            study.optimize(
+                objective,
+                timeout=_remaining(job.deadline),
+                catch=(TrialFailed,),
+                callbacks=[progress, stop],
+                gc_after_trial=False,
+            )
+        reason = stop.reason(study)
+        if reason != "enough":
+            return WorkerResult(reason, trials_run=stop.trials_run)
+    return WorkerResult("enough", trials_run=stop.trials_run)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.time())
+
+
+def _wait_for_others(study: optuna.Study) -> None:
+    """The last trials are running elsewhere: wait, and take over any whose worker died.
+
+    `fail_stale_trials` fails trials whose heartbeat stopped; the storage's retry
+    callback puts them back as waiting trials, which this worker then runs.
+    """
+    time.sleep(2.0)
+    optuna.storages.fail_stale_trials(study)
+
+
+class _StopRules:
+    """Stop when finished plus running trials reach the total wanted (so several
+    workers do not overshoot), after `trials_per_process` trials (recycle), after
+    too many failures, or once the epoch budget is spent."""
+
+    def __init__(self, job: WorkerJob) -> None:
+        self._job = job
+        self.trials_run = 0
+        self.failed = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.trials_run += 1
+        self.failed += trial.state == TrialState.FAIL
+        if self.reason(study) != "timeout":
+            study.stop()
+
+    def reason(self, study: optuna.Study) -> str:
+        """Why this worker stops (`timeout` when none of the rules holds)."""
+        job = self._job
+        if claimed(study) >= job.config.trials:
+            return "enough"
+        if self.failed >= job.failure_limit:
+            return "failures"
+        if self.over_budget(study):
+            return "budget"
+        if self.trials_run >= job.trials_per_process:
+            return "recycle"
+        return "timeout"
+
+    def over_budget(self, study: optuna.Study) -> bool:
+        """The study's trials have trained `--epoch-budget` epochs (or more) in all."""
+        budget = self._job.config.epoch_budget
+        return budget is not None and epochs_spent(study) >= budget

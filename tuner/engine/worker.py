@@ -1,0 +1,89 @@
+"""A worker process: runs trials of one study, then exits.
+
+Training under the TensorFlow backend leaves about 10 MB behind per model even
+after `keras.backend.clear_session()`, so trials run in a worker process that
+is replaced after `trials_per_process` trials; memory stays bounded however
+long the study is. The parent process never imports Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import traceback
+import warnings
+from multiprocessing.connection import Connection
+from types import FrameType
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+from tuner.devices import prepare_process, set_precision
+from tuner.engine.jobs import WorkerJob, WorkerResult
+from tuner.errors import InputError
+from tuner.report.console import quiet_libraries
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # The first signal interrupts the running trial; repeats (Ctrl-C reaches the
+    # whole process group, the parent forwards too) must not cut its clean-up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def worker_main(job: WorkerJob, conn: Connection) -> None:
+    """Process entry: run trials and send a `WorkerResult` back through `conn`."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    gpu = job.gpus[job.slot % len(job.gpus)] if job.gpus else None
+    prepare_process(gpu=gpu, threads=job.threads)
+    try:
+        warnings.filterwarnings("ignore")
+        _import_keras_quietly()
+        set_precision(job.config.precision)
+        # Deferred: the trial loop imports Keras, which must load after this process
+        # chose its device, threads and precision (and never in the parent).
+        from tuner.engine.trial_loop import run_trials
+
+        result = run_trials(job)
+    except KeyboardInterrupt as e:
+        result = WorkerResult("interrupted", message=str(e) or "SIGINT")
+    except InputError as e:
+        result = WorkerResult("input_error", message=str(e))
+    except Exception:
+        result = WorkerResult("crash", message=traceback.format_exc())
+    conn.send(result)
+    conn.close()
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr."""
+    quiet_libraries()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            import keras
+
+            keras.ops.zeros(1)  # device discovery logs its own lines too (no GPU: "cuInit")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    if keras.backend.backend() != "tensorflow":
+        _keep_tensorflow_out()
+    # Retracing notices: every trial builds a new model, so retracing is expected.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _keep_tensorflow_out() -> None:
+    """Under JAX or PyTorch, tell Keras that TensorFlow is not there. Keras would
+    import it (3.5 s and about 500 MB in each worker here) only to check whether
+    objects are TensorFlow tensors when it seeds or saves a model, and to seed
+    TensorFlow's generator; this worker makes no TensorFlow objects."""
+    from keras.src.utils.module_utils import tensorflow
+
+    if tensorflow.module is None:
+        tensorflow._available = False

@@ -1,0 +1,37 @@
+"""The two kinds of error: one stops the run, one fails a single trial."""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+
+# `--max-epochs 0` -> `max_epochs=0`; `--study co2:` -> `study=co2:`; `--format:` -> `format:`
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: (?![a-z]+ )([^\s,;:]+))?")
+
+
+# Set by the CLI: input errors keep naming flags rather than keyword arguments.
+flag_wording: ContextVar[bool] = ContextVar("flag_wording", default=False)
+
+
+class InputError(ValueError):
+    """Bad input or configuration: stops the run with exit code 2 (a `ValueError`
+    in Python).
+
+    The message is one line naming the input, the rule it breaks, the value
+    given and how to fix it; it names command-line flags, and `for_python`
+    names the keyword arguments of `tuner.tune` instead.
+    """
+
+    def for_python(self) -> str:
+        def keyword(m: re.Match[str]) -> str:
+            name = m.group(1).replace("-", "_")
+            return f"{name}={m.group(2)}" if m.group(2) else name
+
+        return _FLAG.sub(keyword, str(self))
+
+
+class TrialFailed(Exception):
+    """A trial that cannot finish (NaN loss, out of memory): the study goes on.
+
+    The message is stored on the trial as its failure reason.
+    """

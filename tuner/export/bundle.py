@@ -1,0 +1,304 @@
+"""Export bundles: the best model of a study with its preprocessing and metadata.
+
+A bundle is a folder:
+
+    model.keras          the trained model (loads in Keras safe mode)
+    preprocessing.json   scaler, columns, window, horizon, classes or vocabulary
+    metadata.json        study, trial, params, metrics, data fingerprint,
+                         package versions and the SHA-256 of every other file
+    savedmodel/          TensorFlow SavedModel (`--format savedmodel`)
+    mlflow_model/        MLflow pyfunc model with the same preprocessing (`--format mlflow`)
+    model.onnx           ONNX model, checked against Keras with onnxruntime (`--format onnx`)
+
+`load_bundle` checks the hashes before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tuner.errors import InputError
+from tuner.model.layers import load_model
+from tuner.model.train import evaluate, refit
+from tuner.study.setup import stored_config, stored_dataset
+from tuner.study.summary import completed, test_metrics
+from tuner.tracking.tracker import Tracker, download_model_file, model_requirements
+
+FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
+METADATA = "metadata.json"
+PREPROCESSING = "preprocessing.json"
+MODEL = "model.keras"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, verified bundle."""
+
+    path: Path | None  # None: a model held in memory, not loaded from a folder
+    model: Any  # keras.Model
+    preprocessing: dict[str, Any]
+    metadata: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return str(self.preprocessing["task"])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.preprocessing.get("seq_len") or self.preprocessing.get("steps") or 1)
+
+
+def export_study(
+    study: Any,
+    *,
+    out: Path,
+    formats: tuple[str, ...] = ("keras",),
+    tracking_uri: str,
+    refit: bool = False,
+) -> Path:
+    """Write the bundle of `study`'s best trial to `out` (a new or empty folder).
+
+    `refit`: retrain the best configuration on train plus validation for the best
+    trial's number of epochs and export that model instead; it is recorded as its
+    own MLflow run and registered model version (alias `refit`).
+    """
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(
+            f"--format: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            f"--out {out}: exists and is not an empty folder; pick a new folder so nothing "
+            "is overwritten."
+        )
+    done = completed(study)
+    if not done:
+        raise InputError(
+            f"--study {study.study_name}: no trial has completed yet; nothing to export."
+        )
+    best = study.best_trial
+    if "model_uri" not in best.user_attrs:
+        raise InputError(
+            f"--study {study.study_name}: best trial #{best.number} has no logged model "
+            "(study made by an older version); run more trials to log one."
+        )
+    if "mlflow" in formats and study.user_attrs["identity"].get("task") != "forecasting":
+        raise InputError(
+            "--format mlflow: the pyfunc model with preprocessing is built for forecasting "
+            "studies; export this study with --format keras."
+        )
+    config = stored_config(study)
+    data = stored_dataset(study)
+    if data.fingerprint["sha256"] != study.user_attrs["fingerprint"]["sha256"]:
+        raise InputError(
+            f"dataset file {data.spec.path} changed since study {study.study_name} was run "
+            "(SHA-256 differs); restore it to export this study's preprocessing."
+        )
+    # A top-K ensemble that validated better than the best trial is the champion.
+    ensemble = study.user_attrs.get("ensemble") or {}
+    champion = ensemble if ensemble.get("champion") and not refit else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / "bundle"
+        staging.mkdir()
+        refitted = None
+        if refit:
+            refitted = _refit(study, best, data, staging / MODEL, tracking_uri)
+        else:
+            download_model_file(
+                champion.get("model_uri", best.user_attrs["model_uri"]),
+                staging / MODEL,
+                tracking_uri,
+            )
+        seq_len = champion.get("seq_len", best.params.get("seq_len"))
+        preprocessing = data.preprocessing() | {"seq_len": seq_len}
+        _write_json(staging / PREPROCESSING, preprocessing)
+        if "savedmodel" in formats:
+            _savedmodel(staging)
+        if "mlflow" in formats:
+            _mlflow_model(staging)
+        onnx = None
+        if "onnx" in formats:
+            sample = data.windows(int(preprocessing["seq_len"] or data.info.max_seq_len))["test"]
+            onnx = _onnx(staging, np.ascontiguousarray(sample.x[:64]))
+        metadata = {
+            "study": study.study_name,
+            "trial": best.number,
+            "params": best.params,
+            "ensemble": champion or None,  # the model is this ensemble, not the trial alone
+            "objective": study.user_attrs.get("objective"),
+            "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
+            "test_metrics": refitted["test_metrics"]
+            if refitted
+            else champion.get("test_metrics", test_metrics(study, best)),
+            "refit": refitted,
+            "onnx": onnx,
+            "dataset": study.user_attrs["fingerprint"],
+            "dataset_ref": config.dataset,  # what --dataset was given
+            "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
+            "baselines": study.user_attrs.get("baselines"),
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": _versions(),
+            "files": _hashes(staging),
+        }
+        _write_json(staging / METADATA, metadata)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()
+        shutil.copytree(staging, out)
+    return out
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Verify every file against its hash, then load the model in safe mode."""
+    metadata_file = path / METADATA
+    if not path.is_dir():
+        raise InputError(f"--model {path}: no such folder; pass a folder made by `tuner export`.")
+    if not metadata_file.is_file():
+        raise InputError(
+            f"--model {path}: not a tuner bundle (no {METADATA}); pass a folder made by "
+            "`tuner export`."
+        )
+    try:
+        metadata = json.loads(metadata_file.read_text())
+        files = dict(metadata["files"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise InputError(f"--model {path}: {METADATA} is not a bundle's metadata.") from None
+    for name, digest in files.items():
+        file = path / name
+        if not file.is_file():
+            raise InputError(f"--model {path}: file {name} listed in {METADATA} is missing.")
+        if _sha256(file) != digest:
+            raise InputError(
+                f"--model {path}: {name} does not match its SHA-256 in {METADATA} (changed or "
+                "corrupt); export the bundle again."
+            )
+    model = load_model(path / MODEL)
+    preprocessing = json.loads((path / PREPROCESSING).read_text())
+    return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
+
+
+def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) -> dict[str, Any]:
+    """Retrain the best trial on train + validation; log and register the result."""
+    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs_run") or 1)
+    windows = data.windows(int(best.params.get("seq_len", data.info.max_seq_len)))
+    seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
+    model = refit(best.params, windows, data, epochs=epochs, seed=seed)
+    test = evaluate(model, windows["test"], data)
+    original = test_metrics(study, best) or {}
+    tracker = Tracker(
+        tracking_uri, study.user_attrs["config"].get("experiment") or study.study_name
+    )
+    run_id = tracker.start_parent(
+        f"refit-trial-{best.number:04d}",
+        {**best.params, "refit_epochs": epochs, "refit_of_trial": best.number},
+        tags={
+            "study": study.study_name,
+            "role": "refit",
+            "refit_of_run": best.user_attrs.get("mlflow_run_id", ""),
+        },
+    )
+    tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
+    tracker.log_metrics(run_id, {f"original_test_{k}": v for k, v in original.items()})
+    model_uri = tracker.log_champion(
+        run_id, model, windows["val"].x[:2], registered_name=study.study_name, alias="refit"
+    )
+    tracker.end(run_id, "FINISHED")
+    model.save(target)
+    return {
+        "epochs": epochs,
+        "trained_on": "train+validation",
+        "test_metrics": test,
+        "original_test_metrics": original,
+        "mlflow_run_id": run_id,
+        "model_uri": model_uri,
+    }
+
+
+def _savedmodel(folder: Path) -> None:
+    if keras.backend.backend() != "tensorflow":
+        raise InputError(
+            "--format savedmodel needs the TensorFlow backend; unset KERAS_BACKEND or set it "
+            "to tensorflow."
+        )
+    model = load_model(folder / MODEL)
+    model.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
+
+
+def _onnx(folder: Path, sample: np.ndarray) -> dict[str, Any]:
+    """Export to ONNX and compare onnxruntime's output with Keras' on test inputs."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(
+            "--format onnx needs the onnx extra (tf2onnx, onnxruntime); run `make install` or "
+            "pip install 'lstm-tuner[onnx]'."
+        ) from None
+    model = load_model(folder / MODEL)
+    expected = np.asarray(model.predict(sample, verbose=0))  # also builds the call graph
+    model.export(str(folder / "model.onnx"), format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    return {
+        "checked_on": f"{len(sample)} test inputs",
+        "max_abs_diff": float(np.abs(got - expected).max()),
+    }
+
+
+def _mlflow_model(folder: Path) -> None:
+    import mlflow.pyfunc  # deferred: only --format mlflow needs the pyfunc machinery
+
+    mlflow.pyfunc.save_model(
+        path=str(folder / "mlflow_model"),
+        python_model=str(Path(__file__).with_name("pyfunc.py")),
+        artifacts={
+            "keras_model": str(folder / MODEL),
+            "preprocessing": str(folder / PREPROCESSING),
+        },
+        pip_requirements=model_requirements(),
+    )
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("lstm-tuner", "keras", "tensorflow", "jax", "numpy", "optuna", "mlflow"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    out["keras_backend"] = keras.backend.backend()
+    return out
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != METADATA
+    }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

@@ -1,0 +1,318 @@
+"""Train one trial: fit with early stopping and pruning, score on validation.
+
+Keras 3 APIs only, so the same code runs under the TensorFlow, JAX or PyTorch
+backend. Every batch a model sees has one of as few shapes as possible: under
+JAX each new batch shape compiles the step anew (0.3-0.7 s for a small LSTM on
+this machine, more than its epochs on a small dataset). Training batches are
+all full (the short remainder is left out, a different one each epoch),
+validation runs as one batch where it fits, and predictions pad their last
+batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+
+from tuner.data.spec import Dataset, Windows
+from tuner.errors import TrialFailed
+from tuner.model.build import build_model, compile_args, make_optimizer
+
+EpochSink = Callable[[int, dict[str, float]], None]
+_OOM_NAMES = ("ResourceExhausted", "OutOfMemory")  # TensorFlow's, PyTorch's
+_OOM_STATUS = "RESOURCE_EXHAUSTED"  # JAX raises a JaxRuntimeError with this status
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitSettings:
+    max_epochs: int
+    patience: int
+    seed: int
+
+
+# A trial on a small training set takes few optimizer steps per epoch: its
+# epoch limit and patience grow so that one "round" (the unit of the limit, of
+# patience and of pruning) is at least this many steps, up to _MAX_SCALE epochs.
+ROUND_STEPS = 16
+_MAX_SCALE = 10
+
+
+def epoch_scale(steps_per_epoch: int) -> int:
+    """Epochs per round for a training set of `steps_per_epoch` batches."""
+    return min(_MAX_SCALE, max(1, math.ceil(ROUND_STEPS / steps_per_epoch)))
+
+
+class RoundPruning(keras.callbacks.Callback):
+    """Report `monitor` (times `factor`, to put it in the objective's unit) to the
+    Optuna trial at the end of every round and prune when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str, *, factor: float = 1.0) -> None:
+        super().__init__()
+        self._trial = trial
+        self._monitor = monitor
+        self._factor = factor
+        self.epochs_per_round = 1  # set by fit_trial from the training set's size
+        self.step_offset = 0  # steps of the earlier cross-validation folds
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if (epoch + 1) % self.epochs_per_round or self._monitor not in (logs or {}):
+            return
+        step = self.step_offset + (epoch + 1) // self.epochs_per_round - 1
+        self._trial.report(float((logs or {})[self._monitor]) * self._factor, step)
+        if self._trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at round {step + 1} (epoch {epoch + 1})")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A model to train instead of a new one, from `initial_epoch`, with more callbacks."""
+
+    model: keras.Model | None = None
+    initial_epoch: int = 0
+    epochs: int | None = None  # the epoch to stop after (default: the maximum)
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
+
+
+@dataclass
+class FitResult:
+    model: keras.Model
+    epochs_run: int
+    best_epoch: int
+    stop_reason: str
+    val_metrics: dict[str, float]
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Keeps every epoch's logs (also when fit is cut short) and forwards them."""
+
+    def __init__(self, sink: EpochSink | None = None) -> None:
+        super().__init__()
+        self.history: list[dict[str, float]] = []
+        self._sink = sink
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
+        self.history.append(row)
+        if self._sink:
+            self._sink(epoch, row)
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Fail the trial as soon as the loss is NaN or infinite."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = float((logs or {}).get(key, 0.0))
+            if not math.isfinite(value):
+                raise TrialFailed(f"{key} became {value} at epoch {epoch + 1} (diverged)")
+
+
+@dataclass
+class _Callbacks:
+    recorder: EpochRecorder
+    early: keras.callbacks.EarlyStopping
+    extra: list[keras.callbacks.Callback] = field(default_factory=list)
+
+    def as_list(self) -> list[keras.callbacks.Callback]:
+        return [self.recorder, NonFiniteGuard(), self.early, *self.extra]
+
+
+def fit_trial(
+    params: Mapping[str, Any],
+    windows: Mapping[str, Windows],
+    data: Dataset,
+    settings: FitSettings,
+    *,
+    recorder: EpochRecorder,
+    pruning: RoundPruning | None = None,
+    resume: Resume | None = None,
+) -> FitResult:
+    """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
+
+    On a small training set the epoch limit and patience are multiplied by
+    `epoch_scale` (see ROUND_STEPS). `resume` hands in a model built elsewhere
+    (KerasTuner's Hyperband continues a model from an earlier round) with the
+    epoch to start from and extra callbacks; its epochs are KerasTuner's, unscaled.
+    """
+    keras.utils.set_random_seed(settings.seed)
+    train, val = windows["train"], windows["val"]
+    batch_size = int(params.get("batch_size", 64))
+    resume = resume or Resume()
+    scale = 1 if resume.epochs else epoch_scale(TrainBatches.count(len(train.x), batch_size))
+    settings = replace(
+        settings, max_epochs=settings.max_epochs * scale, patience=settings.patience * scale
+    )
+    if pruning is not None:
+        pruning.epochs_per_round = scale
+    callbacks = _make_callbacks(params, settings, recorder, pruning)
+    try:
+        model = resume.model or compiled(
+            params, data, train_size=len(train.x), epochs=settings.max_epochs
+        )
+        model.fit(
+            TrainBatches(train, batch_size, seed=settings.seed),
+            validation_data=_Batches(val, _validation_batch_size(val, batch_size)),
+            epochs=resume.epochs or settings.max_epochs,
+            initial_epoch=resume.initial_epoch,
+            callbacks=[*callbacks.as_list(), *resume.callbacks],
+            verbose=0,
+        )
+        val_metrics = evaluate(model, val, data, batch_size=batch_size)
+    except MemoryError as e:
+        raise TrialFailed(f"out of memory: {e}") from e
+    except Exception as e:
+        if any(name in type(e).__name__ for name in _OOM_NAMES) or _OOM_STATUS in str(e):
+            raise TrialFailed(f"out of memory: {type(e).__name__}") from e
+        raise
+    return FitResult(
+        model=model,
+        epochs_run=len(recorder.history),
+        best_epoch=callbacks.early.best_epoch + 1,
+        stop_reason="early_stopping" if callbacks.early.stopped_epoch > 0 else "max_epochs",
+        val_metrics=val_metrics,
+    )
+
+
+def refit(
+    params: Mapping[str, Any],
+    windows: Mapping[str, Windows],
+    data: Dataset,
+    *,
+    epochs: int,
+    seed: int,
+) -> keras.Model:
+    """Train the configuration on train plus validation for a fixed number of epochs
+    (the best epoch of its trial): no early stopping, nothing held out to choose by."""
+    keras.utils.set_random_seed(seed)
+    both = Windows(
+        x=np.concatenate([windows["train"].x, windows["val"].x]),
+        y=np.concatenate([windows["train"].y, windows["val"].y]),
+    )
+    batch_size = int(params.get("batch_size", 64))
+    model = compiled(params, data, train_size=len(both.x), epochs=epochs)
+    model.fit(TrainBatches(both, batch_size, seed=seed), epochs=epochs, verbose=0)
+    return model
+
+
+def compiled(
+    params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
+) -> keras.Model:
+    """The task's model for `params`, compiled with its optimizer, loss and metrics
+    (`train_size` windows per epoch set the learning-rate schedule's length)."""
+    info = data.info
+    model = build_model(params, info)
+    steps_per_epoch = TrainBatches.count(train_size, int(params.get("batch_size", 64)))
+    optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    model.compile(optimizer=optimizer, **compile_args(info))
+    return model
+
+
+def evaluate(
+    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 64
+) -> dict[str, float]:
+    """The task's metrics of a trained model on one split's windows."""
+    pred = predict_windows(model, split, batch_size=batch_size)
+    if not np.all(np.isfinite(pred)):
+        raise TrialFailed("the model predicts NaN or infinite values")
+    return data.metrics(split.y, pred)
+
+
+def predict_windows(model: keras.Model, split: Windows, *, batch_size: int) -> np.ndarray:
+    """The model's outputs for one split's windows, predicted in full batches only:
+    the last, short batch is filled up with the split's first windows and their
+    outputs dropped, so validation, test and figures share one compiled step."""
+    n = len(split.x)
+    full = n - n % batch_size
+    parts = []
+    if full:
+        bulk = Windows(x=split.x[:full], y=split.y[:full])
+        parts.append(model.predict(_Batches(bulk, batch_size, targets=False), verbose=0))
+    if full < n:
+        rows = np.arange(full, full + batch_size) % n
+        tail = model.predict(split.x[rows], batch_size=batch_size, verbose=0)
+        parts.append(np.asarray(tail)[: n - full])
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+class _Batches(keras.utils.PyDataset):
+    """Batches gathered from (possibly strided) window views, in order: only one
+    batch is ever copied."""
+
+    def __init__(self, split: Windows, batch_size: int, *, targets: bool = True) -> None:
+        super().__init__()
+        self._split = split
+        self._batch_size = batch_size
+        self._targets = targets
+        self._order = np.arange(len(split.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self._order) / self._batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        rows = np.sort(self._order[i * self._batch_size : (i + 1) * self._batch_size])
+        x = self._split.x[rows]
+        if not self._targets:
+            return (x,)
+        y = self._split.y[rows]
+        # Class labels (n,) as (n, 1): a sigmoid output's rank, which Keras's
+        # binary cross-entropy metric needs (the sparse losses accept both).
+        return x, (y[:, None] if y.ndim == 1 else y)
+
+
+class TrainBatches(_Batches):
+    """Shuffled full training batches, reshuffled every epoch. The windows left
+    over (fewer than a batch) differ from epoch to epoch, so every window is seen;
+    a split smaller than one batch is a single, short batch."""
+
+    def __init__(self, split: Windows, batch_size: int, *, seed: int) -> None:
+        super().__init__(split, batch_size)
+        self._rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    @staticmethod
+    def count(n_windows: int, batch_size: int) -> int:
+        """Batches per epoch for `n_windows` training windows."""
+        return max(1, n_windows // batch_size)
+
+    def __len__(self) -> int:
+        return self.count(len(self._order), self._batch_size)
+
+    def on_epoch_end(self) -> None:
+        self._rng.shuffle(self._order)
+
+
+# Validation as a single batch when its activations stay small (about 128 MB per
+# LSTM(64) layer at this many window steps); one compiled step instead of two.
+_ONE_BATCH_STEPS = 2**19
+
+
+def _validation_batch_size(split: Windows, batch_size: int) -> int:
+    n = len(split.x)
+    return n if n * split.x.shape[1] <= _ONE_BATCH_STEPS else batch_size
+
+
+def _make_callbacks(
+    params: Mapping[str, Any],
+    settings: FitSettings,
+    recorder: EpochRecorder,
+    pruning: RoundPruning | None,
+) -> _Callbacks:
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+    )
+    extra: list[keras.callbacks.Callback] = []
+    if params.get("lr_schedule") == "plateau":
+        extra.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(1, settings.patience // 2)
+            )
+        )
+    if pruning is not None:
+        extra.append(pruning)
+    return _Callbacks(recorder=recorder, early=early, extra=extra)

@@ -1,0 +1,179 @@
+"""Console output: progress over trials on stderr, tables of results.
+
+In a terminal a progress bar shows the best value so far; elsewhere (CI, logs)
+each finished trial is one plain line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuner.data.spec import Dataset, DatasetInfo
+from tuner.study.summary import state_name
+
+err = Console(stderr=True)
+out = Console()
+
+
+class TrialProgress:
+    """Optuna callback advancing a bar over trials and one over the current trial's
+    epochs (TTY), or printing a line per trial (logs, CI)."""
+
+    def __init__(self, total: int, done: int, *, console: Console = err) -> None:
+        self._total = total
+        self._live = console.is_terminal
+        self._progress = Progress(
+            TextColumn("[bold]{task.fields[label]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not self._live,
+        )
+        self._task = self._progress.add_task("", total=total, completed=done, label="trials")
+        self._epochs = self._progress.add_task("", total=None, visible=False, label="epochs")
+
+    def epoch(self, trial: int, epoch: int, max_epochs: int, logs: dict[str, float]) -> None:
+        """Advance the epoch bar of the running trial (TTY only)."""
+        loss = logs.get("val_loss", float("nan"))
+        self._progress.update(
+            self._epochs,
+            completed=epoch + 1,
+            total=max_epochs,
+            visible=True,
+            label=f"trial {trial}",
+            description=f"val_loss {loss:.5f}",
+        )
+
+    def __enter__(self) -> TrialProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        done = len(
+            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        )
+        best = _best_text(study)
+        self._progress.update(self._task, completed=done, description=best)
+        if not self._live:
+            err.print(_trial_line(trial, done, self._total, best), highlight=False, soft_wrap=True)
+
+
+def _best_text(study: optuna.Study) -> str:
+    try:
+        return f"best {study.best_value:.5f} (#{study.best_trial.number})"
+    except ValueError:
+        return "best -"
+
+
+def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
+    value = f"{trial.value:.5f}" if trial.state == TrialState.COMPLETE else "-"
+    secs = trial.duration.total_seconds() if trial.duration else 0.0
+    epochs = trial.user_attrs.get("epochs_run", "?")
+    why = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("stop_reason", "")
+    return (
+        f"[{done}/{total}] trial {trial.number} {state_name(trial)} value={value} "
+        f"epochs={epochs} {secs:.1f}s {why} | {best}"
+    )
+
+
+def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = None) -> Table:
+    table = Table(title=title)
+    for col in ("#", "state", "value", "epochs", "seconds", "params"):
+        table.add_column(col)
+    for row in rows[:limit]:
+        value = f"{row['value']:.5f}" if row["value"] is not None else "-"
+        secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
+        params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
+        table.add_row(
+            str(row["number"]), row["state"], value, str(row["epochs"] or "-"), secs, params
+        )
+    return table
+
+
+def results_table(summary: dict[str, Any]) -> Table:
+    """Best trial against the baselines on validation and test, in every metric of the task."""
+    table = Table(title=f"study {summary['study']}: best trial against the baselines")
+    rows = [
+        ("best trial", "val", summary["best_val"]),
+        ("best trial", "test", summary["best_test"]),
+    ]
+    for key, metrics in sorted(summary["baselines"].items(), key=lambda kv: kv[0][::-1]):
+        name, split = key.rsplit("_", 1)
+        rows.append((name.replace("_", " "), split, metrics))
+    names = list(summary["best_val"] or next(iter(summary["baselines"].values()), {}))
+    for col in ("model", "split", *names):
+        table.add_column(col)
+    for name, split, m in rows:
+        if m:
+            table.add_row(name, split, *(f"{m[k]:.5f}" if k in m else "-" for k in names))
+    return table
+
+
+def datasets_lines(datasets: Sequence[Dataset]) -> list[str]:
+    """Built-in datasets, two lines each: name, task, split sizes and shape; then
+    the description and source (plain text, readable at any width)."""
+    lines = []
+    for row in map(dataset_row, datasets):
+        sizes = "/".join(str(n) for n in row["split_sizes"])
+        lines.append(f"{row['name']:<20} {row['task']:<15} {sizes:<20} {row['shape']}")
+        lines.append(f"    {row['description']}; source: {row['source']}")
+        lines.append(f"    windows: {row['windows']}; selection: {row['selection']}")
+    return lines
+
+
+def dataset_row(data: Dataset) -> dict[str, Any]:
+    """One dataset's listing: name, task, shape, split sizes, the default spaces'
+    window rule, how trials are selected (validation split or K-fold CV),
+    description and source."""
+    info = data.info
+    selection = f"{info.cv}-fold cross-validation" if info.cv else "validation split"
+    return {
+        "name": data.spec.name,
+        "task": data.spec.task,
+        "shape": _shape(info),
+        "split_sizes": data.fingerprint["split_sizes"],
+        "windows": info.window_rule,
+        "cv": info.cv,
+        "selection": f"{selection} (test split never used)",
+        "description": data.spec.description,
+        "source": data.spec.source,
+    }
+
+
+def _shape(info: DatasetInfo) -> str:
+    if info.task == "classification":
+        steps = "up to " if info.variable_length else ""
+        return (
+            f"{info.n_rows} sequences x {steps}{info.max_seq_len} steps x {info.n_features} "
+            f"features, {info.n_classes} classes"
+        )
+    if info.task == "char_lm":
+        return f"{info.n_rows:,} characters, {info.vocab_size} symbols"
+    return (
+        f"{info.n_rows} rows x {info.n_features} columns ({info.n_targets} target), "
+        f"horizon {info.horizon}"
+    )
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def quiet_libraries() -> None:
+    """Our own lines report trials; Optuna's and MLflow's info logs would repeat them."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)

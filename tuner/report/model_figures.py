@@ -1,0 +1,91 @@
+"""A trained model drawn on the test split for its task: forecasts against the
+truth, a confusion matrix, or text sampled from a character model. Logged with
+the best trial and shown by the notebook.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import matplotlib
+import optuna
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from tuner.data.sequences import class_probabilities
+from tuner.model.sample import generate
+from tuner.model.train import predict_windows
+from tuner.report.study_figures import need_trials
+from tuner.study.setup import stored_dataset
+from tuner.tracking.tracker import load_logged_model
+
+
+def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name: str) -> Figure:
+    """A trained model on the test split, drawn for its task."""
+    task = data.spec.task
+    if task != "char_lm":
+        # The trial's batch size: the model's predict step is compiled for it already.
+        pred = predict_windows(model, test, batch_size=int(params.get("batch_size", 64)))
+        if task == "forecasting":
+            return _forecast_plot(pred, data, test, name)
+        return _confusion(pred, data, test, name)
+    return _sampled_text(model, data, name, int(params.get("seq_len", 100)))
+
+
+def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+    pred = data.to_original_units(predicted)
+    true = data.to_original_units(np.asarray(test.y))
+    figure, ax = plt.subplots(figsize=(11, 5))
+    ax.plot(true[:, 0, 0], label="observed", color="black", linewidth=1)
+    ax.plot(pred[:, 0, 0], label="best model, 1 step ahead", alpha=0.8)
+    last = pred.shape[1] - 1
+    ax.plot(np.arange(last, last + len(pred)), pred[:, -1, 0], label=f"{last + 1} steps ahead")
+    ax.set(xlabel="test window", ylabel=data.spec.target[0], title=f"{name}: test split")
+    ax.legend()
+    return figure
+
+
+def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+    predicted = class_probabilities(outputs).argmax(1)
+    figure, ax = plt.subplots(figsize=(7, 6))
+    ConfusionMatrixDisplay.from_predictions(
+        test.y, predicted, display_labels=list(data.classes), ax=ax, colorbar=False
+    )
+    ax.set_title(f"{name}: test split")
+    return figure
+
+
+def _sampled_text(model: Any, data: Any, name: str, seq_len: int) -> Figure:
+    start = data.borders[1]
+    prompt = "".join(data.vocab[c] for c in data.codes[start : start + 40])
+    text = generate(model, data.vocab, prompt, context=seq_len, length=300, temperature=0.7, seed=0)
+    figure, ax = plt.subplots(figsize=(11, 5))
+    ax.axis("off")
+    ax.set_title(f"{name}: 300 characters sampled after a test-split prompt (temperature 0.7)")
+    ax.text(0, 1, _wrap(text), va="top", family="monospace", fontsize=9)
+    return figure
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
+
+
+def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
+    """The best model on the test split: forecasts against the truth, a confusion
+    matrix, or text sampled from the character model."""
+    model, data, params = _best_model(study, tracking_uri)
+    test = data.windows(int(params.get("seq_len", data.info.max_seq_len)))["test"]
+    return model_figure(model, data, test, params, study.study_name)
+
+
+def _best_model(study: optuna.Study, tracking_uri: str) -> tuple[Any, Any, dict[str, Any]]:
+    need_trials(study, 1, "the best model")
+    best = study.best_trial
+    model = load_logged_model(best.user_attrs["model_uri"], tracking_uri)
+    return model, stored_dataset(study), best.params

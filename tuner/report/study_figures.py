@@ -1,0 +1,140 @@
+"""Study analysis for the notebook: every figure and table it shows comes from here.
+
+Each function takes a study (and the MLflow tracking URI where it needs the
+runs) and returns a matplotlib figure or a pandas table, so the notebook stays
+a list of calls.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pandas as pd
+from matplotlib.figure import Figure
+from optuna.visualization import matplotlib as vis_mpl
+
+from tuner.errors import InputError
+from tuner.study.summary import completed, summarize
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _figure(axes: Any) -> Figure:
+    ax = axes.flat[0] if isinstance(axes, np.ndarray) else axes
+    figure: Figure = ax.figure
+    figure.set_size_inches(9, 5)
+    return figure
+
+
+def need_trials(study: optuna.Study, n: int, what: str) -> None:
+    if len(completed(study)) < n:
+        raise InputError(
+            f"study {study.study_name}: {what} needs at least {n} complete trials, it has "
+            f"{len(completed(study))}; run more trials."
+        )
+
+
+def optimization_history(study: optuna.Study) -> Figure:
+    """Objective of every trial and the best so far."""
+    need_trials(study, 1, "the optimization history")
+    return _figure(vis_mpl.plot_optimization_history(study))
+
+
+def param_importances(study: optuna.Study) -> Figure:
+    """fANOVA importance of each parameter for the objective."""
+    need_trials(study, 2, "parameter importances")
+    return _figure(vis_mpl.plot_param_importances(study))
+
+
+def parallel_coordinates(study: optuna.Study) -> Figure:
+    """Every complete trial as a line across its parameters, coloured by objective."""
+    need_trials(study, 2, "parallel coordinates")
+    return _figure(vis_mpl.plot_parallel_coordinate(study))
+
+
+def top_two_params(study: optuna.Study) -> list[str]:
+    """The two most important parameters that every complete trial has."""
+    need_trials(study, 2, "parameter importances")
+    shared = set.intersection(*(set(t.params) for t in completed(study)))
+    ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
+    return list(ranked)[:2]
+
+
+def contour_of_top_two(study: optuna.Study) -> Figure:
+    """Objective over the two most important parameters (slice plots if only one varies)."""
+    params = top_two_params(study)
+    if len(params) < 2:
+        return _figure(vis_mpl.plot_slice(study, params=params))
+    return _figure(vis_mpl.plot_contour(study, params=params))
+
+
+def val_loss_histories(
+    study: optuna.Study, tracking_uri: str, *, top: int = 5
+) -> dict[int, tuple[list[int], list[float]]]:
+    """Per-epoch validation loss (epochs from 1) of the best `top` trials, from MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    best = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:top]
+    out = {}
+    for trial in best:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            history = client.get_metric_history(run_id, "val_loss")
+            out[trial.number] = ([m.step + 1 for m in history], [m.value for m in history])
+    return out
+
+
+def learning_curves(study: optuna.Study, tracking_uri: str, *, top: int = 5) -> Figure:
+    """Per-epoch validation loss of the best `top` trials, read from their MLflow runs."""
+    figure, ax = plt.subplots(figsize=(9, 5))
+    for number, (steps, values) in val_loss_histories(study, tracking_uri, top=top).items():
+        ax.plot(steps, values, marker="o", label=f"trial {number}")
+    ax.set(xlabel="epoch", ylabel="validation loss", title=f"{study.study_name}: top {top} trials")
+    ax.legend()
+    return figure
+
+
+def best_against_baselines(study: optuna.Study) -> pd.DataFrame:
+    """Validation and test metrics of the best trial beside the naive baselines."""
+    summary = summarize(study, storage="", tracking_uri="")
+    rows = {"best trial (val)": summary["best_val"], "best trial (test)": summary["best_test"]}
+    for name, metrics in summary["baselines"].items():
+        rows[name.replace("_", " ")] = metrics
+    return pd.DataFrame({k: v for k, v in rows.items() if v}).T
+
+
+def compare_studies(a: optuna.Study, b: optuna.Study) -> tuple[pd.DataFrame, Figure]:
+    """Two studies side by side: their best results and their best-so-far curves."""
+    table = pd.DataFrame(
+        {s.study_name: _best_row(s) for s in (a, b)},
+    )
+    figure, ax = plt.subplots(figsize=(9, 5))
+    for study in (a, b):
+        values = [float(t.value or 0.0) for t in completed(study)]
+        ax.plot(np.minimum.accumulate(values), marker=".", label=study.study_name)
+    ax.set(xlabel="complete trial", ylabel="best objective so far", title="studies compared")
+    ax.legend()
+    return table, figure
+
+
+def _best_row(study: optuna.Study) -> dict[str, Any]:
+    summary = summarize(study, storage="", tracking_uri="")
+    row: dict[str, Any] = {
+        "objective": summary["objective"],
+        "complete": summary["n_complete"],
+        "pruned": summary["n_pruned"],
+        "failed": summary["n_failed"],
+        "best trial": summary["best_trial"],
+    }
+    row |= {f"val {k}": v for k, v in (summary["best_val"] or {}).items()}
+    row |= {f"test {k}": v for k, v in (summary["best_test"] or {}).items()}
+    return row

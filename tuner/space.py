@@ -1,0 +1,326 @@
+"""Search spaces in KerasTuner's `hp` vocabulary, run by Optuna.
+
+A search space is a module exposing `space(hp, data)`: it calls `hp.Int`,
+`hp.Float`, `hp.Choice`, `hp.Boolean` and `hp.Fixed` and returns nothing; the
+choices it made are `hp.values`. `OptunaHP` maps each call to
+`trial.suggest_*`; `ProbeHP` runs the space once before any training to check
+every definition.
+
+Example::
+
+    def space(hp, data):
+        hp.Choice("seq_len", data.seq_len_choices())
+        for i in range(hp.Int("layers", 1, 3)):
+            hp.Int(f"units_{i}", 16, 128, step=16)
+        hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.data.spec import DatasetInfo
+from tuner.errors import InputError
+from tuner.paths import builtin_dir
+
+SpaceFn = Callable[[Any, DatasetInfo], None]
+_SAMPLINGS = ("linear", "log", "reverse_log")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    path: Path
+    fn: SpaceFn
+
+    def describe(self) -> str:
+        doc = (self.fn.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+
+class _BaseHP:
+    """Argument checks and conditional scopes shared by every `hp` flavour."""
+
+    def __init__(self, source: str) -> None:
+        self.values: dict[str, Any] = {}
+        self._source = source
+        self._inactive = 0
+
+    def Int(
+        self,
+        name: str,
+        min_value: int,
+        max_value: int,
+        step: int | None = None,
+        sampling: str = "linear",
+        default: int | None = None,
+        parent_name: str | None = None,
+        parent_values: Sequence[Any] | None = None,
+    ) -> int | None:
+        self._check_range("Int", name, min_value, max_value, step, sampling)
+        with self._scope(parent_name, parent_values):
+            return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
+
+    def Float(
+        self,
+        name: str,
+        min_value: float,
+        max_value: float,
+        step: float | None = None,
+        sampling: str = "linear",
+        default: float | None = None,
+        parent_name: str | None = None,
+        parent_values: Sequence[Any] | None = None,
+    ) -> float | None:
+        self._check_range("Float", name, min_value, max_value, step, sampling)
+        with self._scope(parent_name, parent_values):
+            return self._record(
+                name, lambda: self._float(name, min_value, max_value, step, sampling)
+            )
+
+    def Choice(
+        self,
+        name: str,
+        values: Sequence[Any],
+        ordered: bool | None = None,
+        default: Any = None,
+        parent_name: str | None = None,
+        parent_values: Sequence[Any] | None = None,
+    ) -> Any:
+        self._check_name("Choice", name)
+        if len(values) == 0:
+            raise InputError(
+                f"search space {self._source}: hp.Choice({name!r}) needs at least one value, "
+                "but got values=[]; list the candidate values."
+            )
+        if len({type(v) for v in values}) > 1:
+            raise InputError(
+                f"search space {self._source}: hp.Choice({name!r}) values must share one type, "
+                f"but got values={list(values)}."
+            )
+        with self._scope(parent_name, parent_values):
+            return self._record(name, lambda: self._choice(name, list(values)))
+
+    def Boolean(
+        self,
+        name: str,
+        default: bool = False,
+        parent_name: str | None = None,
+        parent_values: Sequence[Any] | None = None,
+    ) -> bool | None:
+        return self.Choice(
+            name, [False, True], parent_name=parent_name, parent_values=parent_values
+        )
+
+    def Fixed(
+        self,
+        name: str,
+        value: Any,
+        parent_name: str | None = None,
+        parent_values: Sequence[Any] | None = None,
+    ) -> Any:
+        self._check_name("Fixed", name)
+        with self._scope(parent_name, parent_values):
+            return self._record(name, lambda: self._fixed(name, value))
+
+    @contextmanager
+    def conditional_scope(self, parent_name: str, parent_values: Sequence[Any]) -> Iterator[None]:
+        """Parameters defined inside are active only when `parent_name` is in `parent_values`."""
+        with self._scope(parent_name, parent_values):
+            yield
+
+    def get(self, name: str) -> Any:
+        if name not in self.values:
+            raise InputError(
+                f"search space {self._source}: hp.get({name!r}) names no parameter defined "
+                f"so far; defined: {sorted(self.values)}."
+            )
+        return self.values[name]
+
+    @contextmanager
+    def _scope(
+        self, parent_name: str | None, parent_values: Sequence[Any] | None
+    ) -> Iterator[None]:
+        active = parent_name is None or self.get(parent_name) in (parent_values or ())
+        self._inactive += 0 if active else 1
+        try:
+            yield
+        finally:
+            self._inactive -= 0 if active else 1
+
+    def _record(self, name: str, draw: Callable[[], Any]) -> Any:
+        if self._inactive:
+            return None
+        if name not in self.values:
+            self.values[name] = draw()
+        return self.values[name]
+
+    def _check_name(self, kind: str, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise InputError(
+                f"search space {self._source}: hp.{kind} needs a non-empty string name, "
+                f"but got name={name!r}."
+            )
+
+    def _check_range(
+        self,
+        kind: str,
+        name: str,
+        low: float,
+        high: float,
+        step: float | None,
+        sampling: str,
+    ) -> None:
+        self._check_name(kind, name)
+        where = f"search space {self._source}: hp.{kind}({name!r})"
+        if low > high:
+            raise InputError(
+                f"{where} needs min_value <= max_value, but got min_value={low}, "
+                f"max_value={high}; swap them."
+            )
+        if step is not None and step <= 0:
+            raise InputError(f"{where} needs step > 0, but got step={step}.")
+        if sampling not in _SAMPLINGS:
+            raise InputError(
+                f"{where}: sampling must be one of {_SAMPLINGS}, but got sampling={sampling!r}."
+            )
+        if sampling != "linear" and low <= 0:
+            raise InputError(f"{where}: log sampling needs min_value > 0, but got min_value={low}.")
+
+    def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
+        raise NotImplementedError
+
+    def _float(
+        self, name: str, low: float, high: float, step: float | None, sampling: str
+    ) -> float:
+        raise NotImplementedError
+
+    def _choice(self, name: str, values: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _fixed(self, name: str, value: Any) -> Any:
+        return value
+
+
+class OptunaHP(_BaseHP):
+    """`hp` whose values come from an Optuna trial."""
+
+    def __init__(self, trial: optuna.Trial, source: str) -> None:
+        super().__init__(source)
+        self._trial = trial
+
+    def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
+        log = sampling != "linear"
+        return self._trial.suggest_int(name, low, high, step=1 if log else step or 1, log=log)
+
+    def _float(
+        self, name: str, low: float, high: float, step: float | None, sampling: str
+    ) -> float:
+        log = sampling != "linear"
+        return self._trial.suggest_float(name, low, high, step=None if log else step, log=log)
+
+    def _choice(self, name: str, values: list[Any]) -> Any:
+        return self._trial.suggest_categorical(name, values)
+
+
+class ProbeHP(_BaseHP):
+    """`hp` that checks every definition and records each parameter's candidate values."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.candidates: dict[str, list[Any]] = {}
+
+    def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
+        self.candidates[name] = [low, high]
+        return low
+
+    def _float(
+        self, name: str, low: float, high: float, step: float | None, sampling: str
+    ) -> float:
+        self.candidates[name] = [low, high]
+        return low
+
+    def _choice(self, name: str, values: list[Any]) -> Any:
+        self.candidates[name] = values
+        return values[0]
+
+    def _fixed(self, name: str, value: Any) -> Any:
+        self.candidates[name] = [value]
+        return value
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    """Find a search-space module by built-in name or `.py` path and load its `space`."""
+    path = Path(name_or_path)
+    if path.suffix == ".py" or "/" in name_or_path:
+        if not path.is_file():
+            raise InputError(f"--space: file {name_or_path!r} does not exist; check the path.")
+    else:
+        path = builtin_dir("search_spaces") / f"{name_or_path}.py"
+        if not path.is_file():
+            raise InputError(
+                f"--space: unknown search space {name_or_path!r}; built-in spaces are "
+                f"{sorted(builtin_spaces())} (see `tuner spaces`), or pass a .py path."
+            )
+    module_spec = importlib.util.spec_from_file_location(f"tuner_space_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise InputError(f"--space: cannot import {path}; it must be a Python module.")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    fn = getattr(module, "space", None)
+    if not callable(fn):
+        raise InputError(
+            f"--space {path}: the module must define a function space(hp, data); none found."
+        )
+    return SearchSpace(name=path.stem, path=path.resolve(), fn=fn)
+
+
+_TASK_SPACES = {
+    "forecasting": "forecasting",
+    "classification": "classification",
+    "char_lm": "char_lm",
+}
+
+
+def default_space(task: str) -> str:
+    """The built-in search space used for a task when `--space` is not given: the
+    space named after the task."""
+    return task
+
+
+def builtin_spaces() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(builtin_dir("search_spaces").glob("*.py"))}
+
+
+def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
+    """Run the space once with checking `hp`; also check window lengths against the data."""
+    hp = ProbeHP(space.name)
+    space.fn(hp, info)
+    if info.task == "classification":  # sequences keep their own length
+        return hp.candidates
+    if "seq_len" not in hp.candidates:
+        raise InputError(
+            f"search space {space.name}: must define 'seq_len' (the input window length), "
+            "e.g. hp.Choice('seq_len', data.seq_len_choices())."
+        )
+    longest = max(hp.candidates["seq_len"])
+    if not isinstance(longest, int) or isinstance(longest, bool) or longest < 1:
+        raise InputError(
+            f"search space {space.name}: seq_len values must be positive integers, "
+            f"but got {hp.candidates['seq_len']}."
+        )
+    if longest > info.max_seq_len:
+        raise InputError(
+            f"search space {space.name}: seq_len={longest} cannot be supplied by the data: "
+            f"the training split has {info.n_train} rows (the shortest split bounds a text "
+            f"model; a forecast also needs the horizon, {info.horizon}), so seq_len must be at "
+            f"most {info.max_seq_len}; lower the range."
+        )
+    return hp.candidates

@@ -1,0 +1,177 @@
+"""Opening a study: load the data and the space, create or resume the Optuna study
+with its sampler and pruner, check a resumed study keeps its data and space, and
+read back the configuration it was created with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+
+from tuner.config import TuneConfig
+from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.data.spec import ENSEMBLE_TASKS, TASK_OBJECTIVES, Dataset
+from tuner.errors import InputError
+from tuner.space import SearchSpace, default_space, load_space, probe_space
+from tuner.study.storage import open_storage
+from tuner.tracking.tracker import mask_secrets
+
+
+def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
+    """Load the dataset and the search space (the task's default unless one is given)
+    and check the space against the data."""
+    data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
+    space = load_space(config.space or default_space(data.spec.task))
+    probe_space(space, data.info)
+    if config.ensemble and data.spec.task not in ENSEMBLE_TASKS:
+        raise InputError(
+            f"--ensemble {config.ensemble}: ensembles are built for {', '.join(ENSEMBLE_TASKS)} "
+            f"studies, but dataset '{data.spec.name}' is {data.spec.task}; leave out --ensemble."
+        )
+    if config.engine == "keras-tuner" and data.info.cv:
+        raise InputError(
+            f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
+            f"is scored over {data.info.cv} folds; pass --cv 0, or use the optuna engine."
+        )
+    return data, space
+
+
+def open_study(
+    config: TuneConfig,
+    data: Dataset,
+    space: SearchSpace,
+    *,
+    tracking_uri: str | None = None,
+    seed_offset: int = 0,
+) -> optuna.Study:
+    storage = open_storage(config.storage_url, tracking_uri=tracking_uri)
+    n_before = _existing_trials(storage, config.study_name)
+    study = optuna.create_study(
+        study_name=config.study_name,
+        storage=storage,
+        direction="minimize",
+        sampler=_sampler(config, config.seed + n_before + seed_offset),
+        pruner=_pruner(config, folds=data.info.cv),
+        load_if_exists=True,
+    )
+    _check_same_study(study, config, data, space)
+    return study
+
+
+def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def _check_same_study(
+    study: optuna.Study, config: TuneConfig, data: Dataset, space: SearchSpace
+) -> None:
+    """A resumed study must keep its data and space; a new one records them."""
+    identity = {
+        "task": data.spec.task,
+        "dataset_sha256": data.fingerprint["sha256"],
+        "horizon": data.spec.horizon,
+        "targets": list(data.spec.target),
+        "covariates": list(data.spec.covariates),
+        "split": list(data.spec.split),
+        "space": space.name,
+        "engine": config.engine,
+    }
+    stored = study.user_attrs.get("identity")
+    if stored is None:
+        study.set_user_attr("identity", identity)
+        study.set_user_attr("config", _shareable(config))
+        study.set_user_attr("fingerprint", data.fingerprint)
+        study.set_user_attr("baselines", data.baselines())
+        study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
+        return
+    stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
+    changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+    if changed:
+        key, (was, now) = next(iter(changed.items()))
+        raise InputError(
+            f"--study {config.study_name}: this study was created with {key}={was!r}, "
+            f"but this run has {key}={now!r}; pass a new --study name to start another study."
+        )
+
+
+def _shareable(config: TuneConfig) -> dict[str, Any]:
+    """The configuration `tuner worker` reads back from the study (no storage URL, no secrets)."""
+    out = config.resolved()
+    del out["storage"]
+    out["tracking_uri"] = mask_secrets(out["tracking_uri"])
+    return out
+
+
+def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
+    """The configuration `tuner tune` stored in the study, with `overrides` applied."""
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        raise InputError(
+            f"--study {study.study_name}: has no stored configuration (it was not created by "
+            "`tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
+        )
+    fields = {f.name for f in dataclasses.fields(TuneConfig)}
+    values = {k: v for k, v in stored.items() if k in fields}
+    for key in ("target", "covariates", "split"):
+        values[key] = tuple(values[key]) if values.get(key) else None
+    values.update(study=study.study_name, **overrides)
+    return TuneConfig(**values)
+
+
+def worker_config(
+    study: optuna.Study,
+    *,
+    storage: str,
+    tracking_uri: str | None,
+    workers: int | None,
+    gpus: str | None = None,
+    trials: int | None = None,
+) -> TuneConfig:
+    """The configuration a `tuner worker` joining `study` runs with: the study's, with
+    this host's workers and GPUs."""
+    overrides: dict[str, Any] = {"storage": storage, "workers": workers, "gpus": gpus}
+    if tracking_uri:
+        overrides["tracking_uri"] = tracking_uri
+    if trials is not None:
+        overrides["trials"] = trials
+    return stored_config(study, **overrides)
+
+
+def _sampler(config: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
+    # The seed moves on with the number of trials already run, so a resumed
+    # study does not draw its first configurations again.
+    name = config.sampler
+    if name == "random" or config.engine == "keras-tuner":  # KerasTuner's trials are enqueued
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=8, multivariate=True, group=True, constant_liar=True
+    )
+
+
+def _pruner(config: TuneConfig, *, folds: int = 0) -> optuna.pruners.BasePruner:
+    # Under cross-validation a trial's steps run on through its folds.
+    if config.engine == "keras-tuner":  # Hyperband's rounds are KerasTuner's own
+        return optuna.pruners.NopPruner()
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    if config.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.HyperbandPruner(
+        min_resource=2, max_resource=config.max_epochs * max(1, folds), reduction_factor=3
+    )
+
+
+def stored_dataset(study: optuna.Study) -> Dataset:
+    """The dataset a stored study was tuned on, loaded again from its configuration."""
+    config = stored_config(study)
+    return load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))

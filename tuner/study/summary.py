@@ -1,0 +1,106 @@
+"""What a study holds, as plain data: for `tuner status`, `tuner best` and `--json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+_STATE_NAMES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that count towards --trials
+
+
+def finished(study: optuna.Study) -> int:
+    """Trials that count towards `--trials`: complete or pruned."""
+    return len(study.get_trials(deepcopy=False, states=DONE_STATES))
+
+
+def claimed(study: optuna.Study) -> int:
+    """Finished trials plus those running now (so several workers do not overshoot)."""
+    return len(study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING)))
+
+
+def state_name(trial: FrozenTrial) -> str:
+    return _STATE_NAMES[trial.state]
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, value, params, duration, epochs run."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = t.duration.total_seconds() if t.duration else None
+        rows.append(
+            {
+                "number": t.number,
+                "state": state_name(t),
+                "value": t.value,
+                "params": t.params,
+                "duration_s": duration,
+                "epochs": t.user_attrs.get("epochs_run"),
+                "stop_reason": t.user_attrs.get("stop_reason") or t.user_attrs.get("fail_reason"),
+            }
+        )
+    return rows
+
+
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[str, Any]:
+    """The summary object printed by `--json` and `tuner best --json`."""
+    counts = {s: 0 for s in ("complete", "pruned", "failed", "running", "waiting")}
+    for t in study.get_trials(deepcopy=False):
+        counts[state_name(t)] += 1
+    best = _best(study)
+    return {
+        "study": study.study_name,
+        "storage": storage,
+        "tracking_uri": tracking_uri,
+        "n_complete": counts["complete"],
+        "n_pruned": counts["pruned"],
+        "n_failed": counts["failed"],
+        "objective": study.user_attrs.get("objective", "validation MSE (standardised)"),
+        "best_trial": best.number if best else None,
+        "best_params": best.params if best else None,
+        "best_val": best.user_attrs.get("val_metrics") if best else None,
+        "best_test": test_metrics(study, best) if best else None,
+        "best_epoch": best.user_attrs.get("best_epoch") if best else None,
+        "baselines": study.user_attrs.get("baselines", {}),
+        "dataset": study.user_attrs.get("fingerprint", {}),
+        # --ensemble K: members, validation (and, as champion, test) metrics
+        "ensemble": study.user_attrs.get("ensemble"),
+    }
+
+
+def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
+    """The trial's test metrics: recorded for the study's best trial only, once the
+    trials have ended (older studies kept them on each trial that became best)."""
+    recorded = study.user_attrs.get("test_metrics", {})
+    found = recorded.get(str(trial.number), trial.user_attrs.get("test_metrics"))
+    return dict(found) if found is not None else None
+
+
+def record_test_metrics(study: optuna.Study, trial: FrozenTrial, metrics: dict[str, float]) -> None:
+    """Store the best trial's test metrics with the study (a finished trial is read-only)."""
+    recorded = dict(study.user_attrs.get("test_metrics", {}))
+    recorded[str(trial.number)] = metrics
+    study.set_user_attr("test_metrics", recorded)
+
+
+def epochs_spent(study: optuna.Study) -> int:
+    """Epochs trained by all of the study's trials so far (pruned and failed included)."""
+    return sum(int(t.user_attrs.get("epochs_run", 0)) for t in study.get_trials(deepcopy=False))
+
+
+def _best(study: optuna.Study) -> FrozenTrial | None:
+    return study.best_trial if completed(study) else None

@@ -1,0 +1,1 @@
+"""MLflow: tracking URIs, runs of a study and its trials, logged models."""

@@ -1,0 +1,28 @@
+"""The MLflow pyfunc flavour of a trained model: the `.keras` file behind `predict`.
+
+MLflow loads this file as a "model from code" (no pickled Python object). The
+Keras flavour is not used because `mlflow.keras.log_model` cannot take an input
+example in MLflow 3.17 (it writes the example before creating its folder).
+"""
+
+import mlflow.models
+import mlflow.pyfunc
+import numpy as np
+
+from tuner.model.layers import load_model
+
+
+class KerasWindowModel(mlflow.pyfunc.PythonModel):
+    """Maps windows (n, seq_len, features) on the standardised scale to forecasts."""
+
+    def load_context(self, context):
+        self._model = load_model(context.artifacts["keras_model"])
+
+    # np.ndarray is the one array hint MLflow accepts without deriving a schema
+    # of its own (the signature logged with the model is the schema).
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
+        x = np.asarray(model_input, dtype=np.float32)
+        return np.asarray(self._model.predict(x, verbose=0))
+
+
+mlflow.models.set_model(KerasWindowModel())

@@ -1,0 +1,218 @@
+"""MLflow layout (SPEC section 7): one experiment per study, a parent run per
+invocation, a nested child run per trial, the best model registered with the
+alias `champion`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+import mlflow
+from tuner.errors import InputError
+
+CHAMPION = "champion"
+MODEL_FILE = "model.keras"
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide the password in URLs such as postgresql://user:secret@host/db."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+def resolve_tracking_uri(uri: str) -> str:
+    """Make a local SQLite store's path absolute and its folder exist; check servers answer."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = Path(uri.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path.resolve()}"
+    if parsed.scheme in ("http", "https"):
+        _check_server(uri)
+    return uri
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except requests.RequestException as e:
+        raise InputError(
+            f"--tracking-uri: MLflow server {mask_secrets(uri)} is unreachable "
+            f"({type(e).__name__}); start it or pass a reachable URI."
+        ) from None
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = mask_secrets(str(value))
+    return flat
+
+
+class Tracker:
+    """Writes one invocation's runs; every call names the run it writes to."""
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = self._experiment_id()
+        self.parent_id = ""
+
+    def _experiment_id(self) -> str:
+        found = self.client.get_experiment_by_name(self.experiment_name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
+            location = (store / "artifacts" / self.experiment_name).resolve().as_uri()
+        try:
+            return str(self.client.create_experiment(self.experiment_name, location))
+        except MlflowException:  # created meanwhile by another worker
+            created = self.client.get_experiment_by_name(self.experiment_name)
+            if created is None:
+                raise
+            return str(created.experiment_id)
+
+    def start_parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        self.parent_id = run.info.run_id
+        self.log_params(self.parent_id, config)
+        return self.parent_id
+
+    def start_trial(self, number: int, params: Mapping[str, Any], *, device: str = "") -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "trial_number": str(number),
+                "state": "running",
+                "device": device,
+            },
+        )
+        self.log_params(run.info.run_id, params)
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        flat = _flatten(params)
+        self.client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=rows)
+
+    def log_figure(self, run_id: str, figure: Any, path: str) -> None:
+        """A matplotlib figure as a PNG artifact (replacing one at the same path)."""
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(run_id, figure, path)
+        plt.close(figure)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(
+            run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()]
+        )
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> None:
+        self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
+
+    def log_artifacts(self, run_id: str, folder: Path) -> None:
+        self.client.log_artifacts(run_id, str(folder))
+
+    def end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    def log_champion(
+        self, run_id: str, model: Any, example: Any, *, registered_name: str, alias: str = CHAMPION
+    ) -> str:
+        """Log the model to the trial's run, register a version, point `champion` at it;
+        returns the logged model's URI."""
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, _output_like(model, example))
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            keras_file = Path(tmp) / MODEL_FILE
+            model.save(keras_file)
+            with mlflow.start_run(run_id=run_id, nested=True):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(Path(__file__).with_name("pyfunc.py")),
+                    artifacts={"keras_model": str(keras_file)},
+                    signature=signature,
+                    input_example=example,
+                    registered_model_name=registered_name,
+                    pip_requirements=model_requirements(),
+                )
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_alias(registered_name, alias, version)
+        return str(info.model_uri)
+
+
+def download_model_file(model_uri: str, target: Path, tracking_uri: str) -> None:
+    """Copy the `.keras` file of a model logged with `Tracker.log_champion` to `target`."""
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        found = list(local.rglob(MODEL_FILE))
+        if not found:
+            raise InputError(f"logged model {model_uri} holds no {MODEL_FILE}; log it again.")
+        shutil.copyfile(found[0], target)
+
+
+def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
+    """The Keras model behind a model logged with `Tracker.log_champion` (safe mode)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / MODEL_FILE
+        download_model_file(model_uri, target, tracking_uri)
+        from tuner.model.layers import load_model  # deferred: Keras, which the runner never needs
+
+        return load_model(target)
+
+
+def _output_like(model: Any, example: Any) -> Any:
+    """Zeros shaped like the model's output for `example`: the signature needs
+    shapes and types only, and a predict at a new batch size compiles anew (JAX)."""
+    import numpy as np
+
+    shape = model.output_shape[1:]
+    if None in shape:  # variable-length output (the character model): ask the model
+        return model.predict(example, verbose=0)
+    return np.zeros((len(example), *shape), dtype=np.float32)
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged or exported model."""
+    # Stated rather than inferred: inference loads the model in a subprocess,
+    # which costs seconds per logged model.
+    from importlib.metadata import version
+
+    # A .keras file loads under any backend, whichever trained it; where it is
+    # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow.
+    return [
+        f"keras=={version('keras')}",
+        f"mlflow=={version('mlflow')}",
+        f"lstm-tuner=={version('lstm-tuner')}",
+        f"tensorflow=={version('tensorflow')}",
+    ]
