@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
-    flag_wording.set(True)  # input errors name this command's flags
+    wording = flag_wording.set(True)  # input errors name this command's flags
     try:
         return handler(args)
     except InputError as e:
@@ -407,6 +407,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         log = _write_crash_log()
         print(f"tuner: unexpected error; traceback written to {log}", file=sys.stderr)
         return 1
+    finally:
+        flag_wording.reset(wording)
 
 
 def _write_crash_log() -> Path:

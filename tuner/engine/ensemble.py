@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial
 
 from tuner.data.spec import DatasetInfo
 from tuner.engine.objective import Objective
+from tuner.model import params as hparams
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
 from tuner.study.summary import completed
 
@@ -82,7 +83,7 @@ def _score_part(
             seed=objective.config.seed + trial.number,
         )
         result = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder())
-        batch_size = int(trial.params.get("batch_size", 64))
+        batch_size = hparams.batch_size(trial.params)
         predictions.append(predict_windows(result.model, split["val"], batch_size=batch_size))
         models.append(result.model)
     # Every member's validation windows have the same targets, whatever its window.
@@ -107,4 +108,4 @@ def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[ker
 
 
 def _seq_len(trial: FrozenTrial, info: DatasetInfo) -> int:
-    return int(trial.params.get("seq_len", info.max_seq_len))
+    return hparams.window_length(trial.params, info.max_seq_len)

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from tuner.data.spec import Dataset
 from tuner.engine.objective import Objective
 from tuner.errors import TrialFailed
+from tuner.model import params as hparams
 from tuner.model.train import Resume, compiled
 from tuner.report.console import TrialProgress
 from tuner.space import SearchSpace
@@ -83,7 +84,7 @@ class SpaceHyperModel(kt.HyperModel):
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         params = self.params(hp)
         data = self._engine.data
-        seq_len = int(params.get("seq_len", data.info.max_seq_len))
+        seq_len = hparams.window_length(params, data.info.max_seq_len)
         train = self._engine.objective.windows.get(seq_len)["train"]
         return compiled(
             params, data, train_size=len(train.x), epochs=self._engine.config_max_epochs

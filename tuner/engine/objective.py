@@ -19,6 +19,7 @@ from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
 from tuner.devices import describe_device
 from tuner.errors import TrialFailed
+from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
 from tuner.model.train import (
     EpochRecorder,
@@ -123,9 +124,9 @@ class Objective:
         metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
         added: dict[str, Any] = {"mlflow_run_id": run_id}
         if record["champion"]:
-            longest = max(int(t.params.get("seq_len", info.max_seq_len)) for t in members)
+            longest = max(hparams.window_length(t.params, info.max_seq_len) for t in members)
             windows = self.windows.get(longest)
-            batch_size = int(members[0].params.get("batch_size", 64))
+            batch_size = hparams.batch_size(members[0].params)
             test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
             metrics |= {f"test_{k}": v for k, v in test.items()}
             added["test_metrics"] = test
@@ -159,7 +160,7 @@ class Objective:
         resume: Resume | None,
     ) -> float:
         info = self._data.info
-        seq_len = int(params.get("seq_len", info.max_seq_len))
+        seq_len = hparams.window_length(params, info.max_seq_len)
         settings = FitSettings(
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
@@ -260,8 +261,8 @@ class Objective:
             return
         model = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
         info = self._data.info
-        windows = self.windows.get(int(best.params.get("seq_len", info.max_seq_len)))
-        batch_size = int(best.params.get("batch_size", 64))  # its predict step is compiled
+        windows = self.windows.get(hparams.window_length(best.params, info.max_seq_len))
+        batch_size = hparams.batch_size(best.params)  # its predict step is compiled
         test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
         record_test_metrics(study, best, test)
         run_id = best.user_attrs.get("mlflow_run_id")

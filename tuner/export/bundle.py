@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from tuner.errors import InputError
+from tuner.model import params as hparams
 from tuner.model.layers import load_model
 from tuner.model.train import evaluate, refit
 from tuner.study.setup import stored_config, stored_dataset
@@ -193,7 +194,7 @@ def load_bundle(path: Path) -> Bundle:
 def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) -> dict[str, Any]:
     """Retrain the best trial on train + validation; log and register the result."""
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs_run") or 1)
-    windows = data.windows(int(best.params.get("seq_len", data.info.max_seq_len)))
+    windows = data.windows(hparams.window_length(best.params, data.info.max_seq_len))
     seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
     model = refit(best.params, windows, data, epochs=epochs, seed=seed)
     test = evaluate(model, windows["test"], data)

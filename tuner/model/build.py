@@ -16,6 +16,7 @@ from tuner.data.sequences import PAD
 from tuner.data.spec import DatasetInfo
 from tuner.model.blocks import conv_branch, naive_forecast, normalization, residual_head
 from tuner.model.layers import AttentionPooling
+from tuner.model.params import Params
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 _HEAD = "float32"  # output layers stay float32 under a mixed-precision policy
@@ -23,6 +24,7 @@ _HEAD = "float32"  # output layers stay float32 under a mixed-precision policy
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """The task's model: forecaster, classifier or character language model."""
+    params = params if isinstance(params, Params) else Params(params)
     if info.task == "classification":
         return _classifier(params, info)
     if info.task == "char_lm":
@@ -62,11 +64,9 @@ def _forecaster(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """A recurrent forecaster emitting the whole horizon at once (direct multi-output),
     optionally as a correction of the naive forecast (residual head)."""
     window = keras.Input((params["seq_len"], info.n_features), name="window")
-    norm = normalization(
-        params.get("normalize", "none"), window, n_targets=info.n_targets, dtype=_HEAD
-    )
+    norm = normalization(params["normalize"], window, n_targets=info.n_targets, dtype=_HEAD)
     x = _recurrent_stack(norm.inputs, params)
-    naive = params.get("naive_head", "none")
+    naive = params["naive_head"]
     if naive == "none":
         x = keras.layers.Dense(
             info.horizon * info.n_targets, kernel_regularizer=_l2(params), dtype=_HEAD
@@ -97,12 +97,12 @@ def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """
     sequence = keras.Input((info.max_seq_len, info.n_features), name="sequence")
     x = sequence
-    if params.get("seq_norm"):
+    if params["seq_norm"]:
         x = normalization("revin", x, n_targets=info.n_features).inputs
     masked = keras.layers.Masking(mask_value=PAD)(x) if info.variable_length else x
-    recurrent_in = keras.layers.Permute((2, 1))(x) if params.get("dim_shuffle") else masked
+    recurrent_in = keras.layers.Permute((2, 1))(x) if params["dim_shuffle"] else masked
     branches = [_recurrent_stack(recurrent_in, params)]
-    conv_layers = int(params.get("conv_layers", 0))
+    conv_layers = int(params["conv_layers"])
     if conv_layers:
         mask = getattr(masked, "_keras_mask", None) if info.variable_length else None
         branches.append(
@@ -124,7 +124,7 @@ def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """Characters to next-character logits at every step (any input length)."""
     chars = keras.Input((None,), dtype="int32", name="chars")
-    x = keras.layers.Embedding(info.vocab_size, int(params.get("embedding_dim", 32)))(chars)
+    x = keras.layers.Embedding(info.vocab_size, int(params["embedding_dim"]))(chars)
     x = _recurrent_stack(x, params, sequences=True)
     logits = keras.layers.Dense(
         info.vocab_size, kernel_regularizer=_l2(params), name="logits", dtype=_HEAD
@@ -133,26 +133,26 @@ def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 
 
 def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = False) -> Any:
-    cell = _CELLS[params.get("cell", "lstm")]
-    layers = int(params.get("layers", 1))
-    attention = bool(params.get("attention", False)) and not sequences
+    cell = _CELLS[params["cell"]]
+    layers = int(params["layers"])
+    attention = not sequences and bool(params["attention"])
     for i in range(layers):
         last = i == layers - 1
         layer = cell(
-            int(params.get(f"units_{i}", 32)),
+            int(params[f"units_{i}"]),
             return_sequences=not last or attention or sequences,
             kernel_regularizer=_l2(params),
         )
-        x = keras.layers.Bidirectional(layer)(x) if params.get("bidirectional") else layer(x)
-        if params.get("layer_norm") and not last:
+        x = keras.layers.Bidirectional(layer)(x) if params["bidirectional"] else layer(x)
+        if params["layer_norm"] and not last:
             x = keras.layers.LayerNormalization()(x)
-        if params.get("dropout"):
+        if params["dropout"]:
             x = keras.layers.Dropout(float(params["dropout"]))(x)
     return AttentionPooling()(x) if attention else x
 
 
 def _l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:
-    l2 = float(params.get("l2", 0.0))
+    l2 = float(params["l2"])
     return keras.regularizers.L2(l2) if l2 > 0 else None
 
 
@@ -160,15 +160,14 @@ def make_optimizer(
     params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
     """Optimizer with learning rate, schedule and gradient clipping from the params."""
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(
-        params.get("learning_rate", 1e-3)
-    )
-    if params.get("lr_schedule") == "cosine":
+    params = params if isinstance(params, Params) else Params(params)
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(params["learning_rate"])
+    if params["lr_schedule"] == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs)
-    clip = float(params.get("clipnorm", 0.0)) or None
-    name = params.get("optimizer", "adam")
+    clip = float(params["clipnorm"]) or None
+    name = params["optimizer"]
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=float(params.get("momentum", 0.9)), clipnorm=clip)
+        return keras.optimizers.SGD(lr, momentum=float(params["momentum"]), clipnorm=clip)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(lr, clipnorm=clip)
     return keras.optimizers.Adam(lr, clipnorm=clip)

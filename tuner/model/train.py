@@ -22,6 +22,7 @@ import optuna
 
 from tuner.data.spec import Dataset, Windows
 from tuner.errors import TrialFailed
+from tuner.model import params as hparams
 from tuner.model.build import build_model, compile_args, make_optimizer
 
 EpochSink = Callable[[int, dict[str, float]], None]
@@ -142,7 +143,7 @@ def fit_trial(
     """
     keras.utils.set_random_seed(settings.seed)
     train, val = windows["train"], windows["val"]
-    batch_size = int(params.get("batch_size", 64))
+    batch_size = hparams.batch_size(params)
     resume = resume or Resume()
     scale = 1 if resume.epochs else epoch_scale(TrainBatches.count(len(train.x), batch_size))
     settings = replace(
@@ -194,7 +195,7 @@ def refit(
         x=np.concatenate([windows["train"].x, windows["val"].x]),
         y=np.concatenate([windows["train"].y, windows["val"].y]),
     )
-    batch_size = int(params.get("batch_size", 64))
+    batch_size = hparams.batch_size(params)
     model = compiled(params, data, train_size=len(both.x), epochs=epochs)
     model.fit(TrainBatches(both, batch_size, seed=seed), epochs=epochs, verbose=0)
     return model
@@ -207,7 +208,7 @@ def compiled(
     (`train_size` windows per epoch set the learning-rate schedule's length)."""
     info = data.info
     model = build_model(params, info)
-    steps_per_epoch = TrainBatches.count(train_size, int(params.get("batch_size", 64)))
+    steps_per_epoch = TrainBatches.count(train_size, hparams.batch_size(params))
     optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(info))
     return model
@@ -307,7 +308,7 @@ def _make_callbacks(
         monitor="val_loss", patience=settings.patience, restore_best_weights=True
     )
     extra: list[keras.callbacks.Callback] = []
-    if params.get("lr_schedule") == "plateau":
+    if hparams.Params(params)["lr_schedule"] == "plateau":
         extra.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=0.5, patience=max(1, settings.patience // 2)

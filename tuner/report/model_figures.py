@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from tuner.data.sequences import class_probabilities
+from tuner.model import params as hparams
 from tuner.model.sample import generate
 from tuner.model.train import predict_windows
 from tuner.report.study_figures import need_trials
@@ -31,11 +32,11 @@ def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name:
     task = data.spec.task
     if task != "char_lm":
         # The trial's batch size: the model's predict step is compiled for it already.
-        pred = predict_windows(model, test, batch_size=int(params.get("batch_size", 64)))
+        pred = predict_windows(model, test, batch_size=hparams.batch_size(params))
         if task == "forecasting":
             return _forecast_plot(pred, data, test, name)
         return _confusion(pred, data, test, name)
-    return _sampled_text(model, data, name, int(params.get("seq_len", 100)))
+    return _sampled_text(model, data, name, hparams.window_length(params, 100))
 
 
 def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
@@ -80,7 +81,7 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
     """The best model on the test split: forecasts against the truth, a confusion
     matrix, or text sampled from the character model."""
     model, data, params = _best_model(study, tracking_uri)
-    test = data.windows(int(params.get("seq_len", data.info.max_seq_len)))["test"]
+    test = data.windows(hparams.window_length(params, data.info.max_seq_len))["test"]
     return model_figure(model, data, test, params, study.study_name)
 
 

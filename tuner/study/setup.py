@@ -14,6 +14,7 @@ from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import ENSEMBLE_TASKS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
+from tuner.model.params import check_space_names
 from tuner.space import SearchSpace, default_space, load_space, probe_space
 from tuner.study.storage import open_storage
 from tuner.tracking.tracker import mask_secrets
@@ -24,7 +25,8 @@ def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
     and check the space against the data."""
     data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
     space = load_space(config.space or default_space(data.spec.task))
-    probe_space(space, data.info)
+    names = probe_space(space, data.info)
+    check_space_names(names, task=data.spec.task, space=space.name)
     if config.ensemble and data.spec.task not in ENSEMBLE_TASKS:
         raise InputError(
             f"--ensemble {config.ensemble}: ensembles are built for {', '.join(ENSEMBLE_TASKS)} "

@@ -1,0 +1,90 @@
+"""The Python API as the README shows it: a DataFrame and a space function in,
+the best trial, an exported bundle and its predictions out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tuner
+from tests.conftest import ROOT, Stores
+
+
+def small_space(hp, data):
+    """One small LSTM: the window and the width are tuned."""
+    hp.Choice("seq_len", [8, 16])
+    hp.Choice("units_0", [8, 16])
+    hp.Fixed("batch_size", 32)
+
+
+def _load_frame() -> pd.DataFrame:
+    steps = np.arange(600)
+    rng = np.random.default_rng(0)
+    load = 10 + np.sin(steps * 2 * np.pi / 24) + 0.1 * rng.standard_normal(len(steps))
+    return pd.DataFrame(
+        {"time": pd.date_range("2024-01-01", periods=len(steps), freq="h"), "load": load}
+    )
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(stores: Stores) -> None:
+    frame = _load_frame()
+    result = tuner.tune(
+        frame,
+        space=small_space,
+        study="load",
+        target="load",
+        time_col="time",
+        horizon=4,
+        trials=2,
+        max_epochs=2,
+        storage=stores.storage,
+        tracking_uri=stores.tracking,
+    )
+    best = result.best
+    assert best["trial"] == result.best_trial.number
+    assert set(best["params"]) == {"seq_len", "units_0"}  # a Fixed value is not drawn
+    assert best["val"]["mse"] == pytest.approx(result.best_trial.value)
+    assert best["test"]["mse"] > 0  # scored on the test split once, for the best trial
+    trials = result.trials()
+    assert len(trials) == 2 and set(trials["state"]) <= {"complete", "pruned"}
+    assert "persistence_test" in result.baselines
+
+    path = result.export(stores.root / "bundle")
+    model = tuner.load_bundle(path)
+    forecast = model.predict(frame.iloc[:-4])
+    assert list(forecast.columns) == ["time", "step", "load"] and len(forecast) == 4
+    assert forecast["step"].tolist() == [1, 2, 3, 4]
+    assert forecast["time"].iloc[0] == frame["time"].iloc[-4]
+    assert np.abs(forecast["load"] - frame["load"].iloc[-4:].to_numpy()).max() < 5
+
+    # The frame and the space were staged as files the workers and the fingerprint read.
+    staged = stores.root / "studies" / "staged" / "load"
+    assert (staged / "dataset.parquet").is_file() and (staged / "space.py").is_file()
+    # Resuming with the same frame runs on; another frame under the same name is refused.
+    again = tuner.tune(frame, space=small_space, study="load", target="load",
+                       time_col="time", horizon=4, trials=2, max_epochs=2,
+                       storage=stores.storage, tracking_uri=stores.tracking)  # fmt: skip
+    assert len(again.trials()) == 2
+    with pytest.raises(tuner.InputError, match="study=load: was tuned on a different dataset"):
+        tuner.tune(frame.iloc[:500], space=small_space, study="load", target="load",
+                   storage=stores.storage, tracking_uri=stores.tracking)  # fmt: skip
+
+
+def test_input_errors_are_value_errors_worded_for_keywords(stores: Stores) -> None:
+    with pytest.raises(ValueError, match=r"^max_epochs must be at least 1, but got 0\.$"):
+        tuner.tune("co2", max_epochs=0, storage=stores.storage)
+    with pytest.raises(tuner.InputError, match="max_epoch: not an option of tune"):
+        tuner.tune("co2", max_epoch=3)
+    with pytest.raises(tuner.InputError, match="function defined with def"):
+        tuner.tune("co2", space=lambda hp, data: None)
+    with pytest.raises(tuner.InputError, match="pandas DataFrame or \\(X, y\\) arrays"):
+        tuner.tune(42)  # type: ignore[arg-type]
+    assert not (stores.root / "studies" / "staged").exists()  # nothing staged for bad input
+
+
+def test_readme_has_the_example_this_file_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in ("tuner.tune(", "result.best", "result.export(", "tuner.load_bundle("):
+        assert line in readme, line

@@ -1,0 +1,112 @@
+"""Hyperparameters: every name the model builders and the trainer read, its default,
+and which task's model reads it. The one home of the defaults.
+
+A space's values reach the model as `Params`: reading a name the space did not
+define gives its default; every read is recorded, and `check_space_names`
+refuses, before any training, a name the task's model never reads (a misspelt
+`learning_rat` would otherwise train silently with the default rate).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from tuner.errors import InputError
+
+REQUIRED = object()  # no default: the space must define it
+DEFAULTS: dict[str, Any] = {
+    "seq_len": REQUIRED,  # window length (forecasting, character models)
+    "batch_size": 64,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "momentum": 0.9,  # SGD only
+    "clipnorm": 0.0,  # 0: no clipping
+    "lr_schedule": "constant",  # or plateau, cosine
+    "l2": 0.0,
+    "cell": "lstm",
+    "layers": 1,
+    "units_{i}": 32,  # units of recurrent layer i
+    "bidirectional": False,
+    "layer_norm": False,
+    "dropout": 0.0,
+    "attention": False,  # attention pooling over the recurrent outputs
+    "normalize": "none",  # forecasting input normalisation: revin, last, none
+    "naive_head": "none",  # forecasting residual head: persistence, seasonal, none
+    "seq_norm": False,  # classification: per-sequence z-normalisation
+    "dim_shuffle": False,  # classification: the recurrent stack reads the transposed series
+    "conv_layers": 0,  # classification: convolutional branch depth (LSTM-FCN)
+    "conv_filters": 128,
+    "embedding_dim": 32,  # character models
+}
+_TRAINING = {"batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule"}
+_RECURRENT = {"cell", "layers", "units_{i}", "bidirectional", "layer_norm", "dropout", "l2"}
+READS: dict[str, frozenset[str]] = {
+    "forecasting": frozenset(
+        _TRAINING | _RECURRENT | {"seq_len", "attention", "normalize", "naive_head"}
+    ),
+    "classification": frozenset(
+        _TRAINING
+        | _RECURRENT
+        | {"attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters"}
+    ),
+    "char_lm": frozenset(_TRAINING | _RECURRENT | {"seq_len", "embedding_dim"}),
+}
+_INDEXED = re.compile(r"^(?P<stem>[a-z_]+_)\d+$")
+
+
+def pattern(name: str) -> str:
+    """`units_2` -> `units_{i}`; other names unchanged."""
+    m = _INDEXED.match(name)
+    return f"{m['stem']}{{i}}" if m and f"{m['stem']}{{i}}" in DEFAULTS else name
+
+
+class Params(Mapping[str, Any]):
+    """A trial's values read by name: defaults filled in, reads recorded in `read`."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        key = pattern(name)
+        if key not in DEFAULTS:
+            raise KeyError(f"{name!r} is not a hyperparameter (add it to DEFAULTS and READS)")
+        self.read.add(key)
+        if name in self._values:
+            return self._values[name]
+        if DEFAULTS[key] is REQUIRED:
+            raise InputError(f"search space: must define {name!r}; no default exists for it.")
+        return DEFAULTS[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
+    """Every name a space defines must be read by the task's model."""
+    reads = READS[task]
+    for name in names:
+        if pattern(name) in reads:
+            continue
+        known = sorted(n.replace("{i}", "0") for n in reads)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(
+            f"search space {space}: defines {name!r}, which the {task} model never reads; "
+            f"{hint}rename or remove it (the names it reads: {', '.join(sorted(reads))})."
+        )
+
+
+def window_length(values: Mapping[str, Any], max_seq_len: int) -> int:
+    """The trial's `seq_len`; classification spaces have none: the whole sequence."""
+    return int(values.get("seq_len", max_seq_len))
+
+
+def batch_size(values: Mapping[str, Any]) -> int:
+    return int(Params(values)["batch_size"])
