@@ -26,7 +26,7 @@ TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) 
 	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
 	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
 
-.PHONY: help install tune test ui lint clean bench bench-quick
+.PHONY: help install tune test test-fast ui lint clean bench bench-quick
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ install: $(STAMP) ## create .venv and install the package with its dev, postgres
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run every test (CI): studies, browser and PostgreSQL included
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## the unit tier: no study runs, no browser, no PostgreSQL (under 2 minutes)
+	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not gpu"
 
 
 export: $(STAMP) ## export the best model of the latest study to exports/ (STUDY= FORMAT= ARGS=--refit)
@@ -69,10 +72,11 @@ bench: $(STAMP) ## benchmarks B1-B6 in full (about an hour here; ONLY=B1,B3 for 
 bench-quick: $(STAMP) ## short benchmarks B1-B6 (under 10 minutes) -> bench/results/quick/
 	cd bench && ../$(BIN)/python run.py --quick $(if $(ONLY),--only $(ONLY))
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import rule (import-linter contract in pyproject.toml)
 	$(BIN)/ruff check tuner tests search_spaces bench
 	$(BIN)/ruff format --check tuner tests search_spaces bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean: ## remove local stores, caches and the virtual environment
 	rm -rf $(VENV) studies mlflow/mlflow.db mlflow/artifacts exports logs .pytest_cache .mypy_cache .ruff_cache

@@ -128,7 +128,22 @@ class Model:
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """Study, trial, parameters, metrics, data fingerprint, versions, file hashes."""
         return self.bundle.metadata
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to read new data: scaler, columns, classes or vocabulary."""
+        return self.bundle.preprocessing
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (inputs on the training scale)."""
+        return self.bundle.model
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.bundle.seq_len)
 
     def predict(
         self,

@@ -91,11 +91,11 @@ class TuneConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+        return storage_url(self.storage)
 
     @property
     def tracking(self) -> str:
-        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        return tracking_uri(self.tracking_uri)
 
     def dataset_options(self) -> dict[str, Any]:
         """The options that override the dataset definition, for `resolve_dataset`."""
@@ -120,6 +120,16 @@ class TuneConfig:
             experiment=self.experiment or self.study_name,
         )
         return out
+
+
+def storage_url(given: str | None) -> str:
+    """The Optuna storage: as given, else $TUNER_STORAGE, else the local SQLite file."""
+    return given or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+
+def tracking_uri(given: str | None) -> str:
+    """The MLflow tracking URI: as given, else $MLFLOW_TRACKING_URI, else the local store."""
+    return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def _at_least(option: str, value: int, low: int) -> None:

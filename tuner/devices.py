@@ -92,7 +92,7 @@ def prepare_process(*, gpu: str | None, threads: int | None) -> None:
 
 def set_precision(precision: str) -> None:
     """Keras dtype policy for the models this process builds (heads stay float32)."""
-    import keras
+    import keras  # deferred here and below: Keras loads only once the backend is chosen
 
     keras.config.set_dtype_policy(precision)
 

@@ -23,7 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from tuner.config import ENGINES, KT_TUNERS, PRUNERS, SAMPLERS, TuneConfig
+# Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
+# to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
+from tuner.config import ENGINES, KT_TUNERS, PRUNERS, SAMPLERS, TuneConfig, storage_url
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError, flag_wording
 from tuner.paths import DEFAULT_STORAGE, LOG_DIR
@@ -313,7 +315,7 @@ def _emit_text(text: str, out: Path | None) -> None:
 
 
 def _storage_url(args: argparse.Namespace) -> str:
-    return args.storage or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+    return storage_url(args.storage)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

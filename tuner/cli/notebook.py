@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+from tuner.config import storage_url, tracking_uri
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "analysis.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
 
 
 def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTEBOOK) -> Path:
@@ -26,6 +26,7 @@ def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTE
 
     Figures are written to `out/figures-<study>/` by the notebook itself.
     """
+    # Deferred: the notebook runner's libraries (dev extra) load only when it runs.
     import nbformat
     from nbclient import NotebookClient
 
@@ -52,12 +53,13 @@ def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTE
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuner.cli.notebook", description=__doc__)
     parser.add_argument("--study", required=True)
-    parser.add_argument("--storage", default=DEFAULT_STORAGE)
-    parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI)
+    parser.add_argument("--storage", help="Optuna storage URL (default $TUNER_STORAGE or local)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
     parser.add_argument("--compare-with", help="a second study to compare with")
     parser.add_argument("--compare-storage", help="its storage (default: --storage)")
     parser.add_argument("--out", type=Path, default=Path("notebooks/out"))
     args = parser.parse_args(argv)
+    args.storage, args.tracking_uri = storage_url(args.storage), tracking_uri(args.tracking_uri)
     target = run_notebook(
         {
             "study": args.study,

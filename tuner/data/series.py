@@ -198,7 +198,7 @@ def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
 def _header(path: Path) -> list[str]:
     try:
         if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # deferred: only Parquet files need it
 
             return list(pq.read_schema(path).names)
         return list(pd.read_csv(path, nrows=0).columns)

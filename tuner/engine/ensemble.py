@@ -23,7 +23,7 @@ from tuner.data.spec import DatasetInfo
 from tuner.engine.objective import Objective
 from tuner.model import params as hparams
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
-from tuner.study.summary import completed
+from tuner.study.summary import top_trials
 
 
 def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.Model:
@@ -44,7 +44,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     """Score, build and (when it beats the best trial on validation) register the
     ensemble of the `size` best complete trials; the record is also stored in the
     study's `ensemble` attribute."""
-    members = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:size]
+    members = top_trials(study, size)
     if len(members) < 2:
         record: dict[str, Any] = {"skipped": f"{len(members)} complete trial(s); need 2"}
         study.set_user_attr("ensemble", record)

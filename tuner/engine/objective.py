@@ -253,10 +253,9 @@ class Objective:
         metrics (stored with the study and in the trial's MLflow run) and the best
         model's figure. Runs when a worker ends with no trial left running; once
         per best trial."""
-        done = completed(study)
-        if not done or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not completed(study) or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return
-        best = min(done, key=lambda t: float(t.value or 0.0))
+        best = study.best_trial
         if test_metrics(study, best) is not None or "model_uri" not in best.user_attrs:
             return
         model = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)

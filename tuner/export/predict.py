@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuner.data.sequences import PAD, class_probabilities
+from tuner.data.sequences import PAD, class_probabilities, read_npz
 from tuner.data.series import check_finite, numeric_column
 from tuner.errors import InputError
 from tuner.export.bundle import Bundle
@@ -117,8 +117,6 @@ def predict_file(bundle: Bundle, path: Path) -> pd.DataFrame:
         raise InputError(
             f"--input {path}: a classification model reads an .npz with X, not {path.suffix!r}."
         )
-    from tuner.data.sequences import read_npz
-
     arrays = read_npz(path, need=("X",))
     frame = classify(bundle, arrays["X"], lengths=arrays.get("lengths"), source=str(path))
     if "y" in arrays:

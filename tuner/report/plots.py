@@ -87,7 +87,7 @@ def write_study_plots(
 
 
 def _learning_curves_interactive(study: optuna.Study, tracking_uri: str) -> Any:
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # deferred: only the interactive page needs it
 
     figure = go.Figure()
     for number, (steps, values) in val_loss_histories(study, tracking_uri).items():

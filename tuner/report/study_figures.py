@@ -19,10 +19,11 @@ import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as vis_mpl
 
 from tuner.errors import InputError
-from tuner.study.summary import completed, summarize
+from tuner.study.summary import completed, summarize, top_trials
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -80,10 +81,8 @@ def val_loss_histories(
     study: optuna.Study, tracking_uri: str, *, top: int = 5
 ) -> dict[int, tuple[list[int], list[float]]]:
     """Per-epoch validation loss (epochs from 1) of the best `top` trials, from MLflow."""
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(tracking_uri)
-    best = sorted(completed(study), key=lambda t: float(t.value or 0.0))[:top]
+    best = top_trials(study, top)
     out = {}
     for trial in best:
         run_id = trial.user_attrs.get("mlflow_run_id")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import optuna
+from mlflow.tracking import MlflowClient
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
@@ -36,8 +37,6 @@ class _StaleTrial:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if self._tracking_uri and run_id:
-            from mlflow.tracking import MlflowClient
-
             client = MlflowClient(self._tracking_uri)
             client.set_tag(run_id, "state", "failed")
             client.set_tag(run_id, "stop_reason", "worker died (no heartbeat); trial retried")

@@ -52,6 +52,11 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
+def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The `k` complete trials with the lowest objective, best first."""
+    return sorted(completed(study), key=lambda t: float(t.value or 0.0))[:k]
+
+
 def completed(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 

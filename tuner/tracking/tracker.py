@@ -11,10 +11,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
+import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -45,8 +48,6 @@ def resolve_tracking_uri(uri: str) -> str:
 
 
 def _check_server(uri: str) -> None:
-    import requests
-
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
     except requests.RequestException as e:
@@ -124,7 +125,7 @@ class Tracker:
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         """A matplotlib figure as a PNG artifact (replacing one at the same path)."""
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # deferred: only processes that draw load it
 
         self.client.log_figure(run_id, figure, path)
         plt.close(figure)
@@ -194,8 +195,6 @@ def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
 def _output_like(model: Any, example: Any) -> Any:
     """Zeros shaped like the model's output for `example`: the signature needs
     shapes and types only, and a predict at a new batch size compiles anew (JAX)."""
-    import numpy as np
-
     shape = model.output_shape[1:]
     if None in shape:  # variable-length output (the character model): ask the model
         return model.predict(example, verbose=0)
@@ -206,8 +205,6 @@ def model_requirements() -> list[str]:
     """Pinned requirements of a logged or exported model."""
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
-    from importlib.metadata import version
-
     # A .keras file loads under any backend, whichever trained it; where it is
     # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow.
     return [

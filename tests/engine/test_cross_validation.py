@@ -77,6 +77,7 @@ def test_text_folds_are_contiguous_blocks_before_the_test_text() -> None:
         assert len(fold.windows(64)["test"].x) == 0
 
 
+@pytest.mark.slow
 def test_bad_fold_counts_exit_2_with_one_line(stores: Stores) -> None:
     with pytest.raises(InputError, match="cv must be 0"):
         resolve_dataset("co2", cv=1)
@@ -88,6 +89,7 @@ def test_bad_fold_counts_exit_2_with_one_line(stores: Stores) -> None:
     assert not Path(stores.root / "optuna.db").exists()
 
 
+@pytest.mark.slow
 def test_cv_study_logs_each_fold_and_tests_only_the_best_trial(stores: Stores) -> None:
     out = io.StringIO()
     argv = [

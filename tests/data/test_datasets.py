@@ -17,7 +17,7 @@ from tuner.data.windows import make_windows
 
 # Reference data is read where it lies, ../shared/datasets/ beside the repository
 # (never copied into it); the tests skip with the reason where it is absent.
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ETTH1 = (ROOT / "../shared/datasets/ETTh1.csv").resolve()
 ETT_COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
 ETT_BORDERS = (8640.0, 11520.0, 14400.0)

@@ -20,6 +20,9 @@ import pytest
 from tests.conftest import ROOT, Finished
 from tuner.cli.main import main
 
+pytestmark = pytest.mark.slow
+
+
 TASK_DATASETS = {"forecasting": "co2", "classification": "japanese_vowels", "char_lm": "alice"}
 METRIC = {"co2": "mse", "japanese_vowels": "log_loss", "alice": "bpc"}
 
@@ -28,6 +31,7 @@ import json, sys
 from pathlib import Path
 from tuner import load_bundle
 from tuner.data.catalog import load_dataset, resolve_dataset
+
 bundle = load_bundle(Path(sys.argv[1]))
 meta = bundle.metadata
 options = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["dataset_options"].items()}

@@ -45,6 +45,7 @@ def test_ensemble_loads_in_plain_keras_and_is_the_mean_of_its_members(tmp_path: 
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_study_reports_the_ensemble_beside_the_best_trial(stores: Stores) -> None:
     out = io.StringIO()
     argv = [
@@ -67,6 +68,7 @@ def test_study_reports_the_ensemble_beside_the_best_trial(stores: Stores) -> Non
     assert (champion.run_id == run.info.run_id) == ensemble["champion"]
 
 
+@pytest.mark.slow
 def test_ensemble_of_a_char_model_exits_2(stores: Stores) -> None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err):

@@ -17,6 +17,8 @@ from tuner import TuneConfig
 from tuner.cli.main import main
 from tuner.engine.runner import run_tune
 
+pytestmark = pytest.mark.slow
+
 
 def _child_runs(stores: Stores, experiment: str) -> list:
     client = MlflowClient(stores.tracking)
@@ -63,6 +65,11 @@ def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
         assert t.user_attrs["fail_reason"].startswith("out of memory")
 
 
+def _running(storage: str, study: str) -> bool:
+    s = optuna.load_study(study_name=study, storage=storage)
+    return bool(s.get_trials(states=(TrialState.RUNNING,)))
+
+
 def _finished(storage: str, study: str) -> int:
     try:
         s = optuna.load_study(study_name=study, storage=storage)
@@ -78,7 +85,8 @@ def test_interrupted_study_is_recorded_and_resumes(
     args = tiny_tune_args(stores, study="intr", trials=5)
     proc = start_tuner(*args)
     deadline = time.monotonic() + 180
-    while _finished(stores.storage, "intr") < 1:
+    # Interrupt while a trial trains, after one has finished.
+    while _finished(stores.storage, "intr") < 1 or not _running(stores.storage, "intr"):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
@@ -90,6 +98,7 @@ def test_interrupted_study_is_recorded_and_resumes(
     study = optuna.load_study(study_name="intr", storage=stores.storage)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert interrupted, "the trial running when the signal came is not failed"
     assert all(t.user_attrs.get("fail_reason") == "interrupted" for t in interrupted)
     runs = _child_runs(stores, "intr")
     assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -182,5 +182,10 @@ def test_fill_interpolate_accepts_the_nan_file(stores: Stores) -> None:
     from tuner.data.catalog import load_dataset, resolve_dataset
 
     path = _csv("y,z\n" + "1,0\n" * 4 + ",0\n" + "2,0\n" * 4 + ",0\n" + "3,0\n" * 40)(stores.root)
-    data = load_dataset(resolve_dataset(str(path), target=("y",), fill="interpolate"))
-    assert data.info.n_rows == 50
+    for fill, row_4, row_9 in (("interpolate", 1.5, 2.5), ("ffill", 1.0, 2.0)):
+        data = load_dataset(resolve_dataset(str(path), target=("y",), fill=fill))
+        assert data.info.n_rows == 50
+        y = data.to_original_units(data.scaled[None, :, :1])[0, :, 0]
+        # Row 4 lies between 1 and 2, row 9 between 2 and 3: the gaps are filled.
+        assert y[4] == pytest.approx(row_4, abs=1e-5) and y[9] == pytest.approx(row_9, abs=1e-5)
+        assert y[:4] == pytest.approx([1, 1, 1, 1], abs=1e-5)

@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import Finished
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 

@@ -23,6 +23,7 @@ from tuner.devices import default_backend
 INSTALLED = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", INSTALLED)
 def test_tiny_study_under_each_installed_backend(backend: str, stores: Stores) -> None:
     proc = start_tuner(
@@ -41,6 +42,7 @@ def test_jax_is_installed_by_make_install() -> None:
     assert "jax" in INSTALLED, "the jax extra is part of `make install`"
 
 
+@pytest.mark.slow
 def test_cpu_workers_default_to_jax_gpu_workers_to_tensorflow(
     stores: Stores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,6 +72,7 @@ print("tensorflow" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_a_jax_worker_seeds_trains_and_saves_without_importing_tensorflow(
     tmp_path: Path,
 ) -> None:
@@ -82,6 +85,7 @@ def test_a_jax_worker_seeds_trains_and_saves_without_importing_tensorflow(
     assert (tmp_path / "m.keras").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_one_worker_per_gpu_in_mixed_precision(stores: Stores) -> None:
     # Two GPU ids announced: by default one worker per GPU, each worker sees only
     # its own id. No GPU exists here, so the backend trains on the CPU.

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import Stores, start_tuner, tiny_tune_args
+
+pytestmark = pytest.mark.slow
 
 
 def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> list:

@@ -12,7 +12,9 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from tests.conftest import Stores, start_tuner, tiny_tune_args
-from tests.test_scale_out import _check_study
+from tests.study.test_scale_out import _check_study
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture

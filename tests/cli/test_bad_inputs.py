@@ -60,6 +60,7 @@ def test_bad_input_exits_2_with_one_line(
         assert word in err, f"{word!r} not in {err!r}"
 
 
+@pytest.mark.slow
 def test_bad_input_leaves_an_existing_study_intact(
     stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from tests.conftest import Finished
 from tuner.cli.notebook import run_notebook
+
+pytestmark = pytest.mark.slow
+
 
 SECTIONS = (
     "optimization_history",

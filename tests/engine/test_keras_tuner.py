@@ -11,6 +11,9 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import SPACES, Stores
 from tuner.cli.main import main
 
+pytestmark = pytest.mark.slow
+
+
 SPACE = str(SPACES / "tiny_batches.py")
 
 

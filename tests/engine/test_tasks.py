@@ -37,6 +37,7 @@ def test_every_task_has_a_built_in_dataset() -> None:
     assert ("forecasting", True) in kinds and ("forecasting", False) in kinds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(builtin_datasets()))
 def test_tiny_study_on_each_built_in_dataset(
     name: str, finished_studies: Callable[[str], Finished]
@@ -69,6 +70,7 @@ def test_tiny_study_on_each_built_in_dataset(
     assert best["baselines"] == summary["baselines"]
 
 
+@pytest.mark.slow
 def test_character_pruning_reports_bits_per_character(
     finished_studies: Callable[[str], Finished],
 ) -> None:

@@ -13,6 +13,8 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import Stores, tiny_tune_args
 from tuner.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 
 def _runs(client: MlflowClient, experiment: str) -> list:
     exp = client.get_experiment_by_name(experiment)

@@ -1,0 +1,57 @@
+"""`tuner datasets`, `tuner spaces` and `--help` list what is built in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuner.cli.main import main
+from tuner.data.catalog import builtin_datasets
+
+
+def test_datasets_lists_each_builtin_with_task_shape_split_and_source(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["datasets", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(builtin_datasets())
+    # Each built-in's row, as a user reads it: task, shape, split sizes, window rule,
+    # how trials are selected, and where the data comes from.
+    expected = {
+        "alice": ("char_lm", "144,430 characters, 70 symbols", [115544, 14443, 14443],
+                  "64, 128, 256 characters", 0, "Project Gutenberg"),
+        "co2": ("forecasting", "2284 rows x 1 columns (1 target), horizon 13",
+                [1598, 342, 344], "1, 2, 3 x lookback (52)", 0, "public domain"),
+        "italy_power_demand": ("classification",
+                               "1096 sequences x 24 steps x 1 features, 2 classes",
+                               [53, 14, 1029], "whole sequences (no window)", 5, "UCR"),
+        "japanese_vowels": ("classification",
+                            "640 sequences x up to 29 steps x 12 features, 9 classes",
+                            [216, 54, 370], "whole sequences (no window)", 0, "UCI"),
+        "seattle_weather": ("forecasting", "1461 rows x 4 columns (1 target), horizon 7",
+                            [1022, 219, 220], "1, 2, 3 x lookback (28)", 0, "NOAA"),
+    }  # fmt: skip
+    assert set(expected) == set(rows)
+    for name, (task, shape, sizes, windows, cv, source) in expected.items():
+        row = rows[name]
+        assert (row["task"], row["shape"], row["split_sizes"]) == (task, shape, sizes), name
+        assert (row["windows"], row["cv"]) == (windows, cv), name
+        selection = f"{cv}-fold cross-validation" if cv else "validation split"
+        assert row["selection"] == f"{selection} (test split never used)", name
+        assert source in row["source"] and row["description"], name
+    assert main(["datasets"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    for name, (task, shape, sizes, *_) in expected.items():
+        line = next(line for line in table if line.startswith(f"{name} "))
+        assert task in line and "/".join(map(str, sizes)) in line and shape in line, line
+
+
+def test_spaces_lists_the_default_space(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spaces"]) == 0
+    assert "forecasting" in capsys.readouterr().out
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--help"]) == 0
+    assert "--max-epochs" in capsys.readouterr().out
