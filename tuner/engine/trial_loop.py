@@ -19,6 +19,7 @@ from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.keras_tuner import KerasTunerEngine
 from tuner.engine.objective import Objective
 from tuner.errors import TrialFailed
+from tuner.model.stop import STOP
 from tuner.paths import KERAS_TUNER_DIR
 from tuner.report.console import TrialProgress
 from tuner.study.setup import open_study, prepare_data
@@ -42,6 +43,7 @@ def run_trials(job: WorkerJob) -> WorkerResult:
     gc.freeze()
     stop = _StopRules(job)
     try:
+        STOP.check()
         if job.task == "ensemble":
             return _ensemble(study, objective, config.ensemble)
         if config.engine == "keras-tuner":
@@ -100,6 +102,7 @@ def _trials_loop(
 ) -> WorkerResult:
     config = job.config
     while finished(study) < config.trials:
+        STOP.check()
         if stop.over_budget(study):
             return WorkerResult("budget", trials_run=stop.trials_run)
         if _remaining(job.deadline) == 0.0:
@@ -116,6 +119,7 @@ def _trials_loop(
                 callbacks=[progress, stop],
                 gc_after_trial=False,
             )
+        STOP.check()  # optimize returned early: a stop was requested
         reason = stop.reason(study)
         if reason != "enough":
             return WorkerResult(reason, trials_run=stop.trials_run)
@@ -149,7 +153,7 @@ class _StopRules:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.trials_run += 1
         self.failed += trial.state == TrialState.FAIL
-        if self.reason(study) != "timeout":
+        if STOP.signame or self.reason(study) != "timeout":
             study.stop()
 
     def reason(self, study: optuna.Study) -> str:

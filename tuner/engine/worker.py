@@ -23,15 +23,25 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 from tuner.devices import prepare_process, set_precision
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.errors import InputError
+from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
+
+_STUCK_S = 60  # a worker that reaches no safe point in this time is interrupted where it is
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # The first signal interrupts the running trial; repeats (Ctrl-C reaches the
+    # The first signal asks the worker to stop at its next safe point (after a
+    # batch, between trials; see tuner.model.stop); repeats (Ctrl-C reaches the
     # whole process group, the parent forwards too) must not cut its clean-up.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    STOP.request(signal.Signals(signum).name)
+    signal.signal(signal.SIGALRM, _interrupt_now)
+    signal.alarm(_STUCK_S)
+
+
+def _interrupt_now(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(STOP.signame or "SIGINT")
 
 
 def worker_main(job: WorkerJob, conn: Connection) -> None:
@@ -48,6 +58,7 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         # chose its device, threads and precision (and never in the parent).
         from tuner.engine.trial_loop import run_trials
 
+        STOP.check()  # a signal during the set-up
         result = run_trials(job)
     except KeyboardInterrupt as e:
         result = WorkerResult("interrupted", message=str(e) or "SIGINT")

@@ -24,6 +24,7 @@ from tuner.data.spec import Dataset, Windows
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import build_model, compile_args, make_optimizer
+from tuner.model.stop import STOP
 
 EpochSink = Callable[[int, dict[str, float]], None]
 _OOM_NAMES = ("ResourceExhausted", "OutOfMemory")  # TensorFlow's, PyTorch's
@@ -104,6 +105,17 @@ class EpochRecorder(keras.callbacks.Callback):
             self._sink(epoch, row)
 
 
+class StopOnRequest(keras.callbacks.Callback):
+    """Raise `KeyboardInterrupt` at the end of the batch during which a signal asked
+    the process to stop (`tuner.model.stop`)."""
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        STOP.check()
+
+    def on_test_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        STOP.check()
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Fail the trial as soon as the loss is NaN or infinite."""
 
@@ -121,7 +133,7 @@ class _Callbacks:
     extra: list[keras.callbacks.Callback] = field(default_factory=list)
 
     def as_list(self) -> list[keras.callbacks.Callback]:
-        return [self.recorder, NonFiniteGuard(), self.early, *self.extra]
+        return [self.recorder, NonFiniteGuard(), StopOnRequest(), self.early, *self.extra]
 
 
 def fit_trial(
