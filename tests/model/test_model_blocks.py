@@ -14,7 +14,7 @@ import pytest
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import PAD, load_sequences
 from tuner.data.spec import DatasetInfo
-from tuner.model.blocks import conv_branch, normalization
+from tuner.model.blocks import attention_pooling, conv_branch, normalization
 from tuner.model.build import build_model
 from tuner.model.train import EpochRecorder, FitSettings, epoch_scale, fit_trial
 
@@ -73,7 +73,9 @@ def test_revin_round_trips_a_window_and_standardises_it() -> None:
 
 def test_forecaster_loads_in_plain_keras_without_this_package(tmp_path: Path) -> None:
     params = {"seq_len": 24, "layers": 2, "units_0": 4, "units_1": 4, "layer_norm": True}
-    model = build_model({**params, "normalize": "revin", "naive_head": "seasonal"}, _info())
+    params |= {"normalize": "revin", "naive_head": "seasonal", "attention": True}
+    model = build_model(params, _info())
+    assert all(type(layer).__module__.startswith("keras.") for layer in model.layers)
     path = tmp_path / "m.keras"
     model.save(path)
     x = _windows(24)
@@ -90,6 +92,24 @@ def test_forecaster_loads_in_plain_keras_without_this_package(tmp_path: Path) ->
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_attention_pooling_weighs_only_the_real_steps() -> None:
+    """Built-in layers only; a padded sequence pools as its trimmed self."""
+    sequence = keras.Input((None, 2))
+    masked = keras.layers.Masking(mask_value=PAD)(sequence)
+    states = keras.layers.LSTM(4, return_sequences=True)(masked)
+    pooled = keras.Model(sequence, attention_pooling(states, mask=states._keras_mask))
+    real = RNG.normal(size=(1, 7, 2)).astype("float32")
+    padded = np.concatenate([real, np.full((1, 5, 2), PAD, "float32")], axis=1)
+    np.testing.assert_allclose(
+        pooled.predict(padded, verbose=0), pooled.predict(real, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    # With a zero query every step scores alike: the pooled vector is the mean state.
+    weights = pooled.get_layer("attention_query")
+    weights.set_weights([np.zeros_like(w) for w in weights.get_weights()])
+    mean = keras.Model(sequence, states).predict(real, verbose=0).mean(axis=1)
+    np.testing.assert_allclose(pooled.predict(padded, verbose=0), mean, rtol=1e-5, atol=1e-6)
 
 
 def test_conv_branch_averages_over_the_real_steps_only() -> None:

@@ -130,6 +130,17 @@ def _tile_steps(x: Any, length: int) -> Any:
     )
 
 
+def attention_pooling(sequence: Any, *, mask: Any = None) -> Any:
+    """Attention-weighted sum of recurrent outputs over time (the "LSTMa" head):
+    each step scored against a learned query made from the mean of the real steps
+    (`mask`), a softmax over the real steps, their weighted sum."""
+    units = int(sequence.shape[-1])
+    summary = keras.layers.GlobalAveragePooling1D(keepdims=True)(sequence, mask=mask)
+    query = keras.layers.Dense(units, use_bias=False, name="attention_query")(summary)
+    pooled = keras.layers.Attention(name="attention")([query, sequence], mask=[None, mask])
+    return keras.layers.Flatten()(pooled)
+
+
 # LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
 # filters f, 2f, f; fewer layers keep the first ones.
 _CONV_KERNELS = (8, 5, 3)

@@ -14,8 +14,13 @@ import keras
 
 from tuner.data.sequences import PAD
 from tuner.data.spec import DatasetInfo
-from tuner.model.blocks import conv_branch, naive_forecast, normalization, residual_head
-from tuner.model.layers import AttentionPooling
+from tuner.model.blocks import (
+    attention_pooling,
+    conv_branch,
+    naive_forecast,
+    normalization,
+    residual_head,
+)
 from tuner.model.params import Params
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -148,7 +153,7 @@ def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fal
             x = keras.layers.LayerNormalization()(x)
         if params["dropout"]:
             x = keras.layers.Dropout(float(params["dropout"]))(x)
-    return AttentionPooling()(x) if attention else x
+    return attention_pooling(x, mask=getattr(x, "_keras_mask", None)) if attention else x
 
 
 def _l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:

@@ -1,4 +1,6 @@
-"""Custom Keras layers, registered so saved models load in safe mode."""
+"""Layers of models saved by earlier versions, registered so those models still
+load in safe mode; new models are built from Keras' own layers only
+(`tuner.model.blocks`). Also the one way models are loaded here."""
 
 from __future__ import annotations
 
