@@ -108,8 +108,10 @@ def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict]) -> Non
     mlflow.set_tracking_uri(stores.tracking)
     model = mlflow.pyfunc.load_model("models:/tiny@champion")
     seq_len = summary["best_params"]["seq_len"]
-    pred = model.predict(np.zeros((3, seq_len, 1), dtype=np.float32))
+    # Windows in ppm in, forecasts in ppm out (the scaler is part of the saved model).
+    pred = model.predict(np.full((3, seq_len, 1), 350.0, dtype=np.float32))
     assert pred.shape == (3, 13, 1)
+    assert 300 < float(np.median(pred)) < 400
     assert model.metadata.signature is not None
 
 

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tuner
 from tests.conftest import ROOT, Finished
 from tuner.cli.main import main
+from tuner.tracking.tracker import download_model_file
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +33,23 @@ import json, sys
 from pathlib import Path
 from tuner import load_bundle
 from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.model.portable import raw_inputs, trained_part
+import numpy as np
 
 bundle = load_bundle(Path(sys.argv[1]))
 meta = bundle.metadata
 options = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["dataset_options"].items()}
 data = load_dataset(resolve_dataset(meta["dataset_ref"], **options))
 test = data.windows(bundle.seq_len)["test"]
-print(json.dumps(data.metrics(test.y, bundle.model.predict(test.x, batch_size=256, verbose=0))))
+# The saved model reads the data's units; its trained part, the standardised windows.
+scaled = trained_part(bundle.model).predict(test.x, batch_size=256, verbose=0)
+metrics = data.metrics(test.y, scaled)
+if data.spec.task != "char_lm":
+    raw = bundle.model.predict(raw_inputs(test.x, bundle.preprocessing), batch_size=256, verbose=0)
+    if data.spec.task == "forecasting":
+        scaled = data.to_original_units(scaled)
+    metrics["raw_max_rel_diff"] = float(np.abs(raw - scaled).max() / np.abs(scaled).max())
+print(json.dumps(metrics))
 """
 
 
@@ -104,6 +116,7 @@ def test_bundle_reproduces_the_test_metric_in_a_fresh_process(
     again = json.loads(done.stdout.strip().splitlines()[-1])
     metric = METRIC[name]
     assert again[metric] == pytest.approx(meta["test_metrics"][metric], rel=1e-6)
+    assert again.get("raw_max_rel_diff", 0.0) < 1e-5  # the same model in the data's units
 
 
 def test_forecast_bundle_formats_and_predict_in_original_units(
@@ -306,3 +319,100 @@ def test_refit_on_train_and_validation_is_recorded_beside_the_original(
     assert done.returncode == 0, done.stderr
     again = json.loads(done.stdout.strip().splitlines()[-1])
     assert again["log_loss"] == pytest.approx(refit["test_metrics"]["log_loss"], rel=1e-6)
+
+
+PORTABLE = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import keras
+
+folder = Path(sys.argv[1])
+model = keras.saving.load_model(sys.argv[2], safe_mode=True)
+print(json.dumps(model.predict(np.load(folder / "x.npy"), verbose=0).tolist()))
+for name in list(sys.modules):
+    assert not name.startswith("tuner"), name
+"""
+
+
+@pytest.fixture(scope="module")
+def plain_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A separate virtual environment with only Keras and JAX (the versions of this
+    one) and no project package: where a user runs an exported model."""
+    from importlib.metadata import version
+
+    venv = tmp_path_factory.mktemp("plain-keras") / "venv"
+    uv = Path(sys.executable).with_name("uv")
+    subprocess.run([str(uv), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pins = [f"{p}=={version(p)}" for p in ("keras", "jax", "jaxlib", "numpy")]
+    subprocess.run(
+        [str(uv), "pip", "install", "--quiet", "--python", str(python), *pins], check=True
+    )
+    probe = subprocess.run([str(python), "-c", "import tuner"], capture_output=True, text=True)
+    assert probe.returncode != 0, "the project must not be importable there"
+    return python
+
+
+def _plain_predict(python: Path, model: Path, x: np.ndarray, folder: Path) -> np.ndarray:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "x.npy", x)
+    done = subprocess.run(
+        [str(python), "-c", PORTABLE, str(folder), str(model)],
+        capture_output=True,
+        text=True,
+        env={"KERAS_BACKEND": "jax", "PATH": os.environ["PATH"], "HOME": str(folder)},
+        cwd=folder,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.asarray(json.loads(done.stdout.strip().splitlines()[-1]), dtype=np.float32)
+
+
+def test_exported_and_champion_models_run_in_plain_keras_in_the_data_units(
+    bundles: dict[str, Path],
+    plain_keras: Path,
+    finished_studies: Callable[[str], Finished],
+    tmp_path: Path,
+) -> None:
+    """Each task's exported `model.keras`, and the champion's file from the MLflow
+    registry, loaded where only Keras and JAX are installed: the same answers as
+    `tuner predict`, from raw values in the data's own units."""
+    # Forecasting: the last window of history in ppm -> `tuner predict`'s forecast.
+    history = _co2().tail(150)
+    history.to_csv(tmp_path / "history.csv", index=False)
+    assert _predict(bundles["co2"], tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
+    expected = pd.read_csv(tmp_path / "forecast.csv")["co2"].to_numpy(np.float32)
+    seq_len = json.loads((bundles["co2"] / "preprocessing.json").read_text())["seq_len"]
+    window = history["co2"].to_numpy(np.float32)[-seq_len:, None][None]
+    got = _plain_predict(plain_keras, bundles["co2"] / "model.keras", window, tmp_path / "f")
+    np.testing.assert_allclose(got[0, :, 0], expected, rtol=1e-5)
+
+    stores = finished_studies("co2").stores
+    champion = tmp_path / "champion.keras"
+    download_model_file("models:/co2@champion", champion, stores.tracking)
+    got = _plain_predict(plain_keras, champion, window, tmp_path / "c")
+    np.testing.assert_allclose(got[0, :, 0], expected, rtol=1e-5)
+
+    # Classification: raw test sequences padded with the training mean -> probabilities.
+    arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")
+    test = arrays["X"][arrays["split"] == 2][:20]  # NaN after each sequence's end
+    np.savez(tmp_path / "seq.npz", X=test)
+    out = tmp_path / "labels.csv"
+    assert _predict(bundles["japanese_vowels"], tmp_path / "seq.npz", out) == 0
+    probabilities = pd.read_csv(out).filter(like="p_").to_numpy(np.float32)
+    prep = json.loads((bundles["japanese_vowels"] / "preprocessing.json").read_text())
+    mean = np.asarray(prep["mean"], np.float32)
+    padded = np.broadcast_to(mean, (len(test), prep["steps"], prep["n_features"])).copy()
+    steps = test.shape[1]
+    padded[:, :steps] = np.where(np.isnan(test), mean, test)
+    got = _plain_predict(
+        plain_keras, bundles["japanese_vowels"] / "model.keras", padded, tmp_path / "s"
+    )
+    np.testing.assert_allclose(got, probabilities, rtol=1e-5, atol=1e-6)
+
+    # Character model: token ids in, the same next-character logits as in this process.
+    bundle = tuner.load_bundle(bundles["alice"])
+    ids = np.asarray([[bundle.preprocessing["vocab"].index(c) for c in "Alice was "]])
+    here = np.asarray(bundle.model.predict(ids, verbose=0))
+    got = _plain_predict(plain_keras, bundles["alice"] / "model.keras", ids, tmp_path / "t")
+    np.testing.assert_allclose(got, here, rtol=1e-5, atol=1e-5)

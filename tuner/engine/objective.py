@@ -21,6 +21,7 @@ from tuner.devices import describe_device
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
+from tuner.model.portable import in_data_units, raw_inputs, trained_part
 from tuner.model.train import (
     EpochRecorder,
     FitSettings,
@@ -131,9 +132,7 @@ class Objective:
             metrics |= {f"test_{k}": v for k, v in test.items()}
             added["test_metrics"] = test
             added["seq_len"] = longest
-            added["model_uri"] = self._tracker.log_champion(
-                run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
-            )
+            added["model_uri"] = self._log_model(run_id, model, windows["val"].x[:2])
         self._tracker.log_metrics(run_id, metrics)
         self._tracker.set_tags(run_id, {"champion": record["champion"]})
         self._tracker.end(run_id, "FINISHED")
@@ -243,9 +242,7 @@ class Objective:
             epochs=scored.best_epoch,
             seed=self._config.seed + trial.number,
         )
-        model_uri = self._tracker.log_champion(
-            run_id, model, windows["val"].x[:2], registered_name=self._config.study_name
-        )
+        model_uri = self._log_model(run_id, model, windows["val"].x[:2])
         trial.set_user_attr("model_uri", model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
@@ -258,7 +255,8 @@ class Objective:
         best = study.best_trial
         if test_metrics(study, best) is not None or "model_uri" not in best.user_attrs:
             return
-        model = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
+        logged = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
+        model = trained_part(logged)  # evaluated on the standardised windows
         info = self._data.info
         windows = self.windows.get(hparams.window_length(best.params, info.max_seq_len))
         batch_size = hparams.batch_size(best.params)  # its predict step is compiled
@@ -270,6 +268,17 @@ class Objective:
         # The parent process never loads Keras: the best model is drawn here.
         figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
+
+    def _log_model(self, run_id: str, model: keras.Model, x: np.ndarray) -> str:
+        """Log and register `model` as it is saved: in the data's units, with two
+        validation inputs in those units as the example."""
+        prep = self._data.preprocessing()
+        return self._tracker.log_champion(
+            run_id,
+            in_data_units(model, prep),
+            raw_inputs(x, prep),
+            registered_name=self._config.study_name,
+        )
 
     def _finish(
         self,

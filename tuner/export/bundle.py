@@ -32,6 +32,7 @@ import numpy as np
 from tuner.errors import InputError
 from tuner.model import params as hparams
 from tuner.model.layers import load_model
+from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
 from tuner.model.train import evaluate, refit
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
@@ -123,8 +124,9 @@ def export_study(
                 staging / MODEL,
                 tracking_uri,
             )
+            _in_data_units(staging / MODEL, data.preprocessing())
         seq_len = champion.get("seq_len", best.params.get("seq_len"))
-        preprocessing = data.preprocessing() | {"seq_len": seq_len}
+        preprocessing = data.preprocessing() | {"seq_len": seq_len, "units": "data"}
         _write_json(staging / PREPROCESSING, preprocessing)
         if "savedmodel" in formats:
             _savedmodel(staging)
@@ -133,7 +135,7 @@ def export_study(
         onnx = None
         if "onnx" in formats:
             sample = data.windows(int(preprocessing["seq_len"] or data.info.max_seq_len))["test"]
-            onnx = _onnx(staging, np.ascontiguousarray(sample.x[:64]))
+            onnx = _onnx(staging, raw_inputs(np.ascontiguousarray(sample.x[:64]), preprocessing))
         metadata = {
             "study": study.study_name,
             "trial": best.number,
@@ -186,8 +188,9 @@ def load_bundle(path: Path) -> Bundle:
                 f"--model {path}: {name} does not match its SHA-256 in {METADATA} (changed or "
                 "corrupt); export the bundle again."
             )
-    model = load_model(path / MODEL)
     preprocessing = json.loads((path / PREPROCESSING).read_text())
+    # Bundles exported before models were saved in the data's units get the scaler here.
+    model = in_data_units(load_model(path / MODEL), preprocessing)
     return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
 
 
@@ -213,11 +216,17 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     )
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
     tracker.log_metrics(run_id, {f"original_test_{k}": v for k, v in original.items()})
+    prep = data.preprocessing()
+    saved = in_data_units(model, prep)
     model_uri = tracker.log_champion(
-        run_id, model, windows["val"].x[:2], registered_name=study.study_name, alias="refit"
+        run_id,
+        saved,
+        raw_inputs(windows["val"].x[:2], prep),
+        registered_name=study.study_name,
+        alias="refit",
     )
     tracker.end(run_id, "FINISHED")
-    model.save(target)
+    saved.save(target)
     return {
         "epochs": epochs,
         "trained_on": "train+validation",
@@ -226,6 +235,13 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
         "mlflow_run_id": run_id,
         "model_uri": model_uri,
     }
+
+
+def _in_data_units(file: Path, preprocessing: dict[str, Any]) -> None:
+    """A model logged before models were saved in the data's units gets the scaler."""
+    model = load_model(file)
+    if not is_in_data_units(model) and preprocessing["task"] != "char_lm":
+        in_data_units(model, preprocessing).save(file)
 
 
 def _savedmodel(folder: Path) -> None:

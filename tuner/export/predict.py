@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuner.data.sequences import PAD, class_probabilities, read_npz
+from tuner.data.sequences import class_probabilities, read_npz
 from tuner.data.series import check_finite, numeric_column
 from tuner.errors import InputError
 from tuner.export.bundle import Bundle
@@ -42,11 +42,8 @@ def forecast(bundle: Bundle, history: pd.DataFrame, *, source: str = "input") ->
     )
     window = values[-seq_len:].astype(np.float32)
     check_finite(window, tuple(columns), where)
-    mean, scale = np.asarray(prep["mean"], np.float32), np.asarray(prep["scale"], np.float32)
-    scaled = (window - mean) / scale
-    out = np.asarray(bundle.model.predict(scaled[None], verbose=0))[0]  # (horizon, targets)
-    k = len(targets)
-    frame = pd.DataFrame(out * scale[:k] + mean[:k], columns=targets)
+    out = np.asarray(bundle.model.predict(window[None], verbose=0))[0]  # (horizon, targets)
+    frame = pd.DataFrame(out, columns=targets)
     frame.insert(0, "step", np.arange(1, len(frame) + 1))
     time_col, step = prep.get("time_col"), prep.get("time_step")
     if time_col and step and time_col in history.columns:
@@ -77,10 +74,11 @@ def classify(
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
         raise InputError(f"{source}: sequence {i} holds NaN or infinite values; fill or drop it.")
-    mean, scale = np.asarray(prep["mean"], np.float32), np.asarray(prep["scale"], np.float32)
-    scaled = np.full((len(x), steps, features), PAD, dtype=np.float32)
-    scaled[:, : x.shape[1]] = np.where(inside[:, :, None], (x - mean) / scale, PAD)
-    proba = class_probabilities(np.asarray(bundle.model.predict(scaled, verbose=0)))
+    # Short sequences are padded with the training mean: the model's padding value.
+    mean = np.asarray(prep["mean"], np.float32)
+    padded = np.broadcast_to(mean, (len(x), steps, features)).copy()
+    padded[:, : x.shape[1]] = np.where(inside[:, :, None], x, mean)
+    proba = class_probabilities(np.asarray(bundle.model.predict(padded, verbose=0)))
     classes = prep["classes"]
     frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
     frame.insert(0, "label", [classes[i] for i in proba.argmax(1)])

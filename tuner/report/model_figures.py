@@ -20,6 +20,7 @@ from sklearn.metrics import ConfusionMatrixDisplay
 
 from tuner.data.sequences import class_probabilities
 from tuner.model import params as hparams
+from tuner.model.portable import trained_part
 from tuner.model.sample import generate
 from tuner.model.train import predict_windows
 from tuner.report.study_figures import need_trials
@@ -88,5 +89,5 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
 def _best_model(study: optuna.Study, tracking_uri: str) -> tuple[Any, Any, dict[str, Any]]:
     need_trials(study, 1, "the best model")
     best = study.best_trial
-    model = load_logged_model(best.user_attrs["model_uri"], tracking_uri)
+    model = trained_part(load_logged_model(best.user_attrs["model_uri"], tracking_uri))
     return model, stored_dataset(study), best.params

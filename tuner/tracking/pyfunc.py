@@ -13,7 +13,8 @@ from tuner.model.layers import load_model
 
 
 class KerasWindowModel(mlflow.pyfunc.PythonModel):
-    """Maps windows (n, seq_len, features) on the standardised scale to forecasts."""
+    """Maps windows (n, seq_len, features) in the data's units to forecasts in its
+    units (class probabilities, next-character logits for the other tasks)."""
 
     def load_context(self, context):
         self._model = load_model(context.artifacts["keras_model"])
