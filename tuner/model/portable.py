@@ -2,8 +2,8 @@
 
 Trials train on standardised data (the scaler fit on the training rows). What
 is saved is the trained model composed with that scaler, from Keras' own
-layers: a `Normalization` with the training mean and variance in front, and for
-forecasts its `invert=True` twin behind, so the saved model reads raw values
+layers: a `Rescaling` by the training mean and scale in front, and for
+forecasts its inverse behind, so the saved model reads raw values
 and answers in the data's units, and loads in plain Keras without this package.
 Classification sequences shorter than the model's steps are padded with the
 training mean of each feature (it standardises to the padding value, 0, which
@@ -26,16 +26,22 @@ def in_data_units(model: keras.Model, preprocessing: Mapping[str, Any]) -> keras
     task = preprocessing["task"]
     if task == "char_lm" or is_in_data_units(model):
         return model
-    mean, variance = _moments(preprocessing)
+    mean = np.asarray(preprocessing["mean"], np.float64)
+    scale = np.asarray(preprocessing["scale"], np.float64)
     trained = keras.Model(model.input, model.output, name=TRAINED)
     raw = keras.Input(model.input_shape[1:], name="values")
-    scaled = keras.layers.Normalization(mean=mean, variance=variance, name="standardise")(raw)
-    out = trained(scaled)
+    # (x - mean) / scale in two steps, so a step padded with the mean is exactly 0
+    # (the padding the model masks); Rescaling keeps mean and scale as constants in
+    # the graph, which ONNX exports keep (a Normalization layer's become inputs there).
+    centre = keras.layers.Rescaling(scale=1.0, offset=(-mean).tolist(), name="centre")
+    standardise = keras.layers.Rescaling(scale=(1 / scale).tolist(), name="standardise")
+    out = trained(standardise(centre(raw)))
     if task == "forecasting":
         k = len(preprocessing["targets"])
-        out = keras.layers.Normalization(
-            mean=mean[:k], variance=variance[:k], invert=True, name="to_data_units"
-        )(out)
+        to_units = keras.layers.Rescaling(
+            scale=scale[:k].tolist(), offset=mean[:k].tolist(), name="to_data_units"
+        )
+        out = to_units(out)
     return keras.Model(raw, out, name=f"{model.name}_in_data_units")
 
 
@@ -56,9 +62,3 @@ def raw_inputs(x: np.ndarray, preprocessing: Mapping[str, Any]) -> np.ndarray:
     mean = np.asarray(preprocessing["mean"], np.float32)
     scale = np.asarray(preprocessing["scale"], np.float32)
     return (np.asarray(x, np.float32) * scale + mean).astype(np.float32)
-
-
-def _moments(preprocessing: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.asarray(preprocessing["mean"], np.float32)
-    scale = np.asarray(preprocessing["scale"], np.float32)
-    return mean, scale.astype(np.float64) ** 2
