@@ -59,7 +59,7 @@ def test_keras_tuner_engine_runs_the_space_within_the_epoch_budget(
         assert child.info.status == "FINISHED"
         assert {"seq_len", "batch_size", "units_0", "learning_rate"} <= set(child.data.params)
         assert "val_mse" in child.data.metrics
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "epoch/val_loss")]
         assert len(steps) == int(child.data.tags["stopped_epoch"])
         assert steps == list(range(steps[0], steps[0] + len(steps)))  # Hyperband resumes later
     best = min(trials, key=lambda t: t.value)

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Stores, tiny_tune_args
+from tests.conftest import Stores, start_tuner, tiny_tune_args
 from tuner.cli.main import main
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,9 @@ def test_summary_reports_validation_test_and_baselines(finished: tuple[Stores, d
     } <= set(summary["baselines"])
     assert summary["dataset"]["rows"] == 2284
     assert summary["dataset"]["split_borders"] == [1598, 1940, 2284]
+    stores, _ = finished
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    assert study.metric_names == ["val_mse"]  # the objective's name in the dashboard
 
 
 def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Stores, dict]) -> None:
@@ -61,6 +64,8 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     runs = _runs(client, "tiny")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # runs view
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["trials"] == "4"
@@ -85,10 +90,20 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
         assert state in ("complete", "pruned")
         assert child.info.status == "FINISHED"
         assert {"seq_len", "layers", "learning_rate", "units_0"} <= set(child.data.params)
+        params = child.data.params
+        number = int(child.data.tags["trial_number"])
+        # The run says which trial and which architecture, e.g. "t002 lstm 2x16 w26".
+        widths = [params[f"units_{i}"] for i in range(int(params["layers"]))]
+        units = f"{len(widths)}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
+        assert child.info.run_name == f"t{number:03d} lstm {units} w{params['seq_len']}"
         epochs = int(child.data.tags["stopped_epoch"])
-        history = client.get_metric_history(child.info.run_id, "val_loss")
-        assert [m.step for m in history] == list(range(epochs))
-        assert len(client.get_metric_history(child.info.run_id, "loss")) == epochs
+        history = client.get_metric_history(child.info.run_id, "epoch/val_loss")
+        assert [m.step for m in history] == list(range(1, epochs + 1))  # one point per epoch
+        assert len(client.get_metric_history(child.info.run_id, "epoch/loss")) == epochs
+        for name, value in child.data.metrics.items():  # results: one point, at step 0
+            if not name.startswith("epoch/"):
+                points = client.get_metric_history(child.info.run_id, name)
+                assert [(m.step, m.value) for m in points] == [(0, value)], name
         if state == "complete":
             assert "val_mse" in child.data.metrics
 
@@ -98,6 +113,11 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     )
     assert champion.run_id == best_run.info.run_id
     assert best_run.data.metrics["test_mse"] == pytest.approx(summary["best_test"]["mse"])
+    # The registered model's metrics are the trial's reported ones, not its first epoch's.
+    model_id = champion.source.removeprefix("models:/")  # models:/m-...: the logged model
+    logged = {m.key: m.value for m in client.get_logged_model(model_id).metrics}
+    assert logged["val_mse"] == pytest.approx(summary["best_val"]["mse"])
+    assert not any(key.startswith("epoch/") for key in logged)
 
 
 def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict]) -> None:
@@ -132,6 +152,13 @@ def test_status_and_best_read_the_finished_study(
     assert main(["status", "--study", "tiny", "--storage", stores.storage]) == 0
     table = capsys.readouterr().out
     assert "4 trials" in table
+
+    # As a user runs them: nothing but the answer, no library warnings on stderr.
+    for command in ("status", "best"):
+        proc = start_tuner(command, "--study", "tiny", "--storage", stores.storage)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip(), err
+        assert "Warning" not in err, err
 
 
 def test_resume_runs_only_missing_trials(

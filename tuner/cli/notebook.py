@@ -11,7 +11,6 @@ executes every cell and the executed copy is written beside its figures.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,12 @@ from typing import Any
 from tuner.config import storage_url, tracking_uri
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
+
+
+def parameters_source(values: dict[str, Any]) -> str:
+    """The injected parameters cell: one Python assignment per value (`None`, not
+    JSON's `null`)."""
+    return "\n".join(f"{k} = {v!r}" for k, v in values.items())
 
 
 def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTEBOOK) -> Path:
@@ -35,8 +40,9 @@ def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTE
         i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])
     )
     values = parameters | {"figures_dir": str(out / f"figures-{parameters['study']}")}
-    source = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
-    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    injected = nbformat.v4.new_code_cell(
+        parameters_source(values), metadata={"tags": ["injected-parameters"]}
+    )
     nb.cells.insert(index + 1, injected)
     out.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(

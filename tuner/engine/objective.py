@@ -35,7 +35,7 @@ from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
 from tuner.study.summary import completed, record_test_metrics, test_metrics
-from tuner.tracking.tracker import Tracker, load_logged_model
+from tuner.tracking.tracker import EPOCH_PREFIX, Tracker, load_logged_model
 
 
 def rss_mb() -> float:
@@ -146,7 +146,13 @@ class Objective:
         )  # fmt: skip
 
     def _log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
-        self._tracker.log_metrics(self._run_id, logs, step=self._epoch_offset + epoch)
+        # Curves under `epoch/`, epochs from 1: step 0 and the plain names hold the
+        # trial's reported result alone (what the logged model's metrics are).
+        self._tracker.log_metrics(
+            self._run_id,
+            {f"{EPOCH_PREFIX}{k}": v for k, v in logs.items()},
+            step=self._epoch_offset + epoch + 1,
+        )
         if self.progress is not None and self.current is not None:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
 
@@ -188,9 +194,9 @@ class Objective:
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
         if scored.fold_metrics:
             trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
+        self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
         if _is_new_best(trial, value):
             self._record_champion(trial, params, run_id, seq_len, scored)
-        self._tracker.log_metrics(run_id, metrics)
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
         return value

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import signal
 import time
-import warnings
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -30,7 +29,6 @@ from tuner.study.setup import open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri
 
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 TRIALS_PER_PROCESS = 10
 _MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
 

@@ -24,6 +24,7 @@ from optuna.visualization import matplotlib as vis_mpl
 
 from tuner.errors import InputError
 from tuner.study.summary import completed, summarize, top_trials
+from tuner.tracking.tracker import EPOCH_PREFIX
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -87,8 +88,12 @@ def val_loss_histories(
     for trial in best:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            history = client.get_metric_history(run_id, "val_loss")
-            out[trial.number] = ([m.step + 1 for m in history], [m.value for m in history])
+            history = client.get_metric_history(run_id, f"{EPOCH_PREFIX}val_loss")
+            steps = [m.step for m in history]
+            if not history:  # recorded by an earlier version: plain name, epochs from 0
+                history = client.get_metric_history(run_id, "val_loss")
+                steps = [m.step + 1 for m in history]
+            out[trial.number] = (steps, [m.value for m in history])
     return out
 
 

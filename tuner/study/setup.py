@@ -12,7 +12,7 @@ import optuna
 
 from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.data.spec import ENSEMBLE_TASKS, TASK_OBJECTIVES, Dataset
+from tuner.data.spec import ENSEMBLE_TASKS, TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
 from tuner.model.params import check_space_names
 from tuner.space import SearchSpace, default_space, load_space, probe_space
@@ -91,6 +91,8 @@ def _check_same_study(
         study.set_user_attr("fingerprint", data.fingerprint)
         study.set_user_attr("baselines", data.baselines())
         study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
+        # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
+        study.set_metric_names([f"val_{TASK_METRICS[data.spec.task]}"])
         return
     stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}

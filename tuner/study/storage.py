@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,10 @@ from optuna.trial import FrozenTrial
 
 from tuner.errors import InputError
 from tuner.tracking.tracker import mask_secrets
+
+# Heartbeats, their retry callback, metric names and multivariate TPE are marked
+# experimental in Optuna; every command that opens a study uses them on purpose.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 def heartbeat_interval() -> int:

@@ -24,8 +24,12 @@ from mlflow.tracking import MlflowClient
 
 import mlflow
 from tuner.errors import InputError
+from tuner.model.params import Params
 
 CHAMPION = "champion"
+EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a trial's result
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
+MODEL_TRAINING = "custom_model_development"
 MODEL_FILE = "model.keras"
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
@@ -68,6 +72,21 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def trial_run_name(number: int, params: Mapping[str, Any]) -> str:
+    """What a trial's run is called in the MLflow UI: number, cell, layers x units,
+    window, e.g. `t023 lstm 3x64 w52` (`64/32` where the widths differ)."""
+    values = Params(params)  # the defaults where the space leaves a name out
+    layers = int(values["layers"])
+    widths = [str(values[f"units_{i}"]) for i in range(layers)]
+    units = f"{layers}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
+    parts = [f"t{number:03d}", str(values["cell"]), units]
+    if values["conv_layers"]:
+        parts.append(f"+conv{values['conv_layers']}")
+    if "seq_len" in params:
+        parts.append(f"w{params['seq_len']}")
+    return " ".join(p for p in parts if p)
+
+
 class Tracker:
     """Writes one invocation's runs; every call names the run it writes to."""
 
@@ -81,13 +100,20 @@ class Tracker:
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
         if found is not None:
+            if EXPERIMENT_KIND not in found.tags:  # created by an earlier version
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
             return str(found.experiment_id)
         location = None
         if self.tracking_uri.startswith("sqlite:///"):
             store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
             location = (store / "artifacts" / self.experiment_name).resolve().as_uri()
         try:
-            return str(self.client.create_experiment(self.experiment_name, location))
+            # Opens on the runs (model training) view, not MLflow 3's GenAI overview.
+            return str(
+                self.client.create_experiment(
+                    self.experiment_name, location, tags={EXPERIMENT_KIND: MODEL_TRAINING}
+                )
+            )
         except MlflowException:  # created meanwhile by another worker
             created = self.client.get_experiment_by_name(self.experiment_name)
             if created is None:
@@ -103,7 +129,7 @@ class Tracker:
     def start_trial(self, number: int, params: Mapping[str, Any], *, device: str = "") -> str:
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial-{number:04d}",
+            run_name=trial_run_name(number, params),
             tags={
                 "mlflow.parentRunId": self.parent_id,
                 "trial_number": str(number),
