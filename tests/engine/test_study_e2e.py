@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -120,7 +121,7 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     assert not any(key.startswith("epoch/") for key in logged)
 
 
-def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict]) -> None:
+def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict], tmp_path: Path) -> None:
     import mlflow.pyfunc
     import numpy as np
 
@@ -132,6 +133,12 @@ def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict]) -> Non
     pred = model.predict(np.full((3, seq_len, 1), 350.0, dtype=np.float32))
     assert pred.shape == (3, 13, 1)
     assert 300 < float(np.median(pred)) < 400
+    # What travels with it: requirements from the public index, code without this package.
+    local = Path(mlflow.artifacts.download_artifacts("models:/tiny@champion", dst_path=tmp_path))
+    requirements = (local / "requirements.txt").read_text()
+    assert "keras==" in requirements and "lstm-tuner" not in requirements
+    code = [p.read_text() for p in local.rglob("*.py")]
+    assert code and not any("from tuner" in c or "import tuner" in c for c in code)
     assert model.metadata.signature is not None
 
 

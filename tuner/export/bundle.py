@@ -200,7 +200,7 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     windows = data.windows(hparams.window_length(best.params, data.info.max_seq_len))
     seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
     model = refit(best.params, windows, data, epochs=epochs, seed=seed)
-    test = evaluate(model, windows["test"], data)
+    test = evaluate(model, windows["test"], data, batch_size=hparams.batch_size(best.params))
     original = test_metrics(study, best) or {}
     tracker = Tracker(
         tracking_uri, study.user_attrs["config"].get("experiment") or study.study_name
@@ -284,7 +284,7 @@ def _mlflow_model(folder: Path) -> None:
             "keras_model": str(folder / MODEL),
             "preprocessing": str(folder / PREPROCESSING),
         },
-        pip_requirements=model_requirements(),
+        pip_requirements=model_requirements(project=True),
     )
 
 

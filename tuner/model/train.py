@@ -227,7 +227,7 @@ def compiled(
 
 
 def evaluate(
-    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int = 64
+    model: keras.Model, split: Windows, data: Dataset, *, batch_size: int
 ) -> dict[str, float]:
     """The task's metrics of a trained model on one split's windows."""
     pred = predict_windows(model, split, batch_size=batch_size)

@@ -227,8 +227,10 @@ def _output_like(model: Any, example: Any) -> Any:
     return np.zeros((len(example), *shape), dtype=np.float32)
 
 
-def model_requirements() -> list[str]:
-    """Pinned requirements of a logged or exported model."""
+def model_requirements(*, project: bool = False) -> list[str]:
+    """Pinned requirements of a logged model (Keras, MLflow, a backend: all on the
+    public index); `project` adds this package, whose code an exported bundle's
+    pyfunc model runs."""
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     # A .keras file loads under any backend, whichever trained it; where it is
@@ -236,6 +238,6 @@ def model_requirements() -> list[str]:
     return [
         f"keras=={version('keras')}",
         f"mlflow=={version('mlflow')}",
-        f"lstm-tuner=={version('lstm-tuner')}",
         f"tensorflow=={version('tensorflow')}",
+        *([f"lstm-tuner=={version('lstm-tuner')}"] if project else []),
     ]
