@@ -115,6 +115,16 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     assert champion.run_id == best_run.info.run_id
     assert best_run.data.metrics["test_mse"] == pytest.approx(summary["best_test"]["mse"])
     # The registered model's metrics are the trial's reported ones, not its first epoch's.
+    # The parent run points to the champion; the registered version says what it is.
+    assert parent.data.tags["champion_trial"] == str(summary["best_trial"])
+    assert parent.data.tags["champion_run_id"] == best_run.info.run_id
+    assert f"trial {summary['best_trial']} of study tiny: val_mse" in champion.description
+    assert champion.tags["dataset_sha256"] == summary["dataset"]["sha256"]
+    # The data is the parent run's logged input: name and file digest.
+    inputs = client.get_run(parent.info.run_id).inputs.dataset_inputs
+    assert [(d.dataset.name, d.dataset.digest) for d in inputs] == [
+        ("co2", summary["dataset"]["sha256"][:36])
+    ]
     model_id = champion.source.removeprefix("models:/")  # models:/m-...: the logged model
     logged = {m.key: m.value for m in client.get_logged_model(model_id).metrics}
     assert logged["val_mse"] == pytest.approx(summary["best_val"]["mse"])
@@ -159,6 +169,9 @@ def test_status_and_best_read_the_finished_study(
     assert main(["status", "--study", "tiny", "--storage", stores.storage]) == 0
     table = capsys.readouterr().out
     assert "4 trials" in table
+    assert "val_mse" in table  # one objective column, named
+    best_line = next(line for line in table.splitlines() if f" {summary['best_trial']}* " in line)
+    assert "complete" in best_line  # the best trial is starred
 
     # As a user runs them: nothing but the answer, no library warnings on stderr.
     for command in ("status", "best"):

@@ -262,7 +262,11 @@ def _report(result: Any, *, as_json: bool) -> None:
     rows = sorted(
         (r for r in trial_rows(result.study) if r["state"] == "complete"), key=lambda r: r["value"]
     )
-    err.print(trials_table(rows, title="top trials (validation MSE)", limit=5))
+    metric = (result.study.metric_names or ["value"])[0]
+    top = trials_table(
+        rows, title=f"top trials ({metric})", metric=metric, best=summary["best_trial"], limit=5
+    )
+    err.print(top)
     err.print(results_table(summary))
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -323,11 +327,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from tuner.report.console import out, trials_table
     from tuner.study.summary import trial_rows
 
-    rows = trial_rows(api.open_study(args.study, storage=_storage_url(args)).study)
+    result = api.open_study(args.study, storage=_storage_url(args))
+    rows = trial_rows(result.study)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
-        out.print(trials_table(rows, title=f"study {args.study}: {len(rows)} trials"))
+        metric = (result.study.metric_names or ["value"])[0]
+        best = result.summary["best_trial"]
+        title = f"study {args.study}: {len(rows)} trials"
+        out.print(trials_table(rows, title=title, metric=metric, best=best))
     return 0
 
 

@@ -132,7 +132,13 @@ class Objective:
             metrics |= {f"test_{k}": v for k, v in test.items()}
             added["test_metrics"] = test
             added["seq_len"] = longest
-            added["model_uri"] = self._log_model(run_id, model, windows["val"].x[:2])
+            added["model_uri"] = self._log_model(
+                run_id,
+                model,
+                windows["val"].x[:2],
+                what=f"top-{len(members)} ensemble",
+                value=record["val_metrics"][info.metric],
+            )
         self._tracker.log_metrics(run_id, metrics)
         self._tracker.set_tags(run_id, {"champion": record["champion"]})
         self._tracker.end(run_id, "FINISHED")
@@ -248,7 +254,9 @@ class Objective:
             epochs=scored.best_epoch,
             seed=self._config.seed + trial.number,
         )
-        model_uri = self._log_model(run_id, model, windows["val"].x[:2])
+        value = scored.val_metrics[self._data.info.metric]
+        what = f"trial {trial.number}"
+        model_uri = self._log_model(run_id, model, windows["val"].x[:2], what=what, value=value)
         trial.set_user_attr("model_uri", model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
@@ -275,15 +283,33 @@ class Objective:
         figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
 
-    def _log_model(self, run_id: str, model: keras.Model, x: np.ndarray) -> str:
+    def _log_model(
+        self, run_id: str, model: keras.Model, x: np.ndarray, *, what: str, value: float
+    ) -> str:
         """Log and register `model` as it is saved: in the data's units, with two
-        validation inputs in those units as the example."""
+        validation inputs in those units as the example; the registered version says
+        what it is (`what`), its validation objective and the data it was tuned on."""
         prep = self._data.preprocessing()
+        info = self._data.info
+        metric = f"val_{info.metric}"
+        sha256 = self._data.fingerprint["sha256"]
         return self._tracker.log_champion(
             run_id,
             in_data_units(model, prep),
             raw_inputs(x, prep),
             registered_name=self._config.study_name,
+            description=(
+                f"{what} of study {self._config.study_name}: {metric} {value:.6g} on "
+                f"{self._data.spec.name} (sha256 {sha256[:12]}); inputs and outputs in "
+                "the data's own units."
+            ),
+            tags={
+                "study": self._config.study_name,
+                "source": what,
+                metric: f"{value:.6g}",
+                "dataset": self._data.spec.name,
+                "dataset_sha256": sha256,
+            },
         )
 
     def _finish(

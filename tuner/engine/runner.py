@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -54,7 +55,7 @@ def run_tune(
         resolved,
         tags={"study": config.study_name, "role": role},
     )
-    _log_dataset(tracker, study)
+    _log_dataset(tracker, study, data.spec.path)
     job = WorkerJob(
         config=config,
         tracking_uri=tracking_uri,
@@ -193,8 +194,9 @@ def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
             signal.signal(sig, handler)
 
 
-def _log_dataset(tracker: Tracker, study: optuna.Study) -> None:
+def _log_dataset(tracker: Tracker, study: optuna.Study, source: Path) -> None:
     fingerprint = study.user_attrs["fingerprint"]
+    tracker.log_dataset(tracker.parent_id, fingerprint, source)
     tracker.log_params(tracker.parent_id, {"dataset": fingerprint})
     tracker.log_dict(tracker.parent_id, fingerprint, "dataset_fingerprint.json")
     for name, metrics in study.user_attrs["baselines"].items():
@@ -209,9 +211,18 @@ def _finish_parent(
     best = {f"best_val_{k}": v for k, v in (summary["best_val"] or {}).items()}
     best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
     tracker.log_metrics(tracker.parent_id, best)
+    champion = study.best_trial if summary["best_trial"] is not None else None
+    ensemble = study.user_attrs.get("ensemble") or {}
+    model_uri = champion.user_attrs.get("model_uri", "") if champion else ""
     tracker.set_tags(
         tracker.parent_id,
         {
+            # Which trial is the champion, where its run and model are.
+            "champion_trial": summary["best_trial"],
+            "champion_run_id": champion.user_attrs.get("mlflow_run_id", "") if champion else "",
+            "champion_model_uri": ensemble.get("model_uri", model_uri)
+            if ensemble.get("champion")
+            else model_uri,
             "best_trial": summary["best_trial"],
             "n_complete": summary["n_complete"],
             "n_pruned": summary["n_pruned"],

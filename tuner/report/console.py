@@ -89,17 +89,28 @@ def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
     )
 
 
-def trials_table(rows: list[dict[str, Any]], *, title: str, limit: int | None = None) -> Table:
-    table = Table(title=title)
-    for col in ("#", "state", "value", "epochs", "seconds", "params"):
-        table.add_column(col)
+def trials_table(
+    rows: list[dict[str, Any]],
+    *,
+    title: str,
+    metric: str = "value",
+    best: int | None = None,
+    limit: int | None = None,
+) -> Table:
+    """Trials with their objective (`metric`, e.g. val_mse): a pruned trial shows the
+    last value it reported, marked; the best trial is starred."""
+    table = Table(title=title, caption=f"* best trial; {metric} (last): reported before pruning")
+    for col, justify in (("#", "right"), ("state", "left"), (metric, "right"), ("epochs", "right"),
+                         ("seconds", "right"), ("params", "left")):  # fmt: skip
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows[:limit]:
         value = f"{row['value']:.5f}" if row["value"] is not None else "-"
+        if row["state"] == "pruned" and row["value"] is not None:
+            value += " (last)"
         secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
         params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
-        table.add_row(
-            str(row["number"]), row["state"], value, str(row["epochs"] or "-"), secs, params
-        )
+        number = f"{row['number']}*" if row["number"] == best else str(row["number"])
+        table.add_row(number, row["state"], value, str(row["epochs"] or "-"), secs, params)
     return table
 
 

@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -27,6 +28,7 @@ from tuner.errors import InputError
 from tuner.model.params import Params
 
 CHAMPION = "champion"
+DIGEST_CHARS = 36  # MLflow's dataset digest column
 EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a trial's result
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
 MODEL_TRAINING = "custom_model_development"
@@ -164,6 +166,24 @@ class Tracker:
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
         self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
 
+    def log_dataset(self, run_id: str, fingerprint: Mapping[str, Any], source: Path) -> None:
+        """The study's data as the run's input (MLflow's Datasets column): its name,
+        the file's SHA-256 as digest (the first 36 hex digits, all MLflow keeps) and
+        where it was read from."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a file
+            warnings.simplefilter("ignore", UserWarning)
+            where = resolve_dataset_source(source.resolve().as_uri())
+        dataset = MetaDataset(  # type: ignore[abstract]  # MLflow's documented use
+            where, name=str(fingerprint["name"]), digest=str(fingerprint["sha256"])[:DIGEST_CHARS]
+        )
+        context = InputTag(key="mlflow.data.context", value="tuning")
+        entity = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[context])
+        self.client.log_inputs(run_id, datasets=[entity])
+
     def log_artifacts(self, run_id: str, folder: Path) -> None:
         self.client.log_artifacts(run_id, str(folder))
 
@@ -171,10 +191,18 @@ class Tracker:
         self.client.set_terminated(run_id, status)
 
     def log_champion(
-        self, run_id: str, model: Any, example: Any, *, registered_name: str, alias: str = CHAMPION
+        self,
+        run_id: str,
+        model: Any,
+        example: Any,
+        *,
+        registered_name: str,
+        alias: str = CHAMPION,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
     ) -> str:
-        """Log the model to the trial's run, register a version, point `champion` at it;
-        returns the logged model's URI."""
+        """Log the model to the trial's run, register a version (with `description`
+        and `tags`), point `alias` at it; returns the logged model's URI."""
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, _output_like(model, example))
@@ -193,6 +221,10 @@ class Tracker:
                     pip_requirements=model_requirements(),
                 )
         version = str(info.registered_model_version)
+        if description:
+            self.client.update_model_version(registered_name, version, description=description)
+        for key, value in (tags or {}).items():
+            self.client.set_model_version_tag(registered_name, version, key, str(value))
         self.client.set_registered_model_alias(registered_name, alias, version)
         return str(info.model_uri)
 
