@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
-from tuner.cli.main import main
+from tuner.cli.main import build_parser, main
 from tuner.data.catalog import builtin_datasets
 
 
@@ -52,6 +53,19 @@ def test_spaces_lists_the_default_space(capsys: pytest.CaptureFixture[str]) -> N
     assert "forecasting" in capsys.readouterr().out
 
 
-def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_exits_0_and_every_tune_option_says_what_and_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["tune", "--help"]) == 0
-    assert "--max-epochs" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    tune = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["tune"]
+    options = [a for a in tune._actions if a.option_strings and a.dest != "help"]
+    assert len(options) > 20
+    for action in options:
+        assert action.help, f"{action.option_strings[0]} has no help text"
+        if action.default not in (None, False):
+            assert f"(default: {action.default})" in text or "default" in action.help, (
+                action.option_strings[0]
+            )

@@ -39,6 +39,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _positive_int(text: str) -> int:
     try:
         return int(text)
@@ -63,10 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description="Tune Keras LSTM models with Optuna and MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    tune = sub.add_parser("tune", help="create or resume a study and run trials")
+    tune = sub.add_parser(
+        "tune", help="create or resume a study and run trials", formatter_class=_Help
+    )
     defaults = TuneConfig()
     tune.add_argument("--dataset", default=defaults.dataset, help="built-in name or file path")
-    tune.add_argument("--space", help="built-in search space name or .py path")
+    tune.add_argument(
+        "--space",
+        help="built-in search space name or .py path (default: the space named after the "
+        "dataset's task: forecasting, classification or char_lm)",
+    )
     tune.add_argument("--study", help="study name (default: the dataset name)")
     tune.add_argument(
         "--trials",
@@ -74,9 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.trials,
         help="total finished trials wanted (resumes count)",
     )
-    tune.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
-    tune.add_argument("--max-epochs", type=_positive_int, default=defaults.max_epochs)
-    tune.add_argument("--patience", type=_positive_int, default=defaults.patience)
+    tune.add_argument(
+        "--timeout", type=float, help="stop starting trials after SECONDS (default: no limit)"
+    )
+    tune.add_argument(
+        "--max-epochs",
+        type=_positive_int,
+        default=defaults.max_epochs,
+        help="epochs a trial may train (more for tiny training sets, so each gets enough steps)",
+    )
+    tune.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=defaults.patience,
+        help="epochs without improvement before early stopping ends a trial",
+    )
     tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
     tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
     tune.add_argument(
@@ -92,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--epoch-budget",
         type=_positive_int,
-        help="start no trial once the study's trials have trained this many epochs in all",
+        help="start no trial once the study's trials have trained this many epochs in all "
+        "(default: no budget)",
     )
     tune.add_argument(
         "--ensemble",
@@ -108,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
     )
     tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
-    tune.add_argument("--seed", type=_positive_int, default=defaults.seed)
+    tune.add_argument(
+        "--seed",
+        type=_positive_int,
+        default=defaults.seed,
+        help="seed of the sampler and of each trial's training (with the trial number)",
+    )
     tune.add_argument(
         "--workers", type=_positive_int, help="local worker processes (default: one per GPU, or 1)"
     )
