@@ -37,6 +37,7 @@ import pandas as pd
 from tuner.config import TuneConfig
 from tuner.engine.runner import run_tune
 from tuner.errors import InputError, flag_wording
+from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
 from tuner.study.storage import load_study
 from tuner.study.summary import summarize, trial_rows
@@ -157,8 +158,6 @@ class Model:
         """Forecasting: a history table -> the next `horizon` rows. Classification:
         sequences (samples, steps, features) -> label and class probabilities.
         Character model: a prompt -> the prompt continued by `length` characters."""
-        from tuner.export.predict import classify, forecast, generate  # deferred: Keras
-
         with python_wording():
             if self.task == "forecasting":
                 if not isinstance(data, pd.DataFrame):

@@ -133,22 +133,27 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
 
 def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict], tmp_path: Path) -> None:
     import mlflow.pyfunc
-    import numpy as np
+    import pandas as pd
 
     stores, summary = finished
     mlflow.set_tracking_uri(stores.tracking)
     model = mlflow.pyfunc.load_model("models:/tiny@champion")
     seq_len = summary["best_params"]["seq_len"]
-    # Windows in ppm in, forecasts in ppm out (the scaler is part of the saved model).
-    pred = model.predict(np.full((3, seq_len, 1), 350.0, dtype=np.float32))
-    assert pred.shape == (3, 13, 1)
-    assert 300 < float(np.median(pred)) < 400
-    # What travels with it: requirements from the public index, code without this package.
+    # Raw history in (the example it was logged with: validation rows with dates, in
+    # ppm), the forecast out in ppm with its dates.
     local = Path(mlflow.artifacts.download_artifacts("models:/tiny@champion", dst_path=tmp_path))
+    example = json.loads((local / "serving_input_example.json").read_text())
+    history = pd.DataFrame(**example["dataframe_split"])
+    assert list(history.columns) == ["date", "co2"] and len(history) == seq_len
+    forecast = model.predict(history)
+    assert list(forecast.columns) == ["date", "step", "co2"] and len(forecast) == 13
+    assert forecast["date"].iloc[0] > history["date"].iloc[-1]
+    assert 300 < float(forecast["co2"].median()) < 400
+    # What travels with it: requirements from the public index (no pin on this
+    # package), whose serving code is copied beside the model.
     requirements = (local / "requirements.txt").read_text()
     assert "keras==" in requirements and "lstm-tuner" not in requirements
-    code = [p.read_text() for p in local.rglob("*.py")]
-    assert code and not any("from tuner" in c or "import tuner" in c for c in code)
+    assert (local / "code" / "tuner" / "model" / "serving.py").is_file()
     assert model.metadata.signature is not None
 
 

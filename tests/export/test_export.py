@@ -3,14 +3,16 @@ outside the study with no surprises."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -170,48 +172,95 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_mlflow_models_serve_answers_like_tuner_predict(
-    bundles: dict[str, Path], tmp_path: Path
+@contextlib.contextmanager
+def _served(model_uri: str, tracking_uri: str) -> Iterator[str]:
+    """`mlflow models serve` of a model on 127.0.0.1; yields its invocations URL."""
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": _with_bin(mlflow.parent)}
+    server = subprocess.Popen(
+        [str(mlflow), "models", "serve", "-m", model_uri,
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        # mlflow starts uvicorn by name: the environment's bin folder must be on PATH.
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/invocations"
+        _post_when_up(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    body = json.dumps(payload).encode()  # NaN stays NaN: MLflow reads it back
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, dict(json.loads(response.read()))
+    except urllib.error.HTTPError as e:
+        return e.code, dict(json.loads(e.read()))
+
+
+def test_the_registry_champion_and_the_bundle_serve_raw_data_like_tuner_predict(
+    bundles: dict[str, Path], finished_studies: Callable[[str], Finished], tmp_path: Path
 ) -> None:
+    """`mlflow models serve -m models:/<study>@champion` (and the bundle's
+    `mlflow_model/`) answers raw requests exactly as `tuner predict` does; a request
+    it cannot answer gets 400 with the reason in `message`."""
     history = _co2().tail(120)
     history.to_csv(tmp_path / "history.csv", index=False)
     assert _predict(bundles["co2"], tmp_path / "history.csv", tmp_path / "forecast.csv") == 0
     expected = pd.read_csv(tmp_path / "forecast.csv")
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen(
-        [str(mlflow), "models", "serve", "-m", str(bundles["co2"] / "mlflow_model"),
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        # mlflow starts uvicorn by name: the environment's bin folder must be on PATH.
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": _with_bin(mlflow.parent)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        body = json.dumps({"dataframe_split": json.loads(history.to_json(orient="split"))})
-        answer = _post_when_up(f"http://127.0.0.1:{port}/invocations", body, server)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-    served = pd.DataFrame(answer["predictions"])
-    assert list(served["date"].str[:10]) == list(expected["date"])
-    assert np.allclose(served["co2"], expected["co2"], rtol=1e-6)
+    rows = {"dataframe_split": json.loads(history.to_json(orient="split", date_format="iso"))}
+    tracking = finished_studies("co2").stores.tracking
+    for model_uri in ("models:/co2@champion", str(bundles["co2"] / "mlflow_model")):
+        with _served(model_uri, tracking) as url:
+            status, answer = _post(url, rows)
+            assert status == 200, answer
+            served = pd.DataFrame(answer["predictions"])
+            assert list(served["date"].str[:10]) == list(expected["date"])
+            np.testing.assert_allclose(served["co2"], expected["co2"], rtol=1e-6)
+            # Without the time column: the same numbers, no dates.
+            status, answer = _post(url, {"dataframe_split": {
+                "columns": ["co2"], "data": [[v] for v in history["co2"].tolist()]}})  # fmt: skip
+            assert status == 200, answer
+            np.testing.assert_allclose(
+                pd.DataFrame(answer["predictions"])["co2"], expected["co2"], rtol=1e-6
+            )
+            short = {"columns": ["co2"], "data": [[v] for v in history["co2"].tolist()[:5]]}
+            status, answer = _post(url, {"dataframe_split": short})
+            assert status == 400 and "too little history" in answer["message"], answer
+
+    # Classification: raw sequences (NaN after each one's end) -> labels and probabilities.
+    arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")
+    test = arrays["X"][arrays["split"] == 2][:12]
+    np.savez(tmp_path / "seq.npz", X=test)
+    assert _predict(bundles["japanese_vowels"], tmp_path / "seq.npz", tmp_path / "l.csv") == 0
+    expected = pd.read_csv(tmp_path / "l.csv", dtype={"label": str})
+    tracking = finished_studies("japanese_vowels").stores.tracking
+    with _served("models:/japanese_vowels@champion", tracking) as url:
+        status, answer = _post(url, {"inputs": test.tolist()})
+        assert status == 200, answer
+        served = pd.DataFrame(answer["predictions"])
+        assert list(served["label"].astype(str)) == list(expected["label"])
+        columns = [c for c in expected.columns if c.startswith("p_")]
+        np.testing.assert_allclose(served[columns], expected[columns], rtol=1e-5, atol=1e-6)
+        status, answer = _post(url, {"inputs": test[:, :, :5].tolist()})
+        assert status == 400 and "does not match expected shape" in answer["message"], answer
 
 
 def _with_bin(folder: Path) -> str:
     return os.pathsep.join([str(folder), os.environ["PATH"]])
 
 
-def _post_when_up(url: str, body: str, server: subprocess.Popen[str]) -> dict:
+def _post_when_up(url: str, server: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 180
     while True:
-        request = urllib.request.Request(
-            url, data=body.encode(), headers={"Content-Type": "application/json"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return dict(json.loads(response.read()))
+            with urllib.request.urlopen(url.replace("invocations", "ping"), timeout=10):
+                return
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(

@@ -21,7 +21,8 @@ from tuner.devices import describe_device
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
-from tuner.model.portable import in_data_units, raw_inputs, trained_part
+from tuner.model.portable import in_data_units, trained_part
+from tuner.model.serving import request_example
 from tuner.model.train import (
     EpochRecorder,
     FitSettings,
@@ -135,7 +136,7 @@ class Objective:
             added["model_uri"] = self._log_model(
                 run_id,
                 model,
-                windows["val"].x[:2],
+                longest,
                 what=f"top-{len(members)} ensemble",
                 value=record["val_metrics"][info.metric],
             )
@@ -256,7 +257,7 @@ class Objective:
         )
         value = scored.val_metrics[self._data.info.metric]
         what = f"trial {trial.number}"
-        model_uri = self._log_model(run_id, model, windows["val"].x[:2], what=what, value=value)
+        model_uri = self._log_model(run_id, model, seq_len, what=what, value=value)
         trial.set_user_attr("model_uri", model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
@@ -284,19 +285,20 @@ class Objective:
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
 
     def _log_model(
-        self, run_id: str, model: keras.Model, x: np.ndarray, *, what: str, value: float
+        self, run_id: str, model: keras.Model, seq_len: int, *, what: str, value: float
     ) -> str:
-        """Log and register `model` as it is saved: in the data's units, with two
-        validation inputs in those units as the example; the registered version says
-        what it is (`what`), its validation objective and the data it was tuned on."""
-        prep = self._data.preprocessing()
+        """Log and register `model` as it is served: in the data's units, reading raw
+        requests (a validation-part request as the example); the registered version
+        says what it is (`what`), its validation objective and the data it was tuned on."""
+        prep = self._data.preprocessing() | {"seq_len": seq_len}
         info = self._data.info
         metric = f"val_{info.metric}"
         sha256 = self._data.fingerprint["sha256"]
         return self._tracker.log_champion(
             run_id,
             in_data_units(model, prep),
-            raw_inputs(x, prep),
+            prep,
+            example=request_example(self._data, seq_len),
             registered_name=self._config.study_name,
             description=(
                 f"{what} of study {self._config.study_name}: {metric} {value:.6g} on "

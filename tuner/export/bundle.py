@@ -33,10 +33,16 @@ from tuner.errors import InputError
 from tuner.model import params as hparams
 from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
+from tuner.model.serving import request_example
 from tuner.model.train import evaluate, refit
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
-from tuner.tracking.tracker import Tracker, download_model_file, model_requirements
+from tuner.tracking.tracker import (
+    Tracker,
+    download_model_file,
+    pyfunc_parts,
+    served_signature,
+)
 
 FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
 METADATA = "metadata.json"
@@ -97,11 +103,6 @@ def export_study(
             f"--study {study.study_name}: best trial #{best.number} has no logged model "
             "(study made by an older version); run more trials to log one."
         )
-    if "mlflow" in formats and study.user_attrs["identity"].get("task") != "forecasting":
-        raise InputError(
-            "--format mlflow: the pyfunc model with preprocessing is built for forecasting "
-            "studies; export this study with --format keras."
-        )
     config = stored_config(study)
     data = stored_dataset(study)
     if data.fingerprint["sha256"] != study.user_attrs["fingerprint"]["sha256"]:
@@ -131,7 +132,7 @@ def export_study(
         if "savedmodel" in formats:
             _savedmodel(staging)
         if "mlflow" in formats:
-            _mlflow_model(staging)
+            _mlflow_model(staging, data, preprocessing)
         onnx = None
         if "onnx" in formats:
             sample = data.windows(int(preprocessing["seq_len"] or data.info.max_seq_len))["test"]
@@ -216,12 +217,14 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     )
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
     tracker.log_metrics(run_id, {f"original_test_{k}": v for k, v in original.items()})
-    prep = data.preprocessing()
+    seq_len = hparams.window_length(best.params, data.info.max_seq_len)
+    prep = data.preprocessing() | {"seq_len": seq_len}
     saved = in_data_units(model, prep)
     model_uri = tracker.log_champion(
         run_id,
         saved,
-        raw_inputs(windows["val"].x[:2], prep),
+        prep,
+        example=request_example(data, seq_len),
         registered_name=study.study_name,
         alias="refit",
     )
@@ -274,17 +277,20 @@ def _onnx(folder: Path, sample: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _mlflow_model(folder: Path) -> None:
+def _mlflow_model(folder: Path, data: Any, preprocessing: dict[str, Any]) -> None:
+    """The bundle's model as the same pyfunc the registry serves, with a signature and
+    an input example in the raw form it reads."""
     import mlflow.pyfunc  # deferred: only --format mlflow needs the pyfunc machinery
 
+    seq_len = int(preprocessing.get("seq_len") or data.info.max_seq_len)
+    example = request_example(data, seq_len)
+    signature, input_example = served_signature(load_model(folder / MODEL), preprocessing, example)
+    files = {"keras_model": folder / MODEL, "preprocessing": folder / PREPROCESSING}
     mlflow.pyfunc.save_model(
         path=str(folder / "mlflow_model"),
-        python_model=str(Path(__file__).with_name("pyfunc.py")),
-        artifacts={
-            "keras_model": str(folder / MODEL),
-            "preprocessing": str(folder / PREPROCESSING),
-        },
-        pip_requirements=model_requirements(project=True),
+        signature=signature,
+        input_example=input_example,
+        **pyfunc_parts(files),
     )
 
 

@@ -1,32 +1,62 @@
-"""The MLflow pyfunc flavour of a trained model: the `.keras` file behind `predict`.
+"""The MLflow pyfunc of a saved model: raw requests in, answers in the data's units.
 
-MLflow loads this file as a "model from code" (no pickled Python object); a
-copy travels with every logged model. It imports nothing from this package:
-the saved model is made of Keras' own layers, so the logged model runs wherever
-its requirements (Keras, MLflow, a backend) are installed. The Keras flavour is
-not used because `mlflow.keras.log_model` cannot take an input example in MLflow
-3.17 (it writes the example before creating its folder).
+MLflow loads this file as a "model from code" (no pickled Python object), with
+the model's `model.keras` and `preprocessing.json` as artifacts and this
+package's code beside it (`code_paths`), so the logged model needs nothing but
+its requirements, all on the public index. It answers as `tuner predict` does
+(`tuner.model.serving.respond`): history rows -> forecast rows with timestamps,
+sequences -> label and probabilities, prompts -> generated text. A bad request
+(too little history, a missing column) is an MLflow `INVALID_PARAMETER_VALUE`:
+HTTP 400 with the one-line reason in `message`.
+
+The Keras flavour is not used because `mlflow.keras.log_model` cannot take an
+input example in MLflow 3.17 (it writes the example before creating its folder).
 """
+
+import json
+import sys
+from pathlib import Path
 
 import mlflow.models
 import mlflow.pyfunc
-import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 
-class KerasWindowModel(mlflow.pyfunc.PythonModel):
-    """Maps windows (n, seq_len, features) in the data's units to forecasts in its
-    units (class probabilities, next-character logits for the other tasks)."""
-
+class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        import keras  # the backend is chosen by the serving environment (KERAS_BACKEND)
+        import keras  # the backend is the serving environment's (KERAS_BACKEND)
 
-        self._model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)
+        _import_package(context)
+        from tuner.errors import InputError
+        from tuner.model.serving import SavedModel, respond
 
-    # np.ndarray is the one array hint MLflow accepts without deriving a schema
-    # of its own (the signature logged with the model is the schema).
-    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        x = np.asarray(model_input, dtype=np.float32)
-        return np.asarray(self._model.predict(x, verbose=0))
+        self._respond, self._input_error = respond, InputError
+        model = keras.saving.load_model(context.artifacts["keras_model"], safe_mode=True)
+        preprocessing = json.loads(Path(context.artifacts["preprocessing"]).read_text())
+        self._served = SavedModel(model, preprocessing)
+
+    def predict(self, context, model_input, params=None):
+        try:
+            return self._respond(self._served, model_input, params)
+        except self._input_error as e:
+            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from None
 
 
-mlflow.models.set_model(KerasWindowModel())
+def _import_package(context):
+    """This package as installed where it is, else the copy MLflow put beside the
+    model (and first on `sys.path`); either way the copy's folder leaves `sys.path`,
+    so processes this one starts later (a study's workers) import what is installed."""
+    code = Path(context.artifacts["keras_model"]).resolve().parents[1] / "code"
+    copy = [p for p in sys.path if Path(p).resolve() == code]
+    sys.path[:] = [p for p in sys.path if p not in copy]
+    try:
+        import tuner
+    except ImportError:  # a serving environment without the package: use the copy
+        sys.path[:0] = copy
+        import tuner  # noqa: F401
+
+        sys.path[:] = [p for p in sys.path if p not in copy]
+
+
+mlflow.models.set_model(SavedModelPyfunc())

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 import mlflow
 from tuner.errors import InputError
 from tuner.model.params import Params
+from tuner.model.serving import SavedModel, respond
 
 CHAMPION = "champion"
 DIGEST_CHARS = 36  # MLflow's dataset digest column
@@ -33,6 +35,7 @@ EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a t
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
 MODEL_TRAINING = "custom_model_development"
 MODEL_FILE = "model.keras"
+PREPROCESSING_FILE = "preprocessing.json"
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
 
@@ -194,31 +197,29 @@ class Tracker:
         self,
         run_id: str,
         model: Any,
-        example: Any,
+        preprocessing: Mapping[str, Any],
         *,
         registered_name: str,
+        example: tuple[Any, dict[str, Any] | None],
         alias: str = CHAMPION,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
     ) -> str:
-        """Log the model to the trial's run, register a version (with `description`
-        and `tags`), point `alias` at it; returns the logged model's URI."""
-        from mlflow.models import infer_signature
-
-        signature = infer_signature(example, _output_like(model, example))
+        """Log `model` (in the data's units) as a pyfunc that serves raw requests to
+        the trial's run, register a version (with `description` and `tags`), point
+        `alias` at it; returns the logged model's URI. `example`: a raw request and
+        its params, for the signature and the input example."""
+        signature, input_example = served_signature(model, preprocessing, example)
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
-            keras_file = Path(tmp) / MODEL_FILE
-            model.save(keras_file)
+            files = save_model_files(Path(tmp), model, preprocessing)
             with mlflow.start_run(run_id=run_id, nested=True):
                 info = mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=str(Path(__file__).with_name("pyfunc.py")),
-                    artifacts={"keras_model": str(keras_file)},
                     signature=signature,
-                    input_example=example,
+                    input_example=input_example,
                     registered_model_name=registered_name,
-                    pip_requirements=model_requirements(),
+                    **pyfunc_parts(files),
                 )
         version = str(info.registered_model_version)
         if description:
@@ -227,6 +228,48 @@ class Tracker:
             self.client.set_model_version_tag(registered_name, version, key, str(value))
         self.client.set_registered_model_alias(registered_name, alias, version)
         return str(info.model_uri)
+
+
+def served_signature(
+    model: Any, preprocessing: Mapping[str, Any], example: tuple[Any, dict[str, Any] | None]
+) -> tuple[Any, Any]:
+    """The signature of a served model, from its answer to a raw request, and the
+    request as MLflow's input example."""
+    request, params = example
+    answer = respond(SavedModel(model, dict(preprocessing)), request, params)
+    signature = infer_signature(request, answer, params=params)
+    time_col = preprocessing.get("time_col")
+    if time_col:  # history with or without its dates
+        columns = [
+            ColSpec(c.type, c.name, required=False) if c.name == time_col else c
+            for c in signature.inputs.inputs
+        ]
+        signature = ModelSignature(Schema(columns), signature.outputs, signature.params)
+    if preprocessing["task"] == "classification":  # sequences of any length up to `steps`
+        tensor = signature.inputs.inputs[0]
+        steps_free = TensorSpec(tensor.type, (-1, -1, tensor.shape[-1]), tensor.name)
+        signature = ModelSignature(Schema([steps_free]), signature.outputs, signature.params)
+    return signature, (request, params) if params else request
+
+
+def save_model_files(folder: Path, model: Any, preprocessing: Mapping[str, Any]) -> dict[str, Path]:
+    """The files a served model is made of: `model.keras` and `preprocessing.json`."""
+    files = {"keras_model": folder / MODEL_FILE, "preprocessing": folder / PREPROCESSING_FILE}
+    model.save(files["keras_model"])
+    files["preprocessing"].write_text(json.dumps(dict(preprocessing), indent=2))
+    return files
+
+
+def pyfunc_parts(files: Mapping[str, Path]) -> dict[str, Any]:
+    """How a served model is written as an MLflow pyfunc (logged, or saved in a
+    bundle): this folder's `pyfunc.py` as the model from code, the model files as
+    artifacts, this package's code beside them, requirements from the public index."""
+    return {
+        "python_model": str(Path(__file__).with_name("pyfunc.py")),
+        "artifacts": {name: str(path) for name, path in files.items()},
+        "code_paths": [str(Path(__file__).resolve().parents[1])],
+        "pip_requirements": model_requirements(),
+    }
 
 
 def download_model_file(model_uri: str, target: Path, tracking_uri: str) -> None:
@@ -250,26 +293,13 @@ def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
         return load_model(target)
 
 
-def _output_like(model: Any, example: Any) -> Any:
-    """Zeros shaped like the model's output for `example`: the signature needs
-    shapes and types only, and a predict at a new batch size compiles anew (JAX)."""
-    shape = model.output_shape[1:]
-    if None in shape:  # variable-length output (the character model): ask the model
-        return model.predict(example, verbose=0)
-    return np.zeros((len(example), *shape), dtype=np.float32)
-
-
-def model_requirements(*, project: bool = False) -> list[str]:
-    """Pinned requirements of a logged model (Keras, MLflow, a backend: all on the
-    public index); `project` adds this package, whose code an exported bundle's
-    pyfunc model runs."""
+def model_requirements() -> list[str]:
+    """Pinned requirements of a served model: Keras and a backend, MLflow, and what
+    this package's serving code imports (NumPy, pandas, scikit-learn), all on the
+    public index; the package itself travels as code, not as a requirement."""
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     # A .keras file loads under any backend, whichever trained it; where it is
     # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow.
-    return [
-        f"keras=={version('keras')}",
-        f"mlflow=={version('mlflow')}",
-        f"tensorflow=={version('tensorflow')}",
-        *([f"lstm-tuner=={version('lstm-tuner')}"] if project else []),
-    ]
+    packages = ("keras", "tensorflow", "mlflow", "numpy", "pandas", "scikit-learn")
+    return [f"{p}=={version(p)}" for p in packages]

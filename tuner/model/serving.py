@@ -1,0 +1,211 @@
+"""Predictions from a saved model on raw input, in the data's own units: the one
+implementation behind `tuner predict`, the Python API and the MLflow pyfunc
+models (the registry's champion, a bundle's `mlflow_model/`), so every way of
+asking a model answers with the same numbers.
+
+Forecasts continue a table of history (original units, with timestamps);
+classification returns labels and probabilities; a character model continues
+a prompt. A bad request raises `InputError` with one line saying why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from tuner.data.sequences import class_probabilities
+from tuner.data.series import check_finite, numeric_column
+from tuner.errors import InputError
+from tuner.model import sample
+
+
+class Served(Protocol):
+    """A saved model with what it needs to read raw input (an exported bundle, or
+    a logged model with its preprocessing)."""
+
+    @property
+    def model(self) -> Any: ...  # keras.Model in the data's units
+
+    @property
+    def preprocessing(self) -> dict[str, Any]: ...
+
+    @property
+    def task(self) -> str: ...
+
+    @property
+    def seq_len(self) -> int: ...
+
+
+class SavedModel:
+    """A model and its preprocessing, as the MLflow pyfunc holds them."""
+
+    def __init__(self, model: Any, preprocessing: dict[str, Any]) -> None:
+        self.model = model
+        self.preprocessing = preprocessing
+
+    @property
+    def task(self) -> str:
+        return str(self.preprocessing["task"])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.preprocessing.get("seq_len") or self.preprocessing.get("steps") or 1)
+
+
+def forecast(bundle: Served, history: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
+    """The next `horizon` steps after the end of `history`, in original units."""
+    prep = bundle.preprocessing
+    columns, targets = prep["columns"], prep["targets"]
+    where = Path(source)
+    missing = [c for c in columns if c not in history.columns]
+    if missing:
+        raise InputError(
+            f"{source}: column(s) {missing} missing; the model reads {columns}, the input has "
+            f"{list(history.columns)}."
+        )
+    seq_len = bundle.seq_len
+    if len(history) < seq_len:
+        raise InputError(
+            f"{source}: too little history: {len(history)} rows, but the model reads windows of "
+            f"seq_len={seq_len} rows; give at least {seq_len} rows."
+        )
+    values = np.stack(
+        [numeric_column(history[c], c, where).to_numpy(np.float64) for c in columns], 1
+    )
+    window = values[-seq_len:].astype(np.float32)
+    check_finite(window, tuple(columns), where)
+    out = np.asarray(bundle.model.predict(window[None], verbose=0))[0]  # (horizon, targets)
+    frame = pd.DataFrame(out, columns=targets)
+    frame.insert(0, "step", np.arange(1, len(frame) + 1))
+    time_col, step = prep.get("time_col"), prep.get("time_step")
+    if time_col and step and time_col in history.columns:
+        last = pd.to_datetime(history[time_col].iloc[-1])
+        frame.insert(0, time_col, last + pd.Timedelta(step) * frame["step"])
+    return frame
+
+
+def classify(
+    bundle: Served, x: np.ndarray, *, lengths: np.ndarray | None = None, source: str = "input"
+) -> pd.DataFrame:
+    """Label and class probabilities of each sequence."""
+    prep = bundle.preprocessing
+    steps, features = prep["steps"], prep["n_features"]
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.shape[2] != features or x.shape[1] > steps:
+        raise InputError(
+            f"{source}: X must be shaped (samples, up to {steps} steps, {features} features) "
+            f"like the training data, but has shape {x.shape}."
+        )
+    if lengths is None:
+        present = ~np.isnan(x).all(axis=2)
+        lengths = np.where(present.any(1), x.shape[1] - np.argmax(present[:, ::-1], 1), 0)
+    inside = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    bad = ~np.isfinite(x) & inside[:, :, None]
+    if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        raise InputError(f"{source}: sequence {i} holds NaN or infinite values; fill or drop it.")
+    # Short sequences are padded with the training mean: the model's padding value.
+    mean = np.asarray(prep["mean"], np.float32)
+    padded = np.broadcast_to(mean, (len(x), steps, features)).copy()
+    padded[:, : x.shape[1]] = np.where(inside[:, :, None], x, mean)
+    proba = class_probabilities(np.asarray(bundle.model.predict(padded, verbose=0)))
+    classes = prep["classes"]
+    frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
+    frame.insert(0, "label", [classes[i] for i in proba.argmax(1)])
+    return frame
+
+
+def check_labels(bundle: Served, y: np.ndarray, *, source: str = "input") -> np.ndarray:
+    """Indices of known labels; a label the model never saw is an input error."""
+    classes = bundle.preprocessing["classes"]
+    labels = [str(v) for v in np.asarray(y).astype(str)]
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise InputError(
+            f"{source}: y holds class(es) {unknown[:5]} the model does not know; it knows "
+            f"{classes}."
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[c] for c in labels])
+
+
+def generate(
+    bundle: Served, prompt: str, *, length: int = 200, temperature: float = 1.0, seed: int = 0
+) -> str:
+    """Continue `prompt` by `length` characters sampled at `temperature`."""
+    if length < 1 or temperature <= 0:
+        raise InputError(
+            f"--length must be at least 1 and --temperature positive, but got length={length}, "
+            f"temperature={temperature}."
+        )
+    if not prompt:
+        raise InputError("--prompt: give at least one character to start from.")
+    return sample.generate(
+        bundle.model,
+        tuple(bundle.preprocessing["vocab"]),
+        prompt,
+        context=bundle.seq_len,
+        length=length,
+        temperature=temperature,
+        seed=seed,
+    )
+
+
+GENERATION = {"length": 200, "temperature": 1.0, "seed": 0}  # a character model's params
+
+
+def respond(served: Served, request: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A served model's answer to one request: history rows -> forecast rows (with
+    their timestamps); sequences (samples, steps, features; NaN after a sequence's
+    end) -> label and probabilities; a `prompt` column -> the prompts continued."""
+    params = {**GENERATION, **(params or {})}
+    if served.task == "forecasting":
+        if not isinstance(request, pd.DataFrame):
+            raise InputError("request: a forecaster reads history rows (a table of columns).")
+        out = forecast(served, request, source="request")
+        time_col = served.preprocessing.get("time_col")
+        if time_col in out:
+            out[time_col] = out[time_col].astype(str)
+        return out
+    if served.task == "classification":
+        values = request.to_numpy() if isinstance(request, pd.DataFrame) else request
+        return classify(served, np.asarray(values, dtype=np.float32), source="request")
+    if not isinstance(request, pd.DataFrame) or "prompt" not in request:
+        raise InputError("request: a character model reads a table with a 'prompt' column.")
+    texts = [
+        generate(
+            served,
+            str(prompt),
+            length=int(params["length"]),
+            temperature=float(params["temperature"]),
+            seed=int(params["seed"]),
+        )
+        for prompt in request["prompt"]
+    ]
+    return pd.DataFrame({"prompt": request["prompt"].astype(str), "text": texts})
+
+
+def request_example(data: Any, seq_len: int) -> tuple[Any, dict[str, Any] | None]:
+    """A request in the raw form a served model takes, from the validation part (the
+    test part is never shown): history rows, two sequences, or a prompt."""
+    task = data.spec.task
+    if task == "forecasting":
+        end = data.borders[1]
+        raw = data.scaled[end - seq_len : end] * data.scale + data.mean
+        frame = pd.DataFrame(raw.astype(np.float64), columns=list(data.columns))
+        if data.spec.time_col and data.timestamps is not None:
+            times = pd.to_datetime(data.timestamps[end - seq_len : end]).astype(str)
+            frame.insert(0, data.spec.time_col, list(times))
+        return frame, None
+    if task == "classification":
+        rows = data.parts["val"][:2]
+        steps = int(min(data.lengths[rows]))
+        return (data.x[rows, :steps] * data.scale + data.mean).astype(np.float32), None
+    start = data.borders[0]
+    prompt = "".join(data.vocab[c] for c in data.codes[start : start + 20])
+    return pd.DataFrame({"prompt": [prompt]}), dict(GENERATION, length=20)
