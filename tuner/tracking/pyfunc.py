@@ -51,10 +51,10 @@ def _import_package(context):
     copy = [p for p in sys.path if Path(p).resolve() == code]
     sys.path[:] = [p for p in sys.path if p not in copy]
     try:
-        import tuner
+        import tuner.model.serving
     except ImportError:  # a serving environment without the package: use the copy
         sys.path[:0] = copy
-        import tuner  # noqa: F401
+        import tuner.model.serving  # noqa: F401
 
         sys.path[:] = [p for p in sys.path if p not in copy]
 
