@@ -19,7 +19,13 @@ from optuna.visualization import matplotlib as vis_mpl
 
 from tuner.errors import InputError
 from tuner.report.console import err
-from tuner.report.study_figures import learning_curves, top_two_params, val_loss_histories
+from tuner.report.study_figures import (
+    PARALLEL_AXES,
+    learning_curves,
+    top_params,
+    top_two_params,
+    val_loss_histories,
+)
 from tuner.study.summary import completed
 
 PlotFn = Callable[[optuna.Study], Any]
@@ -38,10 +44,15 @@ def _top_two(interactive: bool) -> PlotFn:
     return plot
 
 
+def parallel_coordinates_axes(study: optuna.Study) -> Any:
+    return vis_mpl.plot_parallel_coordinate(study, params=top_params(study, PARALLEL_AXES))
+
+
 PLOTS: dict[str, tuple[PlotFn, PlotFn]] = {
     "optimization_history": (vis.plot_optimization_history, vis_mpl.plot_optimization_history),
     "param_importances": (vis.plot_param_importances, vis_mpl.plot_param_importances),
-    "parallel_coordinate": (vis.plot_parallel_coordinate, vis_mpl.plot_parallel_coordinate),
+    # Interactive: every parameter; static: the most important ones, legible at its size.
+    "parallel_coordinate": (vis.plot_parallel_coordinate, parallel_coordinates_axes),
     "contour_top_two": (_top_two(True), _top_two(False)),
 }
 

@@ -56,18 +56,28 @@ def param_importances(study: optuna.Study) -> Figure:
     return _figure(vis_mpl.plot_param_importances(study))
 
 
+PARALLEL_AXES = 6  # parameters a static parallel-coordinates figure shows legibly
+
+
 def parallel_coordinates(study: optuna.Study) -> Figure:
-    """Every complete trial as a line across its parameters, coloured by objective."""
+    """Every complete trial as a line across its most important parameters (at most
+    `PARALLEL_AXES`, so the figure reads at its size), coloured by objective."""
     need_trials(study, 2, "parallel coordinates")
-    return _figure(vis_mpl.plot_parallel_coordinate(study))
+    params = top_params(study, PARALLEL_AXES)
+    return _figure(vis_mpl.plot_parallel_coordinate(study, params=params))
+
+
+def top_params(study: optuna.Study, k: int) -> list[str]:
+    """The `k` most important parameters that every complete trial has."""
+    need_trials(study, 2, "parameter importances")
+    shared = set.intersection(*(set(t.params) for t in completed(study)))
+    ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
+    return list(ranked)[:k]
 
 
 def top_two_params(study: optuna.Study) -> list[str]:
     """The two most important parameters that every complete trial has."""
-    need_trials(study, 2, "parameter importances")
-    shared = set.intersection(*(set(t.params) for t in completed(study)))
-    ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
-    return list(ranked)[:2]
+    return top_params(study, 2)
 
 
 def contour_of_top_two(study: optuna.Study) -> Figure:

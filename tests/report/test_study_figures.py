@@ -1,0 +1,20 @@
+"""Study figures that must read at their size."""
+
+from __future__ import annotations
+
+import optuna
+
+from tuner import analysis
+from tuner.report.study_figures import PARALLEL_AXES
+
+
+def test_static_parallel_coordinates_show_only_the_most_important_parameters() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(
+        lambda t: sum((i + 1) * t.suggest_float(f"p{i}", 0, 1) for i in range(10)), n_trials=20
+    )
+    figure = analysis.parallel_coordinates(study)
+    labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert len(labels) == PARALLEL_AXES + 1  # the objective, then the parameters
+    assert "p9" in labels and "p0" not in labels  # p9 weighs most, p0 least
