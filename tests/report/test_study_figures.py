@@ -1,4 +1,4 @@
-"""Study figures that must read at their size."""
+"""Figures that must read at their size, with their units."""
 
 from __future__ import annotations
 
@@ -18,3 +18,17 @@ def test_static_parallel_coordinates_show_only_the_most_important_parameters() -
     labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
     assert len(labels) == PARALLEL_AXES + 1  # the objective, then the parameters
     assert "p9" in labels and "p0" not in labels  # p9 weighs most, p0 least
+
+
+def test_forecast_figure_has_dates_and_units() -> None:
+    from tuner.data.catalog import load_dataset, resolve_dataset
+    from tuner.model.build import build_model
+
+    data = load_dataset(resolve_dataset("co2"))
+    params = {"seq_len": 52, "units_0": 4}
+    test = data.windows(52)["test"]
+    figure = analysis.model_figure(build_model(params, data.info), data, test, params, "co2")
+    ax = figure.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("date", "co2 (ppm)")
+    observed = ax.lines[0].get_xdata()
+    assert str(observed[0])[:10] == str(data.timestamps[data.borders[1]])[:10]

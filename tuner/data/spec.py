@@ -60,6 +60,7 @@ class DatasetSpec:
     fill: str | None = None
     cv: int | None = None  # folds; 0 none; None: the task's default (see default_cv)
     source: str = ""
+    units: str = ""  # of the targets, for figures (e.g. "ppm")
 
     def __post_init__(self) -> None:
         where = f"dataset '{self.name}'"

@@ -41,15 +41,26 @@ def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name:
 
 
 def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+    """The first target over the test split, in its units, against time (the rows'
+    timestamps where the data has them): observed, 1 step and `horizon` steps ahead."""
     pred = data.to_original_units(predicted)
     true = data.to_original_units(np.asarray(test.y))
-    figure, ax = plt.subplots(figsize=(11, 5))
-    ax.plot(true[:, 0, 0], label="observed", color="black", linewidth=1)
-    ax.plot(pred[:, 0, 0], label="best model, 1 step ahead", alpha=0.8)
+    # Window i's first target is test row i: the test part starts at the validation border.
+    rows = data.borders[1] + np.arange(len(pred) + pred.shape[1] - 1)
+    when = data.timestamps[rows] if data.timestamps is not None else rows
     last = pred.shape[1] - 1
-    ax.plot(np.arange(last, last + len(pred)), pred[:, -1, 0], label=f"{last + 1} steps ahead")
-    ax.set(xlabel="test window", ylabel=data.spec.target[0], title=f"{name}: test split")
+    figure, ax = plt.subplots(figsize=(11, 5))
+    ax.plot(when[: len(true)], true[:, 0, 0], label="observed", color="black", linewidth=1)
+    ax.plot(when[: len(pred)], pred[:, 0, 0], label="best model, 1 step ahead", alpha=0.8)
+    ax.plot(when[last:], pred[:, -1, 0], label=f"{last + 1} steps ahead")
+    target = data.spec.target[0]
+    ax.set(
+        xlabel=data.spec.time_col or "row",
+        ylabel=f"{target} ({data.spec.units})" if data.spec.units else target,
+        title=f"{name}: test split",
+    )
     ax.legend()
+    figure.autofmt_xdate()
     return figure
 
 
