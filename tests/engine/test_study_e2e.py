@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -153,6 +155,15 @@ def test_champion_model_loads_and_predicts(finished: tuple[Stores, dict], tmp_pa
     # package), whose serving code is copied beside the model.
     requirements = (local / "requirements.txt").read_text()
     assert "keras==" in requirements and "lstm-tuner" not in requirements
+    # Every requirement resolves on the package index this machine reaches.
+    uv = Path(sys.executable).with_name("uv")
+    resolved = subprocess.run(
+        [str(uv), "pip", "compile", "--quiet", "--python-version", "3.11",
+         str(local / "requirements.txt")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resolved.returncode == 0, resolved.stderr[-2000:]
+    assert "tensorflow==" in resolved.stdout and "lstm-tuner" not in resolved.stdout
     assert (local / "code" / "tuner" / "model" / "serving.py").is_file()
     assert model.metadata.signature is not None
 
