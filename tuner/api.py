@@ -19,6 +19,7 @@ is written beside the data). Bad input raises `tuner.InputError`, a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import shutil
@@ -39,7 +40,7 @@ from tuner.engine.runner import run_tune
 from tuner.errors import InputError, flag_wording
 from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
-from tuner.study.storage import load_study
+from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
 from tuner.tracking.tracker import mask_secrets
 
@@ -193,13 +194,17 @@ def tune(
         if options.get("split") is not None:
             options["split"] = tuple(options["split"])
         name = study or _default_study(dataset)
-        config = TuneConfig(
-            dataset=_stage_dataset(dataset, name),
-            space=_stage_space(space, name),
-            study=name,
-            **options,
+        config = TuneConfig(study=name, **options)  # options checked before anything is written
+        # A study with trials keeps the data and space it was tuned on; before its
+        # first trial, staged inputs may still be replaced (a corrected space).
+        keep = has_trials(name, config.storage_url)
+        return run(
+            dataclasses.replace(
+                config,
+                dataset=_stage_dataset(dataset, name, keep=keep),
+                space=_stage_space(space, name, keep=keep),
+            )
         )
-        return run(config)
 
 
 def run(config: TuneConfig, *, role: str = "tune") -> TuneResult:
@@ -247,22 +252,23 @@ def _default_study(dataset: Any) -> str:
     return TuneConfig(dataset=str(dataset)).study_name
 
 
-def _stage_dataset(dataset: Any, study: str) -> str:
+def _stage_dataset(dataset: Any, study: str, *, keep: bool) -> str:
     """A DataFrame or arrays written to the study's folder; a name or path as it is."""
     if isinstance(dataset, str | Path):
         return str(dataset)
     if isinstance(dataset, pd.DataFrame):
-        return str(_stage(study, "dataset.parquet", lambda p: dataset.to_parquet(p, index=False)))
+        write = lambda p: dataset.to_parquet(p, index=False)  # noqa: E731
+        return str(_stage(study, "dataset.parquet", write, keep=keep))
     if isinstance(dataset, tuple | list) and len(dataset) == 2:
         x, y = (np.asarray(a) for a in dataset)
-        return str(_stage(study, "dataset.npz", lambda p: np.savez(p, X=x, y=y)))
+        return str(_stage(study, "dataset.npz", lambda p: np.savez(p, X=x, y=y), keep=keep))
     raise InputError(
         f"--dataset: a name, a path, a pandas DataFrame or (X, y) arrays, but got "
         f"{type(dataset).__name__}."
     )
 
 
-def _stage_space(space: Any, study: str) -> str | None:
+def _stage_space(space: Any, study: str, *, keep: bool) -> str | None:
     """A space function's source written to the study's folder as a space module."""
     if space is None or isinstance(space, str | Path):
         return None if space is None else str(space)
@@ -279,21 +285,22 @@ def _stage_space(space: Any, study: str) -> str | None:
         ) from None
     if space.__name__ != "space":
         source += f"\n\nspace = {space.__name__}\n"
-    return str(_stage(study, "space.py", lambda p: p.write_text(source)))
+    return str(_stage(study, "space.py", lambda p: p.write_text(source), keep=keep))
 
 
-def _stage(study: str, name: str, write: Callable[[Path], Any]) -> Path:
-    """Write a study's input once; a resumed study must be given the same content."""
+def _stage(study: str, name: str, write: Callable[[Path], Any], *, keep: bool) -> Path:
+    """Write a study's input; a study with trials (`keep`) must be given the same
+    content, never a replacement."""
     target = STAGING_DIR / study / name
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / name
         write(staged)
-        if target.is_file() and _sha256(target) != _sha256(staged):
+        if keep and target.is_file() and _sha256(target) != _sha256(staged):
             raise InputError(
                 f"--study {study}: was tuned on a different {Path(name).stem} ({target}); pass "
                 "a new --study name for this one."
             )
-        if not target.is_file():
+        if not target.is_file() or _sha256(target) != _sha256(staged):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(staged, target)
     return target.resolve()

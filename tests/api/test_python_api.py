@@ -103,6 +103,8 @@ def small_classifier(hp, data):
 def test_input_errors_are_value_errors_worded_for_keywords(stores: Stores) -> None:
     with pytest.raises(ValueError, match=r"^max_epochs must be at least 1, but got 0\.$"):
         tuner.tune("co2", max_epochs=0, storage=stores.storage)
+    with pytest.raises(ValueError, match=r"^trials must be at least 1, but got 0\.$"):
+        tuner.tune(_load_frame(), space=small_space, study="f", trials=0, storage=stores.storage)
     with pytest.raises(tuner.InputError, match="max_epoch: not an option of tune"):
         tuner.tune("co2", max_epoch=3)
     with pytest.raises(tuner.InputError, match="function defined with def"):

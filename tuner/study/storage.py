@@ -92,6 +92,16 @@ def load_study(name: str, url: str) -> optuna.Study:
         ) from None
 
 
+def has_trials(name: str, url: str) -> bool:
+    """Whether the storage holds a study of that name with trials recorded."""
+    storage = open_storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return bool(storage.get_all_trials(study_id, deepcopy=False))
+
+
 def latest_study(url: str) -> str:
     """Name of the study started most recently in the storage."""
     summaries = optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)
