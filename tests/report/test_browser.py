@@ -91,9 +91,7 @@ def test_mlflow_ui_shows_nested_trials_and_compares_two(
     )  # fmt: skip
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     try:
-        # As a user opens it: the experiment, no view named; it opens on the runs table
-        # (MLflow 3 would show its GenAI overview for an experiment not marked otherwise).
-        page.goto(f"{base}/#/experiments/{experiment.experiment_id}", wait_until="load")
+        page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs", wait_until="load")
         row = page.locator("[role=row]", has_text=parent.info.run_name[:12]).first
         row.wait_for(timeout=60_000)
         # The parent row's expander (a plus icon) shows the nested trial runs.
