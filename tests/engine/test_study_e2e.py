@@ -68,7 +68,7 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
     experiment = client.get_experiment_by_name("tiny")
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # runs view
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # model training
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["trials"] == "4"

@@ -113,7 +113,7 @@ class Tracker:
             store = Path(self.tracking_uri.removeprefix("sqlite:///")).parent
             location = (store / "artifacts" / self.experiment_name).resolve().as_uri()
         try:
-            # Opens on the runs (model training) view, not MLflow 3's GenAI overview.
+            # Marked as model training: MLflow 3 treats an unmarked experiment as GenAI.
             return str(
                 self.client.create_experiment(
                     self.experiment_name, location, tags={EXPERIMENT_KIND: MODEL_TRAINING}
