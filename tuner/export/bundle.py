@@ -33,7 +33,7 @@ from tuner.errors import InputError
 from tuner.model import params as hparams
 from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
-from tuner.model.serving import request_example
+from tuner.model.serving import SavedModel, request_example
 from tuner.model.train import evaluate, refit
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
@@ -51,21 +51,11 @@ MODEL = "model.keras"
 
 
 @dataclass(frozen=True)
-class Bundle:
-    """A loaded, verified bundle."""
+class Bundle(SavedModel):
+    """A loaded, verified bundle: its model and preprocessing, folder and metadata."""
 
-    path: Path | None  # None: a model held in memory, not loaded from a folder
-    model: Any  # keras.Model
-    preprocessing: dict[str, Any]
+    path: Path
     metadata: dict[str, Any]
-
-    @property
-    def task(self) -> str:
-        return str(self.preprocessing["task"])
-
-    @property
-    def seq_len(self) -> int:
-        return int(self.preprocessing.get("seq_len") or self.preprocessing.get("steps") or 1)
 
 
 def export_study(

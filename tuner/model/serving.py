@@ -10,8 +10,9 @@ a prompt. A bad request raises `InputError` with one line saying why.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,29 +23,13 @@ from tuner.errors import InputError
 from tuner.model import sample
 
 
-class Served(Protocol):
-    """A saved model with what it needs to read raw input (an exported bundle, or
-    a logged model with its preprocessing)."""
-
-    @property
-    def model(self) -> Any: ...  # keras.Model in the data's units
-
-    @property
-    def preprocessing(self) -> dict[str, Any]: ...
-
-    @property
-    def task(self) -> str: ...
-
-    @property
-    def seq_len(self) -> int: ...
-
-
+@dataclass(frozen=True)
 class SavedModel:
-    """A model and its preprocessing, as the MLflow pyfunc holds them."""
+    """A saved model (in the data's units) with what it needs to read raw input: as
+    the MLflow pyfunc holds it, and the base of an exported bundle."""
 
-    def __init__(self, model: Any, preprocessing: dict[str, Any]) -> None:
-        self.model = model
-        self.preprocessing = preprocessing
+    model: Any  # keras.Model
+    preprocessing: dict[str, Any]
 
     @property
     def task(self) -> str:
@@ -55,7 +40,7 @@ class SavedModel:
         return int(self.preprocessing.get("seq_len") or self.preprocessing.get("steps") or 1)
 
 
-def forecast(bundle: Served, history: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
+def forecast(bundle: SavedModel, history: pd.DataFrame, *, source: str = "input") -> pd.DataFrame:
     """The next `horizon` steps after the end of `history`, in original units."""
     prep = bundle.preprocessing
     columns, targets = prep["columns"], prep["targets"]
@@ -88,7 +73,7 @@ def forecast(bundle: Served, history: pd.DataFrame, *, source: str = "input") ->
 
 
 def classify(
-    bundle: Served, x: np.ndarray, *, lengths: np.ndarray | None = None, source: str = "input"
+    bundle: SavedModel, x: np.ndarray, *, lengths: np.ndarray | None = None, source: str = "input"
 ) -> pd.DataFrame:
     """Label and class probabilities of each sequence."""
     prep = bundle.preprocessing
@@ -120,7 +105,7 @@ def classify(
     return frame
 
 
-def check_labels(bundle: Served, y: np.ndarray, *, source: str = "input") -> np.ndarray:
+def check_labels(bundle: SavedModel, y: np.ndarray, *, source: str = "input") -> np.ndarray:
     """Indices of known labels; a label the model never saw is an input error."""
     classes = bundle.preprocessing["classes"]
     labels = [str(v) for v in np.asarray(y).astype(str)]
@@ -135,7 +120,7 @@ def check_labels(bundle: Served, y: np.ndarray, *, source: str = "input") -> np.
 
 
 def generate(
-    bundle: Served, prompt: str, *, length: int = 200, temperature: float = 1.0, seed: int = 0
+    bundle: SavedModel, prompt: str, *, length: int = 200, temperature: float = 1.0, seed: int = 0
 ) -> str:
     """Continue `prompt` by `length` characters sampled at `temperature`."""
     if length < 1 or temperature <= 0:
@@ -159,7 +144,7 @@ def generate(
 GENERATION = {"length": 200, "temperature": 1.0, "seed": 0}  # a character model's params
 
 
-def respond(served: Served, request: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+def respond(served: SavedModel, request: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
     """A served model's answer to one request: history rows -> forecast rows (with
     their timestamps); sequences (samples, steps, features; NaN after a sequence's
     end) -> label and probabilities; a `prompt` column -> the prompts continued."""
