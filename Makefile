@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 DATASET ?= co2
 SPACE ?=
 STUDY ?=
-TRIALS ?= 25
+TRIALS ?=
 MAX_EPOCHS ?= 20
 PATIENCE ?= 4
 SAMPLER ?= tpe
@@ -21,7 +21,7 @@ TIMEOUT ?=
 ARGS ?=
 FORMAT ?= keras,savedmodel,mlflow,onnx
 
-TUNE_ARGS := --dataset $(DATASET) --trials $(TRIALS) --max-epochs $(MAX_EPOCHS) \
+TUNE_ARGS := --dataset $(DATASET) $(if $(TRIALS),--trials $(TRIALS)) --max-epochs $(MAX_EPOCHS) \
 	--patience $(PATIENCE) --sampler $(SAMPLER) --pruner $(PRUNER) --seed $(SEED) \
 	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
 	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)

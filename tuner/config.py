@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError
-from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, MODEL_FILE
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes")
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid")
 PRUNERS = ("hyperband", "median", "none")
 ENGINES = ("optuna", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
 _MAX_ENSEMBLE = 10
+DEFAULT_TRIALS = 25
+_MAX_WARM_START = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +27,7 @@ class TuneConfig:
     dataset: str = "co2"
     space: str | None = None
     study: str | None = None
-    trials: int = 25
+    trials: int | None = None  # None: DEFAULT_TRIALS, or the whole grid (see n_trials)
     timeout: float | None = None
     max_epochs: int = 20
     patience: int = 4
@@ -41,6 +44,9 @@ class TuneConfig:
     kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
     epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
     ensemble: int = 0  # average the K best trials into one champion if it validates better
+    warm_start: str | None = None  # STUDY or STORAGE_URL#STUDY: enqueue its best configurations
+    warm_start_trials: int = 5  # how many of them
+    init_from: str | None = None  # bundle folder or models:/ URI whose weights trials start from
     # Dataset options (None: the dataset definition's value or the default).
     horizon: int | None = None
     target: tuple[str, ...] | None = None
@@ -52,7 +58,8 @@ class TuneConfig:
     cv: int | None = None
 
     def __post_init__(self) -> None:
-        _at_least("--trials", self.trials, 1)
+        if self.trials is not None:
+            _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)
         _at_least("--patience", self.patience, 1)
         if self.workers is not None:
@@ -65,6 +72,29 @@ class TuneConfig:
                 f"--ensemble must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got "
                 f"{self.ensemble}; pass --ensemble 3, or leave it out."
             )
+        if not 1 <= self.warm_start_trials <= _MAX_WARM_START:
+            raise InputError(
+                f"--warm-start-trials must be 1-{_MAX_WARM_START}, but got "
+                f"{self.warm_start_trials}; pass e.g. --warm-start-trials 5."
+            )
+        if self.warm_start is not None and self.sampler == "grid":
+            raise InputError(
+                f"--warm-start {self.warm_start}: a grid search runs every point of the space "
+                "already; leave out --warm-start, or use --sampler tpe."
+            )
+        if self.engine == "keras-tuner" and (self.warm_start or self.init_from):
+            option = "--warm-start" if self.warm_start else "--init-from"
+            raise InputError(
+                f"{option} works with the optuna engine, but got --engine keras-tuner; "
+                f"leave out {option}, or use --engine optuna."
+            )
+        if self.engine == "keras-tuner" and self.sampler == "grid":
+            raise InputError(
+                "--sampler grid is an Optuna sampler, but got --engine keras-tuner (which has "
+                "its own --kt-tuner); use --engine optuna for a grid search."
+            )
+        if self.init_from is not None:
+            _check_init_from(self.init_from)
         if self.epoch_budget is not None:
             _at_least("--epoch-budget", self.epoch_budget, 1)
         if self.engine == "keras-tuner" and (self.workers or 1) > 1:
@@ -84,6 +114,12 @@ class TuneConfig:
         _one_of("--pruner", self.pruner, PRUNERS)
         if self.sampler == "gp":
             _require_torch()
+
+    @property
+    def n_trials(self) -> int:
+        """Finished trials wanted: as given, else DEFAULT_TRIALS (a grid search's runner
+        sets its grid's size before any trial)."""
+        return DEFAULT_TRIALS if self.trials is None else self.trials
 
     @property
     def study_name(self) -> str:
@@ -140,6 +176,19 @@ def _at_least(option: str, value: int, low: int) -> None:
 def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InputError(f"{option} must be one of {', '.join(allowed)}, but got {value!r}.")
+
+
+MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model
+
+
+def _check_init_from(source: str) -> None:
+    if source.startswith(MODEL_URI_SCHEMES):
+        return
+    if not (Path(source) / MODEL_FILE).is_file():
+        raise InputError(
+            f"--init-from {source}: not an exported bundle (no {MODEL_FILE} in that folder); "
+            "give a folder written by `tuner export`, or a models:/NAME@champion URI."
+        )
 
 
 def _require_torch() -> None:

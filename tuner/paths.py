@@ -24,3 +24,4 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow/mlflow.db"
 LOG_DIR = Path("logs")
 KERAS_TUNER_DIR = Path("studies/keras_tuner")  # KerasTuner's own trial checkpoints
 STAGING_DIR = Path("studies/staged")  # DataFrames, arrays and space functions given to tuner.tune
+MODEL_FILE = "model.keras"  # the Keras model of a bundle or a logged model

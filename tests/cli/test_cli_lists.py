@@ -24,6 +24,8 @@ def test_datasets_lists_each_builtin_with_task_shape_split_and_source(
                   "64, 128, 256 characters", 0, "Project Gutenberg"),
         "co2": ("forecasting", "2284 rows x 1 columns (1 target), horizon 13",
                 [1598, 342, 344], "1, 2, 3 x lookback (52)", 0, "public domain"),
+        "digits": ("classification", "1797 sequences x 8 steps x 8 features, 10 classes",
+                   [1257, 270, 270], "whole sequences (no window)", 0, "scikit-learn"),
         "italy_power_demand": ("classification",
                                "1096 sequences x 24 steps x 1 features, 2 classes",
                                [53, 14, 1029], "whole sequences (no window)", 5, "UCR"),

@@ -25,7 +25,15 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 # Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
-from tuner.config import ENGINES, KT_TUNERS, PRUNERS, SAMPLERS, TuneConfig, storage_url
+from tuner.config import (
+    DEFAULT_TRIALS,
+    ENGINES,
+    KT_TUNERS,
+    PRUNERS,
+    SAMPLERS,
+    TuneConfig,
+    storage_url,
+)
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError, flag_wording
 from tuner.paths import DEFAULT_STORAGE, LOG_DIR
@@ -88,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--trials",
         type=_positive_int,
-        default=defaults.trials,
-        help="total finished trials wanted (resumes count)",
+        help=f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
+        "whole grid with --sampler grid)",
     )
     tune.add_argument(
         "--timeout", type=float, help="stop starting trials after SECONDS (default: no limit)"
@@ -106,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.patience,
         help="epochs without improvement before early stopping ends a trial",
     )
-    tune.add_argument("--sampler", default=defaults.sampler, help=" | ".join(SAMPLERS))
+    tune.add_argument(
+        "--sampler",
+        default=defaults.sampler,
+        help=" | ".join(SAMPLERS) + " (grid: every point of a discrete space once)",
+    )
     tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
     tune.add_argument(
         "--engine",
@@ -130,6 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.ensemble,
         help="average the K best trials into one champion when that validates better "
         "(forecasting, classification; default 0: off)",
+    )
+    tune.add_argument(
+        "--warm-start",
+        help="STUDY or STORAGE_URL#STUDY: run its best configurations first (default: none)",
+    )
+    tune.add_argument(
+        "--warm-start-trials",
+        type=_positive_int,
+        default=defaults.warm_start_trials,
+        help="how many of the --warm-start study's best configurations to enqueue",
+    )
+    tune.add_argument(
+        "--init-from",
+        help="exported bundle folder or models:/NAME@champion: trials whose layers match start "
+        "from its weights and fine-tune (default: none)",
     )
     tune.add_argument(
         "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
@@ -252,6 +279,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         kt_tuner=args.kt_tuner,
         epoch_budget=args.epoch_budget,
         ensemble=args.ensemble,
+        warm_start=args.warm_start,
+        warm_start_trials=args.warm_start_trials,
+        init_from=args.init_from,
         horizon=args.horizon,
         target=args.target,
         covariates=args.covariates,

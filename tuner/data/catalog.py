@@ -10,6 +10,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from tuner.data.packaged import PACKAGED, packaged_file
 from tuner.data.sequences import SequenceData, load_sequences
 from tuner.data.series import SeriesData, load_series
 from tuner.data.spec import DatasetSpec
@@ -94,7 +95,11 @@ def read_definition(path: Path) -> DatasetSpec:
     if "file" not in raw:
         raise InputError(f"dataset definition {path}: needs a 'file' key naming the data file.")
     values = dict(raw)
-    data_path = (path.parent / values.pop("file")).resolve()
+    file = str(values.pop("file"))
+    if file.startswith(PACKAGED):
+        data_path = packaged_file(file.removeprefix(PACKAGED), definition=path)
+    else:
+        data_path = (path.parent / file).resolve()
     for key in ("target", "covariates"):
         if isinstance(values.get(key), str):
             values[key] = (values[key],)

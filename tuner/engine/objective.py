@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,13 +15,14 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from tuner.config import TuneConfig
+from tuner.config import MODEL_URI_SCHEMES, TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
 from tuner.devices import describe_device
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
+from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, trained_part
 from tuner.model.serving import request_example
 from tuner.model.train import (
@@ -32,10 +34,13 @@ from tuner.model.train import (
     fit_trial,
     refit,
 )
+from tuner.model.transfer import INIT_FROM, Pretrained, Transfer
+from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
 from tuner.study.summary import completed, record_test_metrics, test_metrics
+from tuner.study.warm import WARM_START_FROM
 from tuner.tracking.tracker import EPOCH_PREFIX, Tracker, load_logged_model
 
 
@@ -59,6 +64,7 @@ class Objective:
         self._folds = [(fold, WindowCache(fold)) for fold in data.folds()]
         self._epoch_offset = 0  # epochs of earlier folds, for per-epoch MLflow steps
         self._device = describe_device()
+        self._init = _pretrained(config.init_from, tracker.tracking_uri)
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self._run_id = ""
@@ -71,7 +77,9 @@ class Objective:
         try:
             hp = OptunaHP(trial, self._space.name)
             self._space.fn(hp, self._data.info)
-            self._run_id = self._tracker.start_trial(trial.number, hp.values, device=self._device)
+            self._run_id = self._tracker.start_trial(
+                trial.number, hp.values, device=self._device, tags=_origin_tags(trial)
+            )
             trial.set_user_attr("mlflow_run_id", self._run_id)
             trial.set_user_attr("device", self._device)
             trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
@@ -186,8 +194,9 @@ class Objective:
         else:
             result = fit_trial(
                 params, self.windows.get(seq_len), self._data, settings,
-                recorder=recorder, pruning=pruning, resume=resume,
+                recorder=recorder, pruning=pruning, resume=resume, init=self._init,
             )  # fmt: skip
+            self._record_transfer(trial, run_id, result.transfer)
             scored = _Scored(
                 result.val_metrics, result.best_epoch, result.stop_reason, result.model
             )
@@ -225,8 +234,11 @@ class Objective:
             pruning.step_offset = i * self._config.max_epochs
             self._epoch_offset = len(recorder.history)
             result = fit_trial(
-                params, windows.get(seq_len), fold, settings, recorder=recorder, pruning=pruning
-            )
+                params, windows.get(seq_len), fold, settings,
+                recorder=recorder, pruning=pruning, init=self._init,
+            )  # fmt: skip
+            if i == 0:
+                self._record_transfer(self.current, self._run_id, result.transfer)
             folds.append(result.val_metrics)
             best_epochs.append(result.best_epoch)
             del result
@@ -235,6 +247,16 @@ class Objective:
         mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
         best_epoch = max(1, round(float(np.mean(best_epochs))))
         return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
+
+    def _record_transfer(
+        self, trial: optuna.Trial | None, run_id: str, moved: Transfer | None
+    ) -> None:
+        """Where a trial started from, under --init-from: fine-tuned or from scratch."""
+        if trial is None or moved is None or self._init is None:
+            return
+        text = moved.describe(self._init.source)
+        trial.set_user_attr(INIT_FROM, text)
+        self._tracker.set_tags(run_id, {INIT_FROM: text})
 
     def _record_champion(
         self,
@@ -344,6 +366,23 @@ class _Scored:
     stop_reason: str
     model: keras.Model | None  # None under CV: the champion is refit when needed
     fold_metrics: list[dict[str, float]] = field(default_factory=list)
+
+
+def _pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
+    """The model trials start from (--init-from), loaded once per worker in safe mode."""
+    if source is None:
+        return None
+    if source.startswith(MODEL_URI_SCHEMES):
+        model = load_logged_model(source, tracking_uri)
+    else:
+        model = load_model(Path(source) / MODEL_FILE)
+    return Pretrained.of(model, source=source)
+
+
+def _origin_tags(trial: optuna.Trial) -> dict[str, str]:
+    """A warm-started trial's MLflow tag naming the trial it was taken from."""
+    origin = trial.user_attrs.get(WARM_START_FROM)
+    return {WARM_START_FROM: str(origin)} if origin else {}
 
 
 def _is_new_best(trial: optuna.Trial, value: float) -> bool:

@@ -20,14 +20,17 @@ from typing import Any
 import optuna
 
 from tuner.config import TuneConfig
+from tuner.data.spec import DatasetInfo
 from tuner.devices import choose_gpus
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
 from tuner.errors import InputError
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
-from tuner.study.setup import open_study, prepare_data
+from tuner.space import SearchSpace
+from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
+from tuner.study.warm import WarmStart, warm_start
 from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri
 
 TRIALS_PER_PROCESS = 10
@@ -44,10 +47,16 @@ def run_tune(
     gpus = choose_gpus(config.gpus)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
-        n_workers, trials_per_process = 1, config.trials
+        n_workers, trials_per_process = 1, config.n_trials
     data, space = prepare_data(config)
+    if config.sampler == "grid":
+        config, size = grid_trials(config, data, space)
+        err.print(f"grid search: {size} points in space {space.name}; {config.n_trials} wanted")
+    warm = _warm_start(config, data.info, space)
     tracking_uri = resolve_tracking_uri(config.tracking)
     study = open_study(config, data, space, tracking_uri=tracking_uri)
+    if warm is not None:
+        warm.enqueue(study)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
     resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
     tracker.start_parent(
@@ -62,7 +71,7 @@ def run_tune(
         parent_run_id=tracker.parent_id,
         trials_per_process=trials_per_process,
         deadline=time.time() + config.timeout if config.timeout else None,
-        failure_limit=config.trials,
+        failure_limit=config.n_trials,
         threads=_threads_per_worker(n_workers),
         gpus=tuple(gpus),
         # Workers started at the same moment must not draw the same configurations;
@@ -86,6 +95,22 @@ def run_tune(
     return summary
 
 
+def _warm_start(config: TuneConfig, info: DatasetInfo, space: SearchSpace) -> WarmStart | None:
+    if not config.warm_start:
+        return None
+    warm = warm_start(
+        config.warm_start,
+        study=config.study_name,
+        storage_url=config.storage_url,
+        space=space,
+        info=info,
+        count=config.warm_start_trials,
+    )
+    for line in warm.lines:
+        err.print(line)
+    return warm
+
+
 def _threads_per_worker(workers: int) -> int | None:
     """Divide the CPU cores between local workers; one worker keeps the backend default."""
     if workers == 1:
@@ -97,7 +122,7 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
     """Keep `n_workers` worker processes running (each replaced after its batch of
     trials) until the study has enough trials, then return."""
     done = finished(study)
-    if done >= job.config.trials:
+    if done >= job.config.n_trials:
         err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
         return
     slots: list[_Slot | None] = [_start(job, slot=i) for i in range(n_workers)]

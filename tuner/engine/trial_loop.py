@@ -72,7 +72,7 @@ def _keras_tuner_search(
         data=data,
         algorithm=config.kt_tuner,
         max_epochs=config.max_epochs,
-        trials=config.trials,
+        trials=config.n_trials,
         epoch_budget=config.epoch_budget,
         seed=config.seed + before,
         directory=KERAS_TUNER_DIR,
@@ -101,16 +101,16 @@ def _trials_loop(
     study: optuna.Study, objective: Any, stop: _StopRules, job: WorkerJob
 ) -> WorkerResult:
     config = job.config
-    while finished(study) < config.trials:
+    while finished(study) < config.n_trials:
         STOP.check()
         if stop.over_budget(study):
             return WorkerResult("budget", trials_run=stop.trials_run)
         if _remaining(job.deadline) == 0.0:
             return WorkerResult("timeout", trials_run=stop.trials_run)
-        if claimed(study) >= config.trials:
+        if claimed(study) >= config.n_trials:
             _wait_for_others(study)
             continue
-        with TrialProgress(config.trials, finished(study)) as progress:
+        with TrialProgress(config.n_trials, finished(study)) as progress:
             objective.progress = progress
             study.optimize(
                 objective,
@@ -159,7 +159,7 @@ class _StopRules:
     def reason(self, study: optuna.Study) -> str:
         """Why this worker stops (`timeout` when none of the rules holds)."""
         job = self._job
-        if claimed(study) >= job.config.trials:
+        if claimed(study) >= job.config.n_trials:
             return "enough"
         if self.failed >= job.failure_limit:
             return "failures"

@@ -35,6 +35,7 @@ from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
 from tuner.model.serving import SavedModel, request_example
 from tuner.model.train import evaluate, refit
+from tuner.paths import MODEL_FILE
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
 from tuner.tracking.tracker import (
@@ -47,7 +48,7 @@ from tuner.tracking.tracker import (
 FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
 METADATA = "metadata.json"
 PREPROCESSING = "preprocessing.json"
-MODEL = "model.keras"
+MODEL = MODEL_FILE
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,21 @@ def attention_pooling(sequence: Any, *, mask: Any = None) -> Any:
     return keras.layers.Flatten()(pooled)
 
 
+_HEAD_WIDTH = 32  # attention: units per head of causal self-attention
+
+
+def causal_self_attention(states: Any) -> Any:
+    """Multi-head self-attention over the recurrent states where each step sees
+    only itself and the steps before it (`use_causal_mask`), so a character model
+    still reads left to right; added to the states and layer-normalised."""
+    units = int(states.shape[-1])
+    heads = max(1, units // _HEAD_WIDTH)
+    attended = keras.layers.MultiHeadAttention(
+        num_heads=heads, key_dim=units // heads, name="self_attention"
+    )(states, states, use_causal_mask=True)
+    return keras.layers.LayerNormalization()(keras.layers.Add()([states, attended]))
+
+
 # LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
 # filters f, 2f, f; fewer layers keep the first ones.
 _CONV_KERNELS = (8, 5, 3)

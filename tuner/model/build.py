@@ -16,6 +16,7 @@ from tuner.data.sequences import PAD
 from tuner.data.spec import DatasetInfo
 from tuner.model.blocks import (
     attention_pooling,
+    causal_self_attention,
     conv_branch,
     naive_forecast,
     normalization,
@@ -127,10 +128,13 @@ def _classifier(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 
 
 def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
-    """Characters to next-character logits at every step (any input length)."""
+    """Characters to next-character logits at every step (any input length);
+    optionally with causal self-attention over the recurrent states."""
     chars = keras.Input((None,), dtype="int32", name="chars")
     x = keras.layers.Embedding(info.vocab_size, int(params["embedding_dim"]))(chars)
     x = _recurrent_stack(x, params, sequences=True)
+    if params["attention"]:
+        x = causal_self_attention(x)
     logits = keras.layers.Dense(
         info.vocab_size, kernel_regularizer=_l2(params), name="logits", dtype=_HEAD
     )(x)

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "momentum": 0.9,  # SGD only
     "clipnorm": 0.0,  # 0: no clipping
     "lr_schedule": "constant",  # or plateau, cosine
+    "freeze_recurrent_epochs": 0,  # --init-from: epochs the pretrained recurrent layers stay frozen
     "l2": 0.0,
     "cell": "lstm",
     "layers": 1,
@@ -32,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "bidirectional": False,
     "layer_norm": False,
     "dropout": 0.0,
-    "attention": False,  # attention pooling over the recurrent outputs
+    "attention": False,  # pooling over the recurrent outputs; char_lm: causal self-attention
     "normalize": "none",  # forecasting input normalisation: revin, last, none
     "naive_head": "none",  # forecasting residual head: persistence, seasonal, none
     "seq_norm": False,  # classification: per-sequence z-normalisation
@@ -41,7 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "conv_filters": 128,
     "embedding_dim": 32,  # character models
 }
-_TRAINING = {"batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule"}
+_TRAINING = {
+    "batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule",
+    "freeze_recurrent_epochs",
+}  # fmt: skip
 _RECURRENT = {"cell", "layers", "units_{i}", "bidirectional", "layer_norm", "dropout", "l2"}
 READS: dict[str, frozenset[str]] = {
     "forecasting": frozenset(
@@ -52,7 +56,7 @@ READS: dict[str, frozenset[str]] = {
         | _RECURRENT
         | {"attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters"}
     ),
-    "char_lm": frozenset(_TRAINING | _RECURRENT | {"seq_len", "embedding_dim"}),
+    "char_lm": frozenset(_TRAINING | _RECURRENT | {"seq_len", "embedding_dim", "attention"}),
 }
 _INDEXED = re.compile(r"^(?P<stem>[a-z_]+_)\d+$")
 

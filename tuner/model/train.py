@@ -25,6 +25,7 @@ from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import build_model, compile_args, make_optimizer
 from tuner.model.stop import STOP
+from tuner.model.transfer import Pretrained, Transfer, set_recurrent_trainable, transfer
 
 EpochSink = Callable[[int, dict[str, float]], None]
 _OOM_NAMES = ("ResourceExhausted", "OutOfMemory")  # TensorFlow's, PyTorch's
@@ -88,6 +89,7 @@ class FitResult:
     best_epoch: int
     stop_reason: str
     val_metrics: dict[str, float]
+    transfer: Transfer | None = None  # what it took from a pretrained model (--init-from)
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -132,7 +134,10 @@ class _Callbacks:
     early: keras.callbacks.EarlyStopping
     extra: list[keras.callbacks.Callback] = field(default_factory=list)
 
-    def as_list(self) -> list[keras.callbacks.Callback]:
+    def as_list(self, *, early: bool = True) -> list[keras.callbacks.Callback]:
+        """All callbacks; without early stopping (and the rest) for a frozen phase."""
+        if not early:
+            return [self.recorder, NonFiniteGuard(), StopOnRequest()]
         return [self.recorder, NonFiniteGuard(), StopOnRequest(), self.early, *self.extra]
 
 
@@ -145,6 +150,7 @@ def fit_trial(
     recorder: EpochRecorder,
     pruning: RoundPruning | None = None,
     resume: Resume | None = None,
+    init: Pretrained | None = None,
 ) -> FitResult:
     """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
 
@@ -152,6 +158,8 @@ def fit_trial(
     `epoch_scale` (see ROUND_STEPS). `resume` hands in a model built elsewhere
     (KerasTuner's Hyperband continues a model from an earlier round) with the
     epoch to start from and extra callbacks; its epochs are KerasTuner's, unscaled.
+    `init` is a pretrained model whose matching layers the new model starts from;
+    with `freeze_recurrent_epochs` its recurrent layers stay frozen that long.
     """
     keras.utils.set_random_seed(settings.seed)
     train, val = windows["train"], windows["val"]
@@ -164,17 +172,25 @@ def fit_trial(
     if pruning is not None:
         pruning.epochs_per_round = scale
     callbacks = _make_callbacks(params, settings, recorder, pruning)
+    feed = {
+        "x": TrainBatches(train, batch_size, seed=settings.seed),
+        "validation_data": _Batches(val, _validation_batch_size(val, batch_size)),
+        "verbose": 0,
+    }
+    moved = None
     try:
         model = resume.model or compiled(
             params, data, train_size=len(train.x), epochs=settings.max_epochs
         )
+        start = resume.initial_epoch
+        if init is not None and resume.model is None:
+            moved = transfer(model, init)
+            start = _frozen_start(model, params, data, moved, feed, callbacks, settings)
         model.fit(
-            TrainBatches(train, batch_size, seed=settings.seed),
-            validation_data=_Batches(val, _validation_batch_size(val, batch_size)),
+            **feed,
             epochs=resume.epochs or settings.max_epochs,
-            initial_epoch=resume.initial_epoch,
+            initial_epoch=start,
             callbacks=[*callbacks.as_list(), *resume.callbacks],
-            verbose=0,
         )
         val_metrics = evaluate(model, val, data, batch_size=batch_size)
     except MemoryError as e:
@@ -189,7 +205,32 @@ def fit_trial(
         best_epoch=callbacks.early.best_epoch + 1,
         stop_reason="early_stopping" if callbacks.early.stopped_epoch > 0 else "max_epochs",
         val_metrics=val_metrics,
+        transfer=moved,
     )
+
+
+def _frozen_start(
+    model: keras.Model,
+    params: Mapping[str, Any],
+    data: Dataset,
+    moved: Transfer,
+    feed: dict[str, Any],
+    callbacks: _Callbacks,
+    settings: FitSettings,
+) -> int:
+    """Train a fine-tuned model's other layers with its recurrent layers frozen for
+    `freeze_recurrent_epochs` epochs (Keras fixes what trains when it compiles, so
+    each phase compiles); returns the epoch the full training starts from."""
+    frozen = min(int(hparams.Params(params)["freeze_recurrent_epochs"]), settings.max_epochs - 1)
+    if not moved.fine_tuned or frozen <= 0:
+        return 0
+    train_size = len(feed["x"]) * hparams.batch_size(params)
+    set_recurrent_trainable(model, False)
+    _compile(model, params, data, train_size=train_size, epochs=frozen)
+    model.fit(**feed, epochs=frozen, callbacks=callbacks.as_list(early=False))
+    set_recurrent_trainable(model, True)
+    _compile(model, params, data, train_size=train_size, epochs=settings.max_epochs - frozen)
+    return frozen
 
 
 def refit(
@@ -218,12 +259,17 @@ def compiled(
 ) -> keras.Model:
     """The task's model for `params`, compiled with its optimizer, loss and metrics
     (`train_size` windows per epoch set the learning-rate schedule's length)."""
-    info = data.info
-    model = build_model(params, info)
+    model = build_model(params, data.info)
+    _compile(model, params, data, train_size=train_size, epochs=epochs)
+    return model
+
+
+def _compile(
+    model: keras.Model, params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
+) -> None:
     steps_per_epoch = TrainBatches.count(train_size, hparams.batch_size(params))
     optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
-    model.compile(optimizer=optimizer, **compile_args(info))
-    return model
+    model.compile(optimizer=optimizer, **compile_args(data.info))
 
 
 def evaluate(

@@ -15,7 +15,8 @@ from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import ENSEMBLE_TASKS, TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
 from tuner.model.params import check_space_names
-from tuner.space import SearchSpace, default_space, load_space, probe_space
+from tuner.space import SearchSpace, default_space, grid_points, load_space, probe_space
+from tuner.study.grid import GridSampler
 from tuner.study.storage import open_storage
 from tuner.tracking.tracker import mask_secrets
 
@@ -54,7 +55,7 @@ def open_study(
         study_name=config.study_name,
         storage=storage,
         direction="minimize",
-        sampler=_sampler(config, config.seed + n_before + seed_offset),
+        sampler=_sampler(config, config.seed + n_before + seed_offset, space=space, data=data),
         pruner=_pruner(config, folds=data.info.cv),
         load_if_exists=True,
     )
@@ -147,10 +148,22 @@ def worker_config(
     return stored_config(study, **overrides)
 
 
-def _sampler(config: TuneConfig, seed: int) -> optuna.samplers.BaseSampler:
+def grid_trials(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple[TuneConfig, int]:
+    """A grid search's configuration with its trials set: the grid's size, or fewer
+    where --trials asks for fewer; and the grid's size."""
+    size = len(grid_points(space, data.info))
+    wanted = size if config.trials is None else min(config.trials, size)
+    return dataclasses.replace(config, trials=wanted), size
+
+
+def _sampler(
+    config: TuneConfig, seed: int, *, space: SearchSpace, data: Dataset
+) -> optuna.samplers.BaseSampler:
     # The seed moves on with the number of trials already run, so a resumed
     # study does not draw its first configurations again.
     name = config.sampler
+    if name == "grid":
+        return GridSampler(grid_points(space, data.info), seed=seed)
     if name == "random" or config.engine == "keras-tuner":  # KerasTuner's trials are enqueued
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":

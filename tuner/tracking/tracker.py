@@ -28,13 +28,13 @@ import mlflow
 from tuner.errors import InputError
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
+from tuner.paths import MODEL_FILE
 
 CHAMPION = "champion"
 DIGEST_CHARS = 36  # MLflow's dataset digest column
 EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a trial's result
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
 MODEL_TRAINING = "custom_model_development"
-MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
@@ -131,7 +131,14 @@ class Tracker:
         self.log_params(self.parent_id, config)
         return self.parent_id
 
-    def start_trial(self, number: int, params: Mapping[str, Any], *, device: str = "") -> str:
+    def start_trial(
+        self,
+        number: int,
+        params: Mapping[str, Any],
+        *,
+        device: str = "",
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
         run = self.client.create_run(
             self.experiment_id,
             run_name=trial_run_name(number, params),
@@ -140,6 +147,7 @@ class Tracker:
                 "trial_number": str(number),
                 "state": "running",
                 "device": device,
+                **(tags or {}),
             },
         )
         self.log_params(run.info.run_id, params)
