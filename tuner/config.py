@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ ENGINES = ("optuna", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
 _MAX_ENSEMBLE = 10
 DEFAULT_TRIALS = 25
+MAX_SEED = 2**31 - 1  # seed + trial number must stay a valid 32-bit seed for every library
+MAX_WORKERS = 64  # local worker processes
 _MAX_WARM_START = 100
 
 
@@ -64,6 +67,16 @@ class TuneConfig:
         _at_least("--patience", self.patience, 1)
         if self.workers is not None:
             _at_least("--workers", self.workers, 1)
+            if self.workers > MAX_WORKERS:
+                raise InputError(
+                    f"--workers must be at most {MAX_WORKERS} local processes, but got "
+                    f"{self.workers}; for more, start `tuner worker` on more machines."
+                )
+        if not 0 <= self.seed <= MAX_SEED - 1_000_000:
+            raise InputError(
+                f"--seed must be 0-{MAX_SEED - 1_000_000} (trials add their number to it), "
+                f"but got {self.seed}; pass e.g. --seed 42."
+            )
         _one_of("--precision", self.precision, PRECISIONS)
         _one_of("--engine", self.engine, ENGINES)
         _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
@@ -106,7 +119,7 @@ class TuneConfig:
             _at_least("--horizon", self.horizon, 1)
         if self.seasonal_period is not None:
             _at_least("--seasonal-period", self.seasonal_period, 1)
-        if self.timeout is not None and self.timeout <= 0:
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise InputError(
                 f"--timeout must be positive seconds, but got {self.timeout}; omit it for no limit."
             )

@@ -67,6 +67,7 @@ class _BaseHP:
         parent_values: Sequence[Any] | None = None,
     ) -> int | None:
         self._check_range("Int", name, min_value, max_value, step, sampling)
+        self._check_integers(name, min_value=min_value, max_value=max_value, step=step)
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
 
@@ -196,6 +197,14 @@ class _BaseHP:
         if sampling != "linear" and low <= 0:
             raise InputError(f"{where}: log sampling needs min_value > 0, but got min_value={low}.")
 
+    def _check_integers(self, name: str, **bounds: Any) -> None:
+        for key, value in bounds.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputError(
+                    f"search space {self._source}: hp.Int({name!r}) needs whole numbers, but "
+                    f"got {key}={value!r}; use hp.Float for fractional values."
+                )
+
     def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
         raise NotImplementedError
 
@@ -230,6 +239,13 @@ class OptunaHP(_BaseHP):
 
     def _choice(self, name: str, values: list[Any]) -> Any:
         return self._trial.suggest_categorical(name, values)
+
+    def _fixed(self, name: str, value: Any) -> Any:
+        # A one-value choice, so the trial's params (what export, refit and the
+        # test scoring rebuild the model from) hold fixed values too.
+        if value is None or isinstance(value, bool | int | float | str):
+            return self._trial.suggest_categorical(name, [value])
+        return value
 
 
 class ProbeHP(_BaseHP):
@@ -367,6 +383,9 @@ class _ReplayHP(_BaseHP):
 
     def _choice(self, name: str, values: list[Any]) -> Any:
         return self._take(name, self._given.get(name) in values, values[0], f"{values}")
+
+    def _fixed(self, name: str, value: Any) -> Any:
+        return self._take(name, self._given.get(name) == value, value, f"the fixed {value!r}")
 
 
 def replay(

@@ -43,6 +43,34 @@ CASES = [
         ["--engine", "keras-tuner", "--workers", "2"],
         ["--engine keras-tuner runs one worker process", "--workers 2"],
     ),
+    (["--seed", "-1"], ["--seed must be 0-", "got -1"]),
+    (["--seed", str(2**40)], ["--seed must be 0-", f"got {2**40}"]),
+    (["--timeout", "nan"], ["--timeout must be positive seconds", "got nan"]),
+    (["--timeout", "inf"], ["--timeout must be positive seconds", "got inf"]),
+    (["--split", "nan,nan,nan"], ["split must be three positive numbers", "nan"]),
+    (["--split", "inf,0.1,0.1"], ["split must be three positive numbers", "inf"]),
+    (["--workers", "1000"], ["--workers must be at most 64", "got 1000"]),
+    (
+        ["--space", str(SPACES / "fractional_step.py")],
+        ["hp.Int('units_0') needs whole numbers", "step=0.5"],
+    ),
+    (["--sampler", "grid"], ["hp.Float('learning_rate') has no step", "--sampler tpe"]),
+    (
+        ["--sampler", "grid", "--engine", "keras-tuner"],
+        ["--sampler grid is an Optuna sampler", "--engine keras-tuner"],
+    ),
+    (
+        ["--sampler", "grid", "--warm-start", "tiny0"],
+        ["--warm-start tiny0: a grid search runs every point", "--sampler tpe"],
+    ),
+    (["--warm-start", "tiny"], ["--warm-start tiny: a study cannot warm-start from itself"]),
+    (["--warm-start", "nowhere"], ["--warm-start nowhere: no study named 'nowhere'"]),
+    (["--warm-start-trials", "0"], ["--warm-start-trials must be 1-100", "got 0"]),
+    (["--init-from", "nothing/here"], ["--init-from nothing/here: not an exported bundle"]),
+    (
+        ["--init-from", "nothing/here", "--engine", "keras-tuner"],
+        ["--init-from works with the optuna engine", "--engine keras-tuner"],
+    ),
 ]
 
 

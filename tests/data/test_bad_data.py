@@ -123,6 +123,12 @@ CASES = [
     ("empty CSV", _bytes("data.csv", b""), ["--target", "y"], ["the file is empty"]),
     ("header only", _csv("y\n"), ["--target", "y"], ["header but no rows"]),
     (
+        "integer times",
+        _csv("t,y\n" + "".join(f"{1700000000 + 3600 * i},{i}\n" for i in range(40))),
+        ["--target", "y", "--time-col", "t"],
+        ["time column 't' holds integers such as 1700000000", "YYYYMMDD"],
+    ),
+    (
         "one class",
         _npz(X=_X, y=np.zeros(10, dtype=int)),
         [],
@@ -189,3 +195,17 @@ def test_fill_interpolate_accepts_the_nan_file(stores: Stores) -> None:
         # Row 4 lies between 1 and 2, row 9 between 2 and 3: the gaps are filled.
         assert y[4] == pytest.approx(row_4, abs=1e-5) and y[9] == pytest.approx(row_9, abs=1e-5)
         assert y[:4] == pytest.approx([1, 1, 1, 1], abs=1e-5)
+
+
+def test_integer_dates_parse_as_yyyymmdd_or_yyyymm(stores: Stores) -> None:
+    from tuner.data.catalog import load_dataset, resolve_dataset
+
+    days = [f"{20240101 + i},{i}\n" for i in range(28)]  # 2024-01-01 ... 2024-01-28
+    months = [f"{202001 + i},{i}\n" for i in range(12)]  # 2020-01 ... 2020-12
+    for rows, first, step in ((days, "2024-01-01", "1D"), (months, "2020-01-01", None)):
+        path = _csv("t,y\n" + "".join(rows))(stores.root)
+        data = load_dataset(resolve_dataset(str(path), target=("y",), time_col="t"))
+        times = data.timestamps
+        assert str(times[0])[:10] == first and str(times[-1])[:4] in ("2024", "2020")
+        if step:
+            assert (times[1:] - times[:-1] == np.timedelta64(1, "D")).all()

@@ -185,3 +185,26 @@ def test_large_windows_stay_views_and_train_batch_by_batch(
     plain = result.model.predict(np.ascontiguousarray(val.x), verbose=0)
     assert len(val.x) % 7 and padded.shape == plain.shape
     np.testing.assert_allclose(padded, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_digits_are_read_row_by_row_and_split_by_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.datasets import load_digits
+
+    monkeypatch.chdir(tmp_path)  # the packaged data is written under studies/builtin/
+    data = load_dataset(resolve_dataset("digits"))
+    assert isinstance(data, SequenceData)
+    assert data.x.shape == (1797, 8, 8) and len(data.classes) == 10
+    images = load_digits().images
+    raw = data.x * data.scale + data.mean  # back in pixel values
+    np.testing.assert_allclose(raw, images, atol=1e-4)  # step t = image row t
+    sizes = {name: len(idx) for name, idx in data.parts.items()}
+    assert sizes == {"train": 1257, "val": 270, "test": 270}
+    for part in data.parts.values():  # stratified: every digit in every split
+        assert len(np.unique(data.labels[part])) == 10
+    assert data.info.cv == 0 and not data.info.variable_length
+    # The same data written again gives the same bytes (and fingerprint).
+    sha = data.fingerprint["sha256"]
+    (tmp_path / "studies/builtin/digits.npz").unlink()
+    assert load_dataset(resolve_dataset("digits")).fingerprint["sha256"] == sha

@@ -245,9 +245,30 @@ def check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:
     )
 
 
+# Integer dates as spreadsheets and exports write them: 19580329, 195803.
+_INTEGER_DATES = {8: "%Y%m%d", 6: "%Y%m"}
+
+
+def parse_times(column: pd.Series, *, where: str) -> pd.Series:
+    """Timestamps of a time column (unparsable values become NaT). Integers are
+    read as YYYYMMDD or YYYYMM dates, never as nanoseconds since 1970; other
+    integers stop with a line saying how to write the dates."""
+    if not pd.api.types.is_integer_dtype(column):
+        return pd.to_datetime(column, errors="coerce")
+    digits = column.abs().astype(str).str.len()
+    width = int(digits.iloc[0]) if len(column) else 0
+    if width not in _INTEGER_DATES or not (digits == width).all():
+        raise InputError(
+            f"{where}: time column {column.name!r} holds integers such as {column.iloc[0]}, "
+            "which are not dates in YYYYMMDD or YYYYMM form; write the dates as ISO 8601 "
+            "(2001-12-29) or as YYYYMMDD."
+        )
+    return pd.to_datetime(column.astype(str), format=_INTEGER_DATES[width], errors="coerce")
+
+
 def _check_time(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
     column = frame[spec.time_col]
-    times = pd.to_datetime(column, errors="coerce")
+    times = parse_times(column, where=str(spec.path))
     bad = times.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])

@@ -91,7 +91,7 @@ class DatasetSpec:
 
 def _check_split(split: tuple[float, ...], where: str) -> None:
     fix = "give three fractions like 0.7,0.15,0.15 or three row borders like 8640,11520,14400"
-    if len(split) != 3 or any(v <= 0 for v in split):
+    if len(split) != 3 or not all(math.isfinite(v) and v > 0 for v in split):
         raise InputError(
             f"{where}: split must be three positive numbers (train, validation, test), "
             f"but got split={list(split)}; {fix}."

@@ -147,13 +147,17 @@ _HEAD_WIDTH = 32  # attention: units per head of causal self-attention
 def causal_self_attention(states: Any) -> Any:
     """Multi-head self-attention over the recurrent states where each step sees
     only itself and the steps before it (`use_causal_mask`), so a character model
-    still reads left to right; added to the states and layer-normalised."""
+    still reads left to right. A residual block (layer norm in front) whose output
+    projection starts at zero: at initialisation it passes the states through, and
+    training adds attention only where it helps."""
     units = int(states.shape[-1])
     heads = max(1, units // _HEAD_WIDTH)
+    normed = keras.layers.LayerNormalization()(states)
     attended = keras.layers.MultiHeadAttention(
         num_heads=heads, key_dim=units // heads, name="self_attention"
-    )(states, states, use_causal_mask=True)
-    return keras.layers.LayerNormalization()(keras.layers.Add()([states, attended]))
+    )(normed, normed, use_causal_mask=True)
+    update = keras.layers.Dense(units, kernel_initializer="zeros", name="attention_out")(attended)
+    return keras.layers.Add()([states, update])
 
 
 # LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with

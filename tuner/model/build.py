@@ -132,6 +132,8 @@ def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     optionally with causal self-attention over the recurrent states."""
     chars = keras.Input((None,), dtype="int32", name="chars")
     x = keras.layers.Embedding(info.vocab_size, int(params["embedding_dim"]))(chars)
+    if params["input_dropout"]:  # on the embedded characters: the small-text regulariser
+        x = keras.layers.Dropout(float(params["input_dropout"]))(x)
     x = _recurrent_stack(x, params, sequences=True)
     if params["attention"]:
         x = causal_self_attention(x)

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "conv_layers": 0,  # classification: convolutional branch depth (LSTM-FCN)
     "conv_filters": 128,
     "embedding_dim": 32,  # character models
+    "input_dropout": 0.0,  # character models: dropout on the embedded characters
 }
 _TRAINING = {
     "batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule",
@@ -56,7 +57,9 @@ READS: dict[str, frozenset[str]] = {
         | _RECURRENT
         | {"attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters"}
     ),
-    "char_lm": frozenset(_TRAINING | _RECURRENT | {"seq_len", "embedding_dim", "attention"}),
+    "char_lm": frozenset(
+        _TRAINING | _RECURRENT | {"seq_len", "embedding_dim", "input_dropout", "attention"}
+    ),
 }
 _INDEXED = re.compile(r"^(?P<stem>[a-z_]+_)\d+$")
 

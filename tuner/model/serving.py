@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tuner.data.sequences import class_probabilities
-from tuner.data.series import check_finite, numeric_column
+from tuner.data.series import check_finite, numeric_column, parse_times
 from tuner.errors import InputError
 from tuner.model import sample
 
@@ -67,7 +67,7 @@ def forecast(bundle: SavedModel, history: pd.DataFrame, *, source: str = "input"
     frame.insert(0, "step", np.arange(1, len(frame) + 1))
     time_col, step = prep.get("time_col"), prep.get("time_step")
     if time_col and step and time_col in history.columns:
-        last = pd.to_datetime(history[time_col].iloc[-1])
+        last = parse_times(history[time_col].iloc[-1:], where=source).iloc[0]
         frame.insert(0, time_col, last + pd.Timedelta(step) * frame["step"])
     return frame
 

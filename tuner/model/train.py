@@ -185,7 +185,8 @@ def fit_trial(
         start = resume.initial_epoch
         if init is not None and resume.model is None:
             moved = transfer(model, init)
-            start = _frozen_start(model, params, data, moved, feed, callbacks, settings)
+            frozen = int(hparams.Params(params)["freeze_recurrent_epochs"]) * scale
+            start = _frozen_start(model, params, data, moved, feed, callbacks, settings, frozen)
         model.fit(
             **feed,
             epochs=resume.epochs or settings.max_epochs,
@@ -217,11 +218,12 @@ def _frozen_start(
     feed: dict[str, Any],
     callbacks: _Callbacks,
     settings: FitSettings,
+    frozen: int,
 ) -> int:
     """Train a fine-tuned model's other layers with its recurrent layers frozen for
-    `freeze_recurrent_epochs` epochs (Keras fixes what trains when it compiles, so
-    each phase compiles); returns the epoch the full training starts from."""
-    frozen = min(int(hparams.Params(params)["freeze_recurrent_epochs"]), settings.max_epochs - 1)
+    `frozen` epochs (`freeze_recurrent_epochs` rounds; Keras fixes what trains when it
+    compiles, so each phase compiles); returns the epoch the full training starts from."""
+    frozen = min(frozen, settings.max_epochs - 1)
     if not moved.fine_tuned or frozen <= 0:
         return 0
     train_size = len(feed["x"]) * hparams.batch_size(params)
