@@ -54,6 +54,7 @@ class _BaseHP:
         self.values: dict[str, Any] = {}
         self._source = source
         self._inactive = 0
+        self._definitions: dict[str, str] = {}
 
     def Int(
         self,
@@ -68,6 +69,7 @@ class _BaseHP:
     ) -> int | None:
         self._check_range("Int", name, min_value, max_value, step, sampling)
         self._check_integers(name, min_value=min_value, max_value=max_value, step=step)
+        self._define(name, f"hp.Int({name!r}, {min_value}, {max_value}, step={step})")
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
 
@@ -83,6 +85,7 @@ class _BaseHP:
         parent_values: Sequence[Any] | None = None,
     ) -> float | None:
         self._check_range("Float", name, min_value, max_value, step, sampling)
+        self._define(name, f"hp.Float({name!r}, {min_value}, {max_value}, step={step}, {sampling})")
         with self._scope(parent_name, parent_values):
             return self._record(
                 name, lambda: self._float(name, min_value, max_value, step, sampling)
@@ -108,6 +111,7 @@ class _BaseHP:
                 f"search space {self._source}: hp.Choice({name!r}) values must share one type, "
                 f"but got values={list(values)}."
             )
+        self._define(name, f"hp.Choice({name!r}, {list(values)})")
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._choice(name, list(values)))
 
@@ -196,6 +200,15 @@ class _BaseHP:
             )
         if sampling != "linear" and low <= 0:
             raise InputError(f"{where}: log sampling needs min_value > 0, but got min_value={low}.")
+
+    def _define(self, name: str, definition: str) -> None:
+        """A name defined again must be defined the same way (else which one holds?)."""
+        earlier = self._definitions.setdefault(name, definition)
+        if earlier != definition:
+            raise InputError(
+                f"search space {self._source}: {name!r} is defined twice, as {earlier} and "
+                f"as {definition}; give each parameter one definition (or two names)."
+            )
 
     def _check_integers(self, name: str, **bounds: Any) -> None:
         for key, value in bounds.items():

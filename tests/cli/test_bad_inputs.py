@@ -65,6 +65,10 @@ CASES = [
     ),
     (["--warm-start", "tiny"], ["--warm-start tiny: a study cannot warm-start from itself"]),
     (["--warm-start", "nowhere"], ["--warm-start nowhere: no study named 'nowhere'"]),
+    (
+        ["--space", str(SPACES / "defined_twice.py")],
+        ["'units_0' is defined twice", "hp.Int('units_0', 4, 8, step=4)", "16, 32"],
+    ),
     (["--warm-start-trials", "0"], ["--warm-start-trials must be 1-100", "got 0"]),
     (["--init-from", "nothing/here"], ["--init-from nothing/here: not an exported bundle"]),
     (
@@ -113,7 +117,22 @@ def test_bad_input_leaves_an_existing_study_intact(
 def test_unknown_study_for_status_and_best(
     stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    optuna.create_study(study_name="other", storage=stores.storage)
     for command in ("status", "best"):
         assert main([command, "--study", "nope", "--storage", stores.storage]) == 2
         err = capsys.readouterr().err.strip()
         assert "no study named 'nope'" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["status", "best", "worker", "export"])
+def test_a_command_on_a_missing_storage_exits_2_and_creates_nothing(
+    stores: Stores, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    missing = stores.root / "nowhere" / "optuna.db"
+    args = [command, "--study", "s", "--storage", f"sqlite:///{missing}"]
+    if command == "export":
+        args += ["--out", str(stores.root / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no study storage at {missing}" in err[0], err
+    assert not missing.parent.exists()

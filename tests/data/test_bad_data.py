@@ -123,6 +123,30 @@ CASES = [
     ("empty CSV", _bytes("data.csv", b""), ["--target", "y"], ["the file is empty"]),
     ("header only", _csv("y\n"), ["--target", "y"], ["header but no rows"]),
     (
+        "constant target",
+        _csv("y,z\n" + "".join(f"5,{i}\n" for i in range(60))),
+        ["--target", "y"],
+        ["target column 'y' is constant (5) over the", "training rows"],
+    ),
+    (
+        "duplicate columns",
+        _csv("y,y,z\n" + "".join(f"{i},{i},{i}\n" for i in range(60))),
+        ["--target", "y.1"],
+        ["header names column(s) ['y'] more than once"],
+    ),
+    (
+        "value beyond float32",
+        _csv("y\n" + "".join(f"{i}\n" for i in range(30)) + "1e300\n" + "1\n" * 30),
+        ["--target", "y"],
+        ["column 'y' holds 1e+300 at row 31 (line 32)", "beyond the float32 range"],
+    ),
+    (
+        "many missing columns",
+        _csv(",".join(f"column_{i}" for i in range(500)) + "\n" + ",".join("1" * 500) + "\n"),
+        ["--target", "y"],
+        ["column(s) ['y'] not found", "and 492 more"],
+    ),
+    (
         "integer times",
         _csv("t,y\n" + "".join(f"{1700000000 + 3600 * i},{i}\n" for i in range(40))),
         ["--target", "y", "--time-col", "t"],
@@ -158,6 +182,12 @@ CASES = [
     ("empty text", _bytes("book.txt", b"  \n\n "), [], ["the text is empty"]),
     ("text too short", _bytes("book.txt", b"abcdefghij"), [], ["text too short"]),
     ("unknown file type", _bytes("data.xlsx", b"PK"), [], ["unknown file type '.xlsx'"]),
+    (
+        "continuous labels",
+        _npz(X=np.zeros((40, 5, 1)), y=np.linspace(0.0, 1.0, 40)),
+        [],
+        ["y looks continuous", "are not whole numbers"],
+    ),
 ]
 
 

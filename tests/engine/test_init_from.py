@@ -55,6 +55,10 @@ def test_a_matching_trial_fine_tunes_and_another_trains_from_scratch(stores: Sto
     assert run.data.tags["init_from"] == attr
     other = _tune(stores, "other", 4, 2, "--init-from", str(bundle))
     assert other.trials[0].user_attrs["init_from"].startswith("from scratch: no recurrent layer")
+    # The registry's champion works as a source too.
+    registered = _tune(stores, "registered", 8, 1, "--init-from", "models:/fresh@champion")
+    attr = registered.trials[0].user_attrs["init_from"]
+    assert attr.startswith("fine-tuned from models:/fresh@champion: 2 of 2 layers"), attr
 
 
 def test_init_from_a_folder_without_a_model_exits_2(

@@ -164,6 +164,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
             f"{spec.path}: X and y must have one label per sequence, but X has {len(x)} "
             f"sequences and y has shape {y.shape}; give y shaped ({len(x)},)."
         )
+    _check_labels(y, spec.path)
     x = x.astype(np.float32)
     lengths = _lengths(x, arrays.get("lengths"), spec.path)
     classes, labels = np.unique(y.astype(str), return_inverse=True)
@@ -199,6 +200,27 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
             split_sizes=[len(parts[s]) for s in ("train", "val", "test")],
         ),
     )
+
+
+_MAX_CLASSES = 1000
+
+
+def _check_labels(y: np.ndarray, path: Path) -> None:
+    """Labels, not measurements: fractional floats or a class per sample are refused."""
+    if np.issubdtype(y.dtype, np.floating):
+        fractional = y[np.isfinite(y) & (y != np.round(y))]
+        if len(fractional):
+            raise InputError(
+                f"{path}: y looks continuous (values such as {fractional[0]:g} are not whole "
+                "numbers); classification needs class labels: give y as labels, or forecast "
+                "the values instead."
+            )
+    n_classes = len(np.unique(y))
+    if n_classes > min(_MAX_CLASSES, max(2, len(y) // 2)):
+        raise InputError(
+            f"{path}: y has {n_classes} different values for {len(y)} sequences; "
+            "classification needs a few samples per class: check that y holds labels."
+        )
 
 
 def read_npz(path: Path, *, need: tuple[str, ...] = ("X", "y")) -> dict[str, np.ndarray]:

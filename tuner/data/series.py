@@ -6,6 +6,8 @@ rows only.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -125,13 +127,14 @@ def load_series(spec: DatasetSpec) -> SeriesData:
     timestamps = _check_time(frame, spec) if spec.time_col else None
     values = np.empty((len(frame), len(columns)), dtype=np.float32)
     for j, name in enumerate(columns):
-        values[:, j] = numeric_column(frame[name], name, spec.path)
+        values[:, j] = _in_float32_range(numeric_column(frame[name], name, spec.path), spec.path)
     del frame
     if spec.fill:
         values = _fill(values, spec.fill)
     check_finite(values, columns, spec.path)
     borders = split_borders(len(values), spec)
     _check_lengths(borders, spec)
+    _check_varies(values[: borders[0], : len(spec.target)], spec)
     _check_folds(borders[1], spec)
     mean, scale = _fit_scaler(values[: borders[0]])
     values -= mean
@@ -155,6 +158,17 @@ def load_series(spec: DatasetSpec) -> SeriesData:
     )
 
 
+def _check_varies(train_targets: np.ndarray, spec: DatasetSpec) -> None:
+    """A target that never changes over the training rows has nothing to learn."""
+    for j, name in enumerate(spec.target):
+        column = train_targets[:, j]
+        if len(column) and np.all(column == column[0]):
+            raise InputError(
+                f"{spec.path}: target column {name!r} is constant ({column[0]:g}) over the "
+                f"{len(column)} training rows; forecast a column that changes."
+            )
+
+
 def _fit_scaler(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scaler = StandardScaler().fit(rows)
     return scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
@@ -175,7 +189,7 @@ def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
     missing = [c for c in wanted if c not in header]
     if missing:
         raise InputError(
-            f"{path}: column(s) {missing} not found; the file has {header}; "
+            f"{path}: column(s) {_few(missing)} not found; the file has {_few(header)}; "
             "check --target, --covariates and --time-col."
         )
     try:
@@ -201,12 +215,44 @@ def _header(path: Path) -> list[str]:
             import pyarrow.parquet as pq  # deferred: only Parquet files need it
 
             return list(pq.read_schema(path).names)
-        return list(pd.read_csv(path, nrows=0).columns)
+        names = next(csv.reader(io.StringIO(_first_line(path))), [])
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
         raise InputError(
             f"{path}: cannot be read as a {path.suffix[1:]} table ({_first(e)})."
+        ) from None
+
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"{path}: the header names column(s) {repeated} more than once; give every "
+            "column its own name."
+        )
+    if not names:
+        raise InputError(f"{path}: the file has no header and no rows; give a table.")
+    return names
+
+
+_MAX_HEADER = 1 << 20  # bytes of a CSV header line read at most
+
+
+def _few(names: list[str], limit: int = 8) -> str:
+    """A list of names for an error line: the first few, each cut to 40 characters."""
+    shown = [n if len(n) <= 40 else n[:37] + "..." for n in names[:limit]]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{shown}{more}"
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as f:
+        line = f.readline(_MAX_HEADER)
+    try:
+        return line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{path}: the header is not UTF-8 text ({e.reason} at byte {e.start}); "
+            "re-save the file as UTF-8."
         ) from None
 
 
@@ -231,6 +277,22 @@ def numeric_column(column: pd.Series, name: str, path: Path) -> pd.Series:
             f"{column.iloc[i]!r} ({int(bad.sum())} such value(s)); fix or drop those rows."
         )
     return converted
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _in_float32_range(column: pd.Series, path: Path) -> pd.Series:
+    """Values a float32 model can hold (a finite 1e300 is not missing, it is too large)."""
+    raw = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    huge = np.isfinite(raw) & (np.abs(raw) > _FLOAT32_MAX)
+    if huge.any():
+        i = int(np.flatnonzero(huge)[0])
+        raise InputError(
+            f"{path}: column {column.name!r} holds {raw[i]:g} at {_row(path, i)}, beyond the "
+            f"float32 range the model trains in (about {_FLOAT32_MAX:.1e}); rescale the column."
+        )
+    return column
 
 
 def check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:

@@ -81,7 +81,13 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> RDBStorage:
 
 
 def load_study(name: str, url: str) -> optuna.Study:
-    """An existing study, or exit 2 naming the studies the storage has."""
+    """An existing study, or exit 2 naming the studies the storage has (a local
+    storage file that does not exist is not created)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise InputError(
+            f"--storage: no study storage at {url.removeprefix('sqlite:///')} (study {name!r}); "
+            "run `tuner tune` first, or pass the --storage URL the study was created with."
+        )
     storage = open_storage(url)
     try:
         return optuna.load_study(study_name=name, storage=storage)
