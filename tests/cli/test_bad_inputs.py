@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 
 from tests.conftest import SPACES, Stores, tiny_tune_args
@@ -96,7 +97,6 @@ def test_bad_input_exits_2_with_one_line(
 def test_bad_input_leaves_an_existing_study_intact(
     stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import optuna
 
     assert main(tiny_tune_args(stores, trials=2)) == 0
     before = [
