@@ -89,7 +89,9 @@ def run_tune(
         raise
     finally:
         summary = summarize(
-            study, storage=mask_secrets(config.storage_url), tracking_uri=tracking_uri
+            study,
+            storage=mask_secrets(config.storage_url),
+            tracking_uri=mask_secrets(tracking_uri),
         )
         _finish_parent(tracker, study, summary, status)
     return summary

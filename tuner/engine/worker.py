@@ -19,6 +19,8 @@ from types import FrameType
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# MLflow's "View run ... at URL" lines would break --json on stdout and show the URL's password.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from tuner.devices import prepare_process, set_precision
 from tuner.engine.jobs import WorkerJob, WorkerResult

@@ -36,12 +36,18 @@ EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a t
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
 MODEL_TRAINING = "custom_model_development"
 PREPROCESSING_FILE = "preprocessing.json"
-_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+# user:password@ in a URL (the password may itself hold "@": up to the last one),
+# and secret query parameters (?password=..., &token=...).
+_PASSWORD = re.compile(r"(://[^:/@\s'\"]+:)[^\s'\"]*@")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret)=)[^&\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 def mask_secrets(text: str) -> str:
     """Hide the password in URLs such as postgresql://user:secret@host/db."""
-    return _PASSWORD.sub(r"\1***@", text)
+    return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
 
 
 def resolve_tracking_uri(uri: str) -> str:
@@ -155,7 +161,8 @@ class Tracker:
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         flat = _flatten(params)
-        self.client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
+        rows = [Param(k, mask_secrets(v)[:6000]) for k, v in flat.items()]
+        self.client.log_batch(run_id, params=rows)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
         now = int(time.time() * 1000)
@@ -175,7 +182,8 @@ class Tracker:
         )
 
     def log_dict(self, run_id: str, data: Any, name: str) -> None:
-        self.client.log_text(run_id, json.dumps(data, indent=2, default=str), name)
+        text = mask_secrets(json.dumps(data, indent=2, default=str))
+        self.client.log_text(run_id, text, name)
 
     def log_dataset(self, run_id: str, fingerprint: Mapping[str, Any], source: Path) -> None:
         """The study's data as the run's input (MLflow's Datasets column): its name,
