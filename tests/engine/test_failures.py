@@ -175,3 +175,48 @@ def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> 
     run = MlflowClient(stores.tracking).get_run(killed.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert "worker died" in run.data.tags["stop_reason"]
+
+
+def test_kill_9_of_the_top_level_process_leaves_no_worker_and_no_running_run(
+    stores: Stores,
+) -> None:
+    args = [*tiny_tune_args(stores, study="orphan", trials=20), "--max-epochs", "200",
+            "--patience", "200", "--pruner", "none"]  # fmt: skip
+    proc = start_tuner(*args)
+    deadline = time.monotonic() + 180
+    running: list = []
+    while not running:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="orphan", storage=stores.storage)
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+    worker = _worker_pid(proc.pid)
+    assert worker is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    gone = time.monotonic() + 120  # the worker stops at its next safe point
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < gone:
+        time.sleep(0.5)
+    status = Path(f"/proc/{worker}/status")
+    assert not status.exists() or "zombie" in status.read_text(), "the worker outlived its parent"
+    study = optuna.load_study(study_name="orphan", storage=stores.storage)
+    assert study.trials[running[0].number].state == TrialState.FAIL
+    assert study.trials[running[0].number].user_attrs["fail_reason"] == "interrupted"
+
+    # The next run closes the dead invocation's parent run; nothing stays RUNNING.
+    rerun = [a if a != "20" else str(len(study.trials) + 1) for a in args]
+    rerun[rerun.index("--max-epochs") + 1] = "2"
+    finished = start_tuner(*rerun)
+    _, err = finished.communicate(timeout=300)
+    assert finished.returncode == 0, err
+    assert "closed 1 MLflow run(s) left RUNNING by processes that died" in err
+    client = MlflowClient(stores.tracking)
+    experiment = client.get_experiment_by_name("orphan")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
+    killed = [r for r in runs if r.info.status == "KILLED" and "closed_because" in r.data.tags]
+    assert len(killed) == 1 and killed[0].data.tags["role"] == "tune"

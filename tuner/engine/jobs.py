@@ -23,6 +23,7 @@ class WorkerJob:
     slot: int = 0  # which of the invocation's concurrent workers this is
     seed_salt: int = 0  # added to the sampler seed with the slot
     task: str = "trials"  # or "ensemble": build the top-K ensemble after the trials
+    parent_pid: int = 0  # the invoking process: the worker dies with it
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ def run_tune(
     if warm is not None:
         warm.enqueue(study)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
+    closed = tracker.close_dead_runs()
+    if closed:
+        err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
     resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
     tracker.start_parent(
         f"{config.study_name}-{role}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -77,6 +80,7 @@ def run_tune(
         # Workers started at the same moment must not draw the same configurations;
         # separate `tuner worker` invocations differ by process id as well.
         seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
+        parent_pid=os.getpid(),
     )
     status = "FAILED"
     try:

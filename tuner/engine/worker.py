@@ -8,6 +8,7 @@ long the study is. The parent process never imports Keras.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from tuner.errors import InputError
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 _STUCK_S = 60  # a worker that reaches no safe point in this time is interrupted where it is
 
 
@@ -46,10 +48,24 @@ def _interrupt_now(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(STOP.signame or "SIGINT")
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends this worker SIGTERM when its parent dies, kill -9
+    included, so no worker goes on running trials for nobody; the SIGTERM stops it
+    at its next safe point, with its running trial recorded as interrupted."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not Linux: the parent's exit closes the pipe, noticed at the end
+        return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def worker_main(job: WorkerJob, conn: Connection) -> None:
     """Process entry: run trials and send a `WorkerResult` back through `conn`."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    _die_with_parent(job.parent_pid)
     gpu = job.gpus[job.slot % len(job.gpus)] if job.gpus else None
     prepare_process(gpu=gpu, threads=job.threads)
     try:
@@ -68,8 +84,11 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         result = WorkerResult("input_error", message=str(e))
     except Exception:
         result = WorkerResult("crash", message=traceback.format_exc())
-    conn.send(result)
-    conn.close()
+    try:
+        conn.send(result)
+        conn.close()
+    except OSError:  # BrokenPipeError: the parent died; nobody waits for the result
+        pass
 
 
 def _import_keras_quietly() -> None:

@@ -6,8 +6,10 @@ alias `champion`.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -98,6 +100,25 @@ def trial_run_name(number: int, params: Mapping[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+_HOST, _PID = "host", "pid"  # the process that writes a run, to close it if it dies
+
+
+def _owner_tags() -> dict[str, str]:
+    return {_HOST: socket.gethostname(), _PID: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 class Tracker:
     """Writes one invocation's runs; every call names the run it writes to."""
 
@@ -132,7 +153,9 @@ class Tracker:
             return str(created.experiment_id)
 
     def start_parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
+        run = self.client.create_run(
+            self.experiment_id, run_name=name, tags={**tags, **_owner_tags()}
+        )
         self.parent_id = run.info.run_id
         self.log_params(self.parent_id, config)
         return self.parent_id
@@ -153,6 +176,7 @@ class Tracker:
                 "trial_number": str(number),
                 "state": "running",
                 "device": device,
+                **_owner_tags(),
                 **(tags or {}),
             },
         )
@@ -208,6 +232,22 @@ class Tracker:
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
+
+    def close_dead_runs(self) -> int:
+        """End as KILLED the runs this host's processes left RUNNING when they died
+        (kill -9, out of memory, power loss): their process is gone. Returns how many."""
+        host = socket.gethostname()
+        running = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.{_HOST} = '{host}'",
+            max_results=1000,
+        )
+        dead = [r for r in running if not _alive(int(r.data.tags.get(_PID, "0") or 0))]
+        for run in dead:
+            reason = f"its process {run.data.tags.get(_PID)} on {host} died"
+            self.set_tags(run.info.run_id, {"closed_because": reason})
+            self.end(run.info.run_id, "KILLED")
+        return len(dead)
 
     def log_champion(
         self,
