@@ -181,6 +181,25 @@ def tracking_uri(given: str | None) -> str:
     return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def make_folder(folder: Path, *, option: str) -> None:
+    """The folder of a local store, created if needed; a path through a regular file
+    or an unwritable folder is an input error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(
+            f"{option}: {folder} cannot be a folder: a file lies on that path; pass a path "
+            "under a folder."
+        ) from None
+    except PermissionError:
+        raise InputError(f"{option}: cannot create {folder} (permission denied).") from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(
+            f"{option}: the folder {folder} is not writable; make it writable or choose "
+            "another path."
+        )
+
+
 def _at_least(option: str, value: int, low: int) -> None:
     if value < low:
         raise InputError(f"{option} must be at least {low}, but got {value}.")

@@ -430,7 +430,17 @@ def load_space(name_or_path: str) -> SearchSpace:
     if module_spec is None or module_spec.loader is None:
         raise InputError(f"--space: cannot import {path}; it must be a Python module.")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise InputError(
+            f"--space {path}: line {e.lineno}: {e.msg} (the module must be valid Python); "
+            "fix the file."
+        ) from None
+    except Exception as e:  # the user's module raised while it was imported
+        raise InputError(
+            f"--space {path}: importing it raised {type(e).__name__}: {str(e)[:120]}; fix the file."
+        ) from None
     fn = getattr(module, "space", None)
     if not callable(fn):
         raise InputError(

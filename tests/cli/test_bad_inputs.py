@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 import pytest
 
@@ -136,3 +138,47 @@ def test_a_command_on_a_missing_storage_exits_2_and_creates_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"no study storage at {missing}" in err[0], err
     assert not missing.parent.exists()
+
+
+def _space_file(stores: Stores, text: str) -> list[str]:
+    path = stores.root / "user_space.py"
+    path.write_text(text)
+    return ["--space", str(path)]
+
+
+def _under_a_file(stores: Stores, option: str) -> list[str]:
+    (stores.root / "plain.txt").write_text("a file, not a folder")
+    return [option, f"sqlite:///{stores.root / 'plain.txt' / 'store.db'}"]
+
+
+PATH_CASES = [
+    (
+        lambda s: _space_file(s, "def space(hp, data)\n    hp.Choice('seq_len', [8])\n"),
+        ["user_space.py: line 1: expected ':'", "fix the file"],
+    ),
+    (
+        lambda s: _space_file(s, "import no_such_module_here\n"),
+        ["importing it raised ModuleNotFoundError", "no_such_module_here"],
+    ),
+    (
+        lambda s: _under_a_file(s, "--storage"),
+        ["--storage:", "plain.txt cannot be a folder: a file lies on that path"],
+    ),
+    (
+        lambda s: _under_a_file(s, "--tracking-uri"),
+        ["--tracking-uri:", "plain.txt cannot be a folder: a file lies on that path"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"), PATH_CASES, ids=["syntax", "import", "storage", "mlflow"]
+)
+def test_bad_files_and_paths_exit_2_with_one_line(
+    stores: Stores, capsys: pytest.CaptureFixture[str], make: Any, words: list[str]
+) -> None:
+    code = main([*tiny_tune_args(stores), *make(stores)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"

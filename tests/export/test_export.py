@@ -269,8 +269,37 @@ def _post_when_up(url: str, server: subprocess.Popen[str]) -> None:
             time.sleep(1)
 
 
+def _tampered(bundle: Path, folder: Path, change: str) -> Path:
+    """A copy of `bundle` with its metadata or files changed as an attacker would."""
+    import hashlib
+
+    copy = folder / "copy"
+    subprocess.run(["cp", "-r", str(bundle), str(copy)], check=True)
+    meta = json.loads((copy / "metadata.json").read_text())
+    if change == "unlisted":
+        meta["files"] = {}
+    elif change == "outside":
+        meta["files"]["../history.csv"] = "0" * 64
+    elif change == "bad json":
+        (copy / "preprocessing.json").write_text("{not json")
+    elif change == "lambda":
+        import keras
+
+        x = keras.Input((3,))
+        keras.Model(x, keras.layers.Lambda(lambda v: v * 2)(x)).save(copy / "model.keras")
+    for name in ("model.keras", "preprocessing.json"):
+        if name in meta["files"]:
+            meta["files"][name] = hashlib.sha256((copy / name).read_bytes()).hexdigest()
+    (copy / "metadata.json").write_text(json.dumps(meta))
+    return copy
+
+
 BAD = [
     ("missing folder", lambda b, t: ["--model", str(t / "nope")], "no such folder"),
+    ("files unlisted", "unlisted", "does not list ['model.keras', 'preprocessing.json']"),
+    ("path outside", "outside", "lists '../history.csv', a path outside the bundle"),
+    ("bad preprocessing", "bad json", "preprocessing.json is not valid JSON"),
+    ("lambda layer", "lambda", "model.keras cannot be loaded safely"),
     ("foreign folder", lambda b, t: ["--model", str(t)], "not a tuner bundle"),
     ("tampered model", "tamper", "model.keras does not match its SHA-256"),
     ("wrong columns", "columns", "column(s) ['co2'] missing"),
@@ -298,6 +327,8 @@ def test_bad_bundle_or_input_exits_2(
             with (copy / "model.keras").open("ab") as f:
                 f.write(b"x")
             bundle = copy
+        elif make in ("unlisted", "outside", "bad json", "lambda"):
+            bundle = _tampered(bundle, tmp_path, str(make))
         frame = _co2()
         if make == "columns":
             frame = frame.rename(columns={"co2": "ppm"})

@@ -171,6 +171,7 @@ def load_bundle(path: Path) -> Bundle:
         files = dict(metadata["files"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise InputError(f"--model {path}: {METADATA} is not a bundle's metadata.") from None
+    _check_listed(path, files)
     for name, digest in files.items():
         file = path / name
         if not file.is_file():
@@ -180,10 +181,37 @@ def load_bundle(path: Path) -> Bundle:
                 f"--model {path}: {name} does not match its SHA-256 in {METADATA} (changed or "
                 "corrupt); export the bundle again."
             )
-    preprocessing = json.loads((path / PREPROCESSING).read_text())
+    try:
+        preprocessing = json.loads((path / PREPROCESSING).read_text())
+        loaded = load_model(path / MODEL)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"--model {path}: {PREPROCESSING} is not valid JSON.") from None
+    except (ValueError, TypeError, OSError) as e:  # safe mode refuses code (Lambda layers)
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(f"--model {path}: {MODEL} cannot be loaded safely ({reason}).") from None
+    if not isinstance(preprocessing, dict) or "task" not in preprocessing:
+        raise InputError(f"--model {path}: {PREPROCESSING} has no 'task'; export it again.")
     # Bundles exported before models were saved in the data's units get the scaler here.
-    model = in_data_units(load_model(path / MODEL), preprocessing)
+    model = in_data_units(loaded, preprocessing)
     return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
+
+
+def _check_listed(path: Path, files: dict[str, Any]) -> None:
+    """The model and preprocessing must be listed with their hashes, and every
+    listed file must lie inside the bundle (no `..`, no absolute paths)."""
+    unlisted = [name for name in (MODEL, PREPROCESSING) if name not in files]
+    if unlisted:
+        raise InputError(
+            f"--model {path}: {METADATA} does not list {unlisted} with their SHA-256; "
+            "export the bundle again."
+        )
+    root = path.resolve()
+    for name in files:
+        if Path(name).is_absolute() or not (root / name).resolve().is_relative_to(root):
+            raise InputError(
+                f"--model {path}: {METADATA} lists {str(name)[:80]!r}, a path outside the "
+                "bundle; export the bundle again."
+            )
 
 
 def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) -> dict[str, Any]:

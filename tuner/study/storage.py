@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
+from tuner.config import make_folder
 from tuner.errors import InputError
 from tuner.tracking.tracker import mask_secrets
 
@@ -57,7 +58,12 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> RDBStorage:
     engine_kwargs = {}
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent, option="--storage")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InputError(
+                f"--storage: the study storage {path} is read-only; make it writable, or copy "
+                "it and pass the copy's --storage URL."
+            )
         # Wait for a lock instead of failing with "database is locked".
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:

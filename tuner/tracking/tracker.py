@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 import mlflow
+from tuner.config import make_folder
 from tuner.errors import InputError
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
@@ -57,7 +58,7 @@ def resolve_tracking_uri(uri: str) -> str:
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent, option="--tracking-uri")
         return f"sqlite:///{path.resolve()}"
     if parsed.scheme in ("http", "https"):
         _check_server(uri)
