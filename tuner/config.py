@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,19 @@ def make_folder(folder: Path, *, option: str) -> None:
             f"{option}: the folder {folder} is not writable; make it writable or choose "
             "another path."
         )
+
+
+@contextmanager
+def store_lock(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside a local database while it is created or migrated:
+    two first runs at once must not both create its tables."""
+    lock = database.with_name(database.name + ".lock")
+    with lock.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _at_least(option: str, value: int, low: int) -> None:

@@ -16,6 +16,7 @@ from tests.conftest import SPACES, Stores, start_tuner, tiny_tune_args
 from tuner import TuneConfig
 from tuner.cli.main import main
 from tuner.engine.runner import run_tune
+from tuner.study.summary import trial_rows
 
 pytestmark = pytest.mark.slow
 
@@ -175,6 +176,8 @@ def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> 
     run = MlflowClient(stores.tracking).get_run(killed.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert "worker died" in run.data.tags["stop_reason"]
+    row = next(r for r in trial_rows(study) if r["number"] == killed.number)
+    assert row["stop_reason"] == f"worker died (no heartbeat); retried as trial {retries[0].number}"
 
 
 def test_kill_9_of_the_top_level_process_leaves_no_worker_and_no_running_run(
@@ -220,3 +223,13 @@ def test_kill_9_of_the_top_level_process_leaves_no_worker_and_no_running_run(
     assert runs and all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
     killed = [r for r in runs if r.info.status == "KILLED" and "closed_because" in r.data.tags]
     assert len(killed) == 1 and killed[0].data.tags["role"] == "tune"
+
+
+def test_two_first_runs_at_once_on_fresh_stores_both_succeed(stores: Stores) -> None:
+    runs = [start_tuner(*tiny_tune_args(stores, study=f"first{i}", trials=1)) for i in (1, 2)]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    for i in (1, 2):
+        study = optuna.load_study(study_name=f"first{i}", storage=stores.storage)
+        assert len(study.trials) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import optuna
@@ -11,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from tuner.config import make_folder
+from tuner.config import make_folder, store_lock
 from tuner.errors import InputError
 from tuner.tracking.tracker import mask_secrets
 
@@ -56,8 +57,10 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> RDBStorage:
     With `tracking_uri`, the MLflow run of such a trial is ended as failed too.
     """
     engine_kwargs = {}
+    guard: AbstractContextManager[None] = nullcontext()
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
+        guard = store_lock(path)
         make_folder(path.parent, option="--storage")
         if path.exists() and not os.access(path, os.W_OK):
             raise InputError(
@@ -67,13 +70,14 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> RDBStorage:
         # Wait for a lock instead of failing with "database is locked".
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval(),
-            grace_period=3 * heartbeat_interval(),
-            heartbeat_stale_trial_callback=_StaleTrial(tracking_uri),
-        )
+        with guard:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval(),
+                grace_period=3 * heartbeat_interval(),
+                heartbeat_stale_trial_callback=_StaleTrial(tracking_uri),
+            )
     except ImportError:
         raise InputError(
             f"--storage {mask_secrets(url)}: the database driver is not installed; "

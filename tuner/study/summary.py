@@ -36,8 +36,17 @@ def state_name(trial: FrozenTrial) -> str:
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per trial: number, state, value, params, duration, epochs run."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    # A dead worker's trial is failed by the heartbeat check, which cannot give it a
+    # reason (a finished trial takes no attribute); its retry names it.
+    retried = {
+        t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs
+    }
+    for t in trials:
         duration = t.duration.total_seconds() if t.duration else None
+        reason = t.user_attrs.get("stop_reason") or t.user_attrs.get("fail_reason")
+        if reason is None and t.number in retried:
+            reason = f"worker died (no heartbeat); retried as trial {retried[t.number]}"
         rows.append(
             {
                 "number": t.number,
@@ -46,7 +55,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "params": t.params,
                 "duration_s": duration,
                 "epochs": t.user_attrs.get("epochs_run"),
-                "stop_reason": t.user_attrs.get("stop_reason") or t.user_attrs.get("fail_reason"),
+                "stop_reason": reason,
             }
         )
     return rows

@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 import mlflow
-from tuner.config import make_folder
+from tuner.config import make_folder, store_lock
 from tuner.errors import InputError
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
@@ -59,6 +59,8 @@ def resolve_tracking_uri(uri: str) -> str:
     if parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
         make_folder(path.parent, option="--tracking-uri")
+        with store_lock(path):  # the first client creates and migrates the tables
+            MlflowClient(uri).search_experiments(max_results=1)
         return f"sqlite:///{path.resolve()}"
     if parsed.scheme in ("http", "https"):
         _check_server(uri)
