@@ -239,3 +239,31 @@ def test_integer_dates_parse_as_yyyymmdd_or_yyyymm(stores: Stores) -> None:
         assert str(times[0])[:10] == first and str(times[-1])[:4] in ("2024", "2020")
         if step:
             assert (times[1:] - times[:-1] == np.timedelta64(1, "D")).all()
+
+
+@pytest.mark.parametrize("name", ["data.csv", "book.txt", "data.npz"])
+def test_a_2_gb_sparse_file_is_refused_in_bounded_memory(stores: Stores, name: str) -> None:
+    """A 2 GB file of zero bytes (`truncate -s 2G`) costs no memory to refuse, and the
+    error line stays one terminal line."""
+    import subprocess
+    import sys
+
+    path = stores.root / name
+    with path.open("wb") as f:
+        f.truncate(2 << 30)
+    options = ["--target", "y"] if name.endswith(".csv") else []
+    code = (
+        "import resource, sys; from tuner.cli.main import main; rc = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+        "sys.exit(rc)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "tune", "--dataset", str(path), *options, *stores.args()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    *lines, peak_kb = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and len(lines[0]) < 400, lines
+    assert int(peak_kb) < 1024 * 1024, f"peak RSS {int(peak_kb) >> 10} MiB"  # under 1 GiB

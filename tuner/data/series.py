@@ -216,6 +216,8 @@ def _header(path: Path) -> list[str]:
 
             return list(pq.read_schema(path).names)
         names = next(csv.reader(io.StringIO(_first_line(path))), [])
+    except InputError:
+        raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
@@ -246,7 +248,14 @@ def _few(names: list[str], limit: int = 8) -> str:
 
 def _first_line(path: Path) -> str:
     with path.open("rb") as f:
-        line = f.readline(_MAX_HEADER)
+        line = f.readline(_MAX_HEADER + 1)
+    if len(line) > _MAX_HEADER:
+        raise InputError(
+            f"{path}: the first line is longer than {_MAX_HEADER >> 20} MiB, so it is not a "
+            "CSV header; check that the file is a CSV table."
+        )
+    if b"\x00" in line:
+        raise InputError(f"{path}: the header holds NUL bytes, so the file is not a CSV table.")
     try:
         return line.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as e:

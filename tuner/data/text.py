@@ -124,8 +124,17 @@ def encode(text: str, vocab: tuple[str, ...]) -> np.ndarray:
     return np.where(hit, pos + 1, 0).astype(np.int32)
 
 
+MAX_TEXT_BYTES = 256 << 20  # a character model here trains on far less in any budget
+
+
 def load_text(spec: DatasetSpec) -> TextData:
     """Read and decode the text, split it and encode it with the training vocabulary."""
+    size = spec.path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise InputError(
+            f"{spec.path}: the text has {size / 2**20:,.0f} MiB, more than the "
+            f"{MAX_TEXT_BYTES >> 20} MiB a character model is tuned on here; give an excerpt."
+        )
     raw = spec.path.read_bytes()
     try:
         text = raw.decode("utf-8")
