@@ -233,3 +233,10 @@ def test_two_first_runs_at_once_on_fresh_stores_both_succeed(stores: Stores) -> 
     for i in (1, 2):
         study = optuna.load_study(study_name=f"first{i}", storage=stores.storage)
         assert len(study.trials) == 1
+
+
+def test_a_short_timeout_still_runs_trials(stores: Stores) -> None:
+    """Worker start-up (seconds of imports) does not eat a short --timeout."""
+    assert main([*tiny_tune_args(stores, study="short", trials=500), "--timeout", "3"]) == 0
+    study = optuna.load_study(study_name="short", storage=stores.storage)
+    assert 1 <= len(study.trials) < 500

@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "whole grid with --sampler grid)",
     )
     tune.add_argument(
-        "--timeout", type=float, help="stop starting trials after SECONDS (default: no limit)"
+        "--timeout",
+        type=float,
+        help="stop starting trials after SECONDS, worker start-up not counted (default: no limit)",
     )
     tune.add_argument(
         "--max-epochs",

@@ -16,7 +16,7 @@ class WorkerJob:
     tracking_uri: str
     parent_run_id: str
     trials_per_process: int
-    deadline: float | None  # time.time() after which no trial starts
+    deadline: float | None  # time.time() after which no trial starts (before start-up)
     failure_limit: int
     threads: int | None = None  # CPU threads for this worker's backend; None: its default
     gpus: tuple[str, ...] = ()  # GPUs of this invocation; slot i uses gpus[i % len(gpus)]
@@ -24,6 +24,15 @@ class WorkerJob:
     seed_salt: int = 0  # added to the sampler seed with the slot
     task: str = "trials"  # or "ensemble": build the top-K ensemble after the trials
     parent_pid: int = 0  # the invoking process: the worker dies with it
+    started: float = 0.0  # time.time() when this worker process was started
+
+    def own_deadline(self, ready: float) -> float | None:
+        """The deadline for a worker ready at `ready`: its start-up (imports, data,
+        study; about 12 s here) does not count against --timeout, so a short timeout
+        still runs trials."""
+        if self.deadline is None or not self.started:
+            return self.deadline
+        return self.deadline + max(0.0, ready - self.started)
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ _Slot = tuple[Any, Connection]
 
 
 def _start(job: WorkerJob, *, slot: int) -> _Slot:
-    job = dataclasses.replace(job, slot=slot)
+    job = dataclasses.replace(job, slot=slot, started=time.time())
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")

@@ -6,6 +6,7 @@ Imported by `tuner.engine.worker` once the process has set up its backend.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import time
@@ -41,6 +42,7 @@ def run_trials(job: WorkerJob) -> WorkerResult:
     # the collections that free each trial's model (0.3 s a trial otherwise).
     gc.collect()
     gc.freeze()
+    job = dataclasses.replace(job, deadline=job.own_deadline(time.time()))
     stop = _StopRules(job)
     try:
         STOP.check()
