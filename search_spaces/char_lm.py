@@ -22,7 +22,7 @@ def space(hp, data):
     hp.Choice("cell", ["lstm", "gru"])
     layers = hp.Int("layers", 1, 2)
     for i in range(layers):
-        hp.Int(f"units_{i}", 64, 384, step=64)
+        hp.Int(f"units_{i}", 64, 256, step=64)
     hp.Float("dropout", 0.0, 0.5, step=0.05)
     hp.Boolean("attention")
     hp.Choice("optimizer", ["adam", "rmsprop"])
