@@ -68,3 +68,12 @@ def test_init_from_a_folder_without_a_model_exits_2(
     assert main([*args, "--init-from", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not an exported bundle" in err[0], err
+
+
+def test_init_from_an_unknown_registered_model_exits_2(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["tune", "--study", "x", "--space", _space(stores, 8), "--trials", "1", *stores.args()]
+    assert main([*args, "--init-from", "models:/nosuch@champion"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("tuner: error: --init-from models:/nosuch@champion: cannot be")

@@ -13,13 +13,14 @@ from typing import Any
 import keras
 import numpy as np
 import optuna
+from mlflow.exceptions import MlflowException
 from optuna.trial import TrialState
 
 from tuner.config import MODEL_URI_SCHEMES, TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
 from tuner.devices import describe_device
-from tuner.errors import TrialFailed
+from tuner.errors import InputError, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
 from tuner.model.layers import load_model
@@ -372,10 +373,14 @@ def _pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
     """The model trials start from (--init-from), loaded once per worker in safe mode."""
     if source is None:
         return None
-    if source.startswith(MODEL_URI_SCHEMES):
-        model = load_logged_model(source, tracking_uri)
-    else:
-        model = load_model(Path(source) / MODEL_FILE)
+    try:
+        if source.startswith(MODEL_URI_SCHEMES):
+            model = load_logged_model(source, tracking_uri)
+        else:
+            model = load_model(Path(source) / MODEL_FILE)
+    except (ValueError, OSError, MlflowException) as e:  # safe mode refuses code, bad URIs
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise InputError(f"--init-from {source}: cannot be loaded safely ({reason}).") from None
     return Pretrained.of(model, source=source)
 
 
