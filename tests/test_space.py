@@ -9,6 +9,7 @@ import pytest
 
 from tuner.data.catalog import resolve_dataset
 from tuner.data.series import load_series
+from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.space import OptunaHP, ProbeHP, load_space, probe_space
 
@@ -47,3 +48,34 @@ def test_probe_rejects_log_sampling_from_zero(tmp_path: Path) -> None:
     data = load_series(resolve_dataset("co2")).info
     with pytest.raises(InputError, match="log sampling needs min_value > 0"):
         probe_space(load_space(str(path)), data)
+
+
+def test_declared_defaults_are_a_new_studys_first_trial(tmp_path: Path) -> None:
+    from optuna.trial import TrialState
+
+    from tuner.config import TuneConfig
+    from tuner.space import default_configuration
+    from tuner.study.setup import open_study, prepare_data
+
+    config = TuneConfig(dataset="alice", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    data, space = prepare_data(config)
+    defaults = default_configuration(space, data.info)
+    assert defaults is not None
+    assert (defaults["seq_len"], defaults["cell"], defaults["units_0"]) == (256, "gru", 256)
+    assert defaults["attention"] is False and "units_1" not in defaults  # first value, inactive
+    for _ in range(2):  # opened again (a worker, a resume): enqueued once
+        study = open_study(config, data, space)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [defaults]
+    assert default_configuration(load_space("forecasting"), _co2()) is None  # none declared
+
+
+def _co2() -> DatasetInfo:
+    return load_series(resolve_dataset("co2")).info
+
+
+def test_a_default_outside_its_range_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad_default.py"
+    path.write_text("def space(hp, data):\n    hp.Int('units_0', 4, 8, default=16)\n")
+    with pytest.raises(InputError, match=r"hp.Int\('units_0'\) has default=16, outside"):
+        probe_space(load_space(str(path)), _co2())

@@ -55,6 +55,7 @@ class _BaseHP:
         self._source = source
         self._inactive = 0
         self._definitions: dict[str, str] = {}
+        self.defaults: dict[str, Any] = {}  # the `default=` values the space declares
 
     def Int(
         self,
@@ -70,6 +71,7 @@ class _BaseHP:
         self._check_range("Int", name, min_value, max_value, step, sampling)
         self._check_integers(name, min_value=min_value, max_value=max_value, step=step)
         self._define(name, f"hp.Int({name!r}, {min_value}, {max_value}, step={step})")
+        self._declare("Int", name, default, min_value <= (default or min_value) <= max_value)
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
 
@@ -86,6 +88,7 @@ class _BaseHP:
     ) -> float | None:
         self._check_range("Float", name, min_value, max_value, step, sampling)
         self._define(name, f"hp.Float({name!r}, {min_value}, {max_value}, step={step}, {sampling})")
+        self._declare("Float", name, default, min_value <= (default or min_value) <= max_value)
         with self._scope(parent_name, parent_values):
             return self._record(
                 name, lambda: self._float(name, min_value, max_value, step, sampling)
@@ -112,6 +115,7 @@ class _BaseHP:
                 f"but got values={list(values)}."
             )
         self._define(name, f"hp.Choice({name!r}, {list(values)})")
+        self._declare("Choice", name, default, default is None or default in values)
         with self._scope(parent_name, parent_values):
             return self._record(name, lambda: self._choice(name, list(values)))
 
@@ -123,7 +127,11 @@ class _BaseHP:
         parent_values: Sequence[Any] | None = None,
     ) -> bool | None:
         return self.Choice(
-            name, [False, True], parent_name=parent_name, parent_values=parent_values
+            name,
+            [False, True],
+            default=True if default else None,  # False is the first value anyway
+            parent_name=parent_name,
+            parent_values=parent_values,
         )
 
     def Fixed(
@@ -209,6 +217,16 @@ class _BaseHP:
                 f"search space {self._source}: {name!r} is defined twice, as {earlier} and "
                 f"as {definition}; give each parameter one definition (or two names)."
             )
+
+    def _declare(self, kind: str, name: str, default: Any, fits: bool) -> None:
+        if default is None:
+            return
+        if not fits:
+            raise InputError(
+                f"search space {self._source}: hp.{kind}({name!r}) has default={default!r}, "
+                "outside its own range or values; give a default the parameter can take."
+            )
+        self.defaults[name] = default
 
     def _check_integers(self, name: str, **bounds: Any) -> None:
         for key, value in bounds.items():
@@ -328,6 +346,30 @@ class _GridHP(_BaseHP):
 
     def _choice(self, name: str, values: list[Any]) -> Any:
         return self._pick(values)
+
+
+class _DefaultHP(_BaseHP):
+    """`hp` that takes each parameter's declared default, else its first value (the
+    low end of a range), as KerasTuner's tuners do for their first trial."""
+
+    def _int(self, name: str, low: int, high: int, step: int | None, sampling: str) -> int:
+        return int(self.defaults.get(name, low))
+
+    def _float(
+        self, name: str, low: float, high: float, step: float | None, sampling: str
+    ) -> float:
+        return float(self.defaults.get(name, low))
+
+    def _choice(self, name: str, values: list[Any]) -> Any:
+        return self.defaults.get(name, values[0])
+
+
+def default_configuration(space: SearchSpace, info: DatasetInfo) -> dict[str, Any] | None:
+    """The configuration of the space's declared defaults, which a new study runs
+    first; None for a space that declares no default."""
+    hp = _DefaultHP(space.name)
+    space.fn(hp, info)
+    return dict(hp.values) if hp.defaults else None
 
 
 def grid_points(space: SearchSpace, info: DatasetInfo) -> list[dict[str, Any]]:

@@ -15,7 +15,14 @@ from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import ENSEMBLE_TASKS, TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
 from tuner.model.params import check_space_names
-from tuner.space import SearchSpace, default_space, grid_points, load_space, probe_space
+from tuner.space import (
+    SearchSpace,
+    default_configuration,
+    default_space,
+    grid_points,
+    load_space,
+    probe_space,
+)
 from tuner.study.grid import GridSampler
 from tuner.study.storage import open_storage
 from tuner.tracking.tracker import mask_secrets
@@ -94,6 +101,7 @@ def _check_same_study(
         study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
         study.set_metric_names([f"val_{TASK_METRICS[data.spec.task]}"])
+        _enqueue_defaults(study, config, data, space)
         return
     stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
@@ -103,6 +111,18 @@ def _check_same_study(
             f"--study {config.study_name}: this study was created with {key}={was!r}, "
             f"but this run has {key}={now!r}; pass a new --study name to start another study."
         )
+
+
+def _enqueue_defaults(
+    study: optuna.Study, config: TuneConfig, data: Dataset, space: SearchSpace
+) -> None:
+    """A new study's first trial is the space's declared defaults, where it declares
+    any (a grid runs every point anyway; KerasTuner picks its own)."""
+    if config.sampler == "grid" or config.engine == "keras-tuner":
+        return
+    defaults = default_configuration(space, data.info)
+    if defaults is not None:
+        study.enqueue_trial(defaults, user_attrs={"origin": "the space's defaults"})
 
 
 def _shareable(config: TuneConfig) -> dict[str, Any]:
