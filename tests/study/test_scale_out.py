@@ -66,6 +66,7 @@ def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
 
 
 def test_worker_on_an_unknown_study_exits_2(stores: Stores) -> None:
+    optuna.create_study(study_name="other", storage=stores.storage)  # the storage exists
     proc = start_tuner("worker", "--study", "nope", "--storage", stores.storage)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
