@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -145,20 +146,26 @@ def _worker_pid(parent: int) -> int | None:
     return None
 
 
+def _running_trials(proc: subprocess.Popen[str], stores: Stores, name: str) -> list:
+    """Wait (up to 180 s) until study `name` has a running trial; return the running ones."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name=name, storage=stores.storage)
+        except KeyError:
+            continue
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        if running:
+            return running
+
+
 def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> None:
     args = [*tiny_tune_args(stores, study="kill", trials=3), "--max-epochs", "40",
             "--patience", "40", "--pruner", "none"]  # fmt: skip
     proc = start_tuner(*args, env={"TUNER_HEARTBEAT_INTERVAL": "1"})
-    deadline = time.monotonic() + 180
-    running: list = []
-    while not running:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.3)
-        try:
-            study = optuna.load_study(study_name="kill", storage=stores.storage)
-        except KeyError:
-            continue
-        running = study.get_trials(states=(TrialState.RUNNING,))
+    running = _running_trials(proc, stores, "kill")
     time.sleep(2)  # mid-trial, after a heartbeat or two
     pid = _worker_pid(proc.pid)
     assert pid is not None
@@ -186,16 +193,7 @@ def test_kill_9_of_the_top_level_process_leaves_no_worker_and_no_running_run(
     args = [*tiny_tune_args(stores, study="orphan", trials=20), "--max-epochs", "200",
             "--patience", "200", "--pruner", "none"]  # fmt: skip
     proc = start_tuner(*args)
-    deadline = time.monotonic() + 180
-    running: list = []
-    while not running:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.3)
-        try:
-            study = optuna.load_study(study_name="orphan", storage=stores.storage)
-        except KeyError:
-            continue
-        running = study.get_trials(states=(TrialState.RUNNING,))
+    running = _running_trials(proc, stores, "orphan")
     worker = _worker_pid(proc.pid)
     assert worker is not None
     os.kill(proc.pid, signal.SIGKILL)
