@@ -59,9 +59,8 @@ notebook: $(STAMP) ## run notebooks/analysis.ipynb headless (STUDY= COMPARE=) in
 dashboard: $(STAMP) ## serve optuna-dashboard over the study storage on 127.0.0.1:8080
 	$(BIN)/optuna-dashboard sqlite:///studies/optuna.db --host 127.0.0.1 --port 8080
 
-ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db \
-		--default-artifact-root ./mlflow/artifacts --host 127.0.0.1 --port 5000
+ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000; prints each study's link
+	$(BIN)/tuner ui
 
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py

@@ -49,9 +49,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(args: list[str], url: str) -> subprocess.Popen[bytes]:
-    """Start a server and wait until `url` answers."""
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _serve(args: list[str], url: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a server (its stdout in `log`) and wait until `url` answers."""
+    out = log.open("wb") if log else subprocess.DEVNULL
+    server = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -83,17 +84,24 @@ def test_mlflow_ui_shows_nested_trials_and_compares_two(
     )[:2]
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    # The command of `make ui`, over this study's store.
+    # The command of `make ui`, over this study's store: it prints each study's link.
+    log = tmp_path / "ui.out"
     server = _serve(
-        [_bin("mlflow"), "ui", "--backend-store-uri", study.stores.tracking,
-         "--host", "127.0.0.1", "--port", str(port)],
+        [_bin("tuner"), "ui", "--tracking-uri", study.stores.tracking, "--port", str(port)],
         base,
-    )  # fmt: skip
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        log,
+    )
+    links = dict(line.split(": ", 1) for line in log.read_text().splitlines() if ": " in line)
+    assert links["co2"].startswith(f"{base}/#/experiments/{experiment.experiment_id}/")
+    page = browser.new_page(viewport={"width": 2400, "height": 1000})
     try:
-        page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs", wait_until="load")
+        page.goto(links["co2"], wait_until="load")  # the link as printed, no view chosen
         row = page.locator("[role=row]", has_text=parent.info.run_name[:12]).first
         row.wait_for(timeout=60_000)
+        assert "/runs" in page.url  # the runs table, not the GenAI overview
+        objective = page.locator("[role=columnheader]", has_text="val_mse").first
+        objective.wait_for(timeout=30_000)  # the objective's column, chosen by nobody
+        assert objective.inner_text().strip() == "val_mse"
         # The parent row's expander (a plus icon) shows the nested trial runs.
         row.locator("path[d^='M7.25 7.25V4.5']").locator("xpath=ancestor::span[1]/..").click()
         for trial in trials:

@@ -249,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
     export.set_defaults(handler=_cmd_export)
 
+    ui = sub.add_parser(
+        "ui", help="serve the MLflow UI over a local store, printing each study's runs link"
+    )
+    ui.add_argument("--tracking-uri", help="MLflow store (default: the local one)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    ui.add_argument("--port", type=_positive_int, default=5000, help="port (default: 5000)")
+    ui.set_defaults(handler=_cmd_ui)
+
     predict = sub.add_parser("predict", help="predict with an exported bundle")
     predict.add_argument("--model", required=True, type=Path, help="bundle folder")
     predict.add_argument("--input", type=Path, help="CSV/Parquet history or .npz sequences")
@@ -337,6 +345,9 @@ def _report(result: Any, *, as_json: bool) -> None:
     )
     err.print(top)
     err.print(results_table(summary))
+    link = summary.get("mlflow_ui", "")
+    local = link and not summary["tracking_uri"].startswith(("http://", "https://"))
+    err.print(f"MLflow runs: {link}" + ("  (`make ui` serves it)" if local else ""), soft_wrap=True)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
 
@@ -435,6 +446,27 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{'name':<20} {'task':<15} {'train/val/test':<20} shape")
         print("\n".join(datasets_lines(loaded)))
     return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    """Print each study's runs link (the view that shows its objective), then become
+    `mlflow ui` over the same store."""
+    from tuner.config import tracking_uri
+    from tuner.tracking.tracker import ui_links
+
+    uri = tracking_uri(args.tracking_uri)
+    if not uri.startswith("sqlite:///"):
+        raise InputError(
+            f"--tracking-uri {uri} is not a local SQLite store: a tracking server serves "
+            "its own UI; open its address"
+        )
+    base = f"http://{args.host}:{args.port}"
+    for study, link in ui_links(uri, base):
+        print(f"{study}: {link}", flush=True)
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+    command = [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root", str(artifacts)]
+    os.execv(mlflow, [*command, "--host", args.host, "--port", str(args.port)])
 
 
 def _cmd_spaces(args: argparse.Namespace) -> int:

@@ -38,6 +38,15 @@ DIGEST_CHARS = 36  # MLflow's dataset digest column
 EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a trial's result
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
 MODEL_TRAINING = "custom_model_development"
+# MLflow 3.17's UI picks an experiment's landing page from the browser's own
+# GenAI / Model-training switch (GenAI until a user flips it), not from the tag
+# above, and shows no metric column until one is chosen. The link the service
+# prints opens the runs table in model-training mode with a view stored on the
+# experiment (a "shared view") that adds the objective's column.
+RUNS_VIEW = "tuner"
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+UI_BASE = "http://127.0.0.1:5000"  # `make ui` / `tuner ui`
+_UI_DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`"]
 PREPROCESSING_FILE = "preprocessing.json"
 # user:password@ in a URL (the password may itself hold "@": up to the last one),
 # and secret query parameters (?password=..., &token=...).
@@ -51,6 +60,25 @@ _SECRET_QUERY = re.compile(
 def mask_secrets(text: str) -> str:
     """Hide the password in URLs such as postgresql://user:secret@host/db."""
     return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
+
+
+def runs_view_url(tracking_uri: str, experiment_id: str, *, base: str | None = None) -> str:
+    """The experiment's runs table with the objective column: the link to open."""
+    if base is None:
+        http = tracking_uri.startswith(("http://", "https://"))
+        base = mask_secrets(tracking_uri.rstrip("/")) if http else UI_BASE
+    query = f"workflowType=machine_learning&viewStateShareKey={RUNS_VIEW}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def ui_links(tracking_uri: str, base: str) -> list[tuple[str, str]]:
+    """(experiment name, runs link) for each experiment the service created."""
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    return [
+        (e.name, runs_view_url(tracking_uri, e.experiment_id, base=base))
+        for e in client.search_experiments()
+        if SHARED_VIEW_TAG + RUNS_VIEW in e.tags
+    ]
 
 
 def resolve_tracking_uri(uri: str) -> str:
@@ -154,6 +182,18 @@ class Tracker:
             if created is None:
                 raise
             return str(created.experiment_id)
+
+    def set_runs_view(self, metric: str) -> str:
+        """Store the runs-table view with `metric` as a column; return its link."""
+        view = {
+            "selectedColumns": [*_UI_DEFAULT_COLUMNS, f"metrics.`{metric}`"],
+            "orderByKey": "attributes.start_time",  # keeps trials nested under their parent
+            "orderByAsc": False,
+        }
+        self.client.set_experiment_tag(
+            self.experiment_id, SHARED_VIEW_TAG + RUNS_VIEW, json.dumps(view)
+        )
+        return runs_view_url(self.tracking_uri, self.experiment_id)
 
     def start_parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         run = self.client.create_run(
