@@ -19,6 +19,7 @@ from pathlib import Path
 
 import mlflow.models
 import mlflow.pyfunc
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -36,7 +37,9 @@ class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
         preprocessing = json.loads(Path(context.artifacts["preprocessing"]).read_text())
         self._served = SavedModel(model, preprocessing)
 
-    def predict(self, context, model_input, params=None):
+    # A DataFrame hint: MLflow then validates with the logged signature (the raw form)
+    # and does not warn that the method has no type hints.
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         try:
             return self._respond(self._served, model_input, params)
         except self._input_error as e:
