@@ -10,9 +10,11 @@ import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,3 +105,36 @@ def finished_studies(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
         return cache[name]
 
     return get
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path, port: int | None = None) -> Iterator[int]:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend and served artifacts
+    under `root`); yields its port once it answers, stops it on exit."""
+    port = port or free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("mlflow server did not start within 120 s")
+        time.sleep(2)  # the port opens before the app answers
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

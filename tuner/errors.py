@@ -35,3 +35,9 @@ class TrialFailed(Exception):
 
     The message is stored on the trial as its failure reason.
     """
+
+
+class TrackingUnavailable(Exception):
+    """The MLflow tracking server stopped answering within its retries: the study
+    stops with exit code 1 (its Optuna records are intact; runs left open are
+    closed by the next run)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import warnings
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import optuna
@@ -70,6 +70,11 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     assert len(parents) == 1
     experiment = client.get_experiment_by_name("tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # model training
+    # Artifacts live beside the store, whatever folder the command ran from.
+    beside = (stores.root / "artifacts" / "tiny").resolve().as_uri()
+    assert experiment.artifact_location == beside
+    assert all(r.info.artifact_uri.startswith(beside + "/") for r in runs)
+    assert Path.cwd() != stores.root  # the study ran from another folder
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["trials"] == "4"
@@ -194,7 +199,6 @@ def test_status_and_best_read_the_finished_study(
     assert "complete" in best_line  # the best trial is starred
 
 
-
 def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_path: Path) -> None:
     """As a user runs them: no ExperimentalWarning (or any library warning) on stderr."""
     stores, _ = finished
@@ -212,7 +216,7 @@ def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_p
     ]
     for command in commands:
         proc = start_tuner(*command)
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, (command, err[-2000:])
         assert "Warning" not in err, (command, err)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 
 import tuner
-from tests.conftest import ROOT, Finished
+from tests.conftest import ROOT, Finished, free_port
 from tuner.cli.main import main
 from tuner.tracking.tracker import download_model_file
 
@@ -166,16 +165,10 @@ def test_character_model_continues_a_prompt(
     assert capsys.readouterr().out.rstrip("\n") == text  # seeded: the same text again
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _served(model_uri: str, tracking_uri: str) -> Iterator[str]:
     """`mlflow models serve` of a model on 127.0.0.1; yields its invocations URL."""
-    port = _free_port()
+    port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": _with_bin(mlflow.parent)}
     server = subprocess.Popen(
@@ -231,7 +224,8 @@ def test_the_registry_champion_and_the_bundle_serve_raw_data_like_tuner_predict(
             )
             short = {"columns": ["co2"], "data": [[v] for v in history["co2"].tolist()[:5]]}
             status, answer = _post(url, {"dataframe_split": short})
-            assert status == 400 and "too little history" in answer["message"], answer
+            assert status == 400 and answer["message"].startswith("request: too little history")
+            assert "\n" not in answer["message"], answer  # one line, not the request echoed
 
     # Classification: raw sequences (NaN after each one's end) -> labels and probabilities.
     arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")
@@ -248,7 +242,12 @@ def test_the_registry_champion_and_the_bundle_serve_raw_data_like_tuner_predict(
         columns = [c for c in expected.columns if c.startswith("p_")]
         np.testing.assert_allclose(served[columns], expected[columns], rtol=1e-5, atol=1e-6)
         status, answer = _post(url, {"inputs": test[:, :, :5].tolist()})
-        assert status == 400 and "does not match expected shape" in answer["message"], answer
+        assert status == 400, answer  # the model's own one line: what it reads, what came
+        assert answer["message"] == (
+            f"request: X must be shaped (samples, up to {test.shape[1]} steps, "
+            f"{test.shape[2]} features) like the training data, but has shape (12, "
+            f"{test.shape[1]}, 5)."
+        ), answer
 
 
 def _with_bin(folder: Path) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Finished
+from tests.conftest import Finished, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -41,12 +40,6 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(args: list[str], url: str, log: Path | None = None) -> subprocess.Popen[bytes]:
@@ -82,7 +75,7 @@ def test_mlflow_ui_shows_nested_trials_and_compares_two(
         (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id),
         key=lambda r: r.info.run_name,
     )[:2]
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The command of `make ui`, over this study's store: it prints each study's link.
     log = tmp_path / "ui.out"
@@ -131,7 +124,7 @@ def test_optuna_dashboard_loads_the_study(
     browser: Any, finished_studies: Callable[[str], Finished], tmp_path: Path
 ) -> None:
     study = finished_studies("co2")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # The command of `make dashboard`, over this study's storage.
     server = _serve(

@@ -10,6 +10,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import Stores, start_tuner, tiny_tune_args
+from tuner.engine.objective import refuse_surplus
+from tuner.errors import TrialFailed
 
 pytestmark = pytest.mark.slow
 
@@ -18,16 +20,39 @@ def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> lis
     study = optuna.load_study(study_name=name, storage=stores.storage)
     states = [t.state for t in study.trials]
     finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert trials <= len(finished) <= trials + workers - 1, states
+    assert len(finished) == trials, states  # no overshoot, with `workers` asking at once
     assert TrialState.RUNNING not in states
+    # A trial asked beside the last one wanted is failed before it trains or records.
+    surplus = {
+        t.number for t in study.trials if t.user_attrs.get("fail_reason", "")[:8] == "not run:"
+    }
+    assert len(surplus) <= workers - 1
     client = MlflowClient(stores.tracking)
     exp = client.get_experiment_by_name(name)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     numbers = [r.data.tags["trial_number"] for r in children]
-    assert sorted(numbers, key=int) == [str(t.number) for t in study.trials], "one run per trial"
+    ran = [str(t.number) for t in study.trials if t.number not in surplus]
+    assert sorted(numbers, key=int) == ran, "one run per trial that ran"
     assert all(r.info.status != "RUNNING" for r in runs)
     return runs
+
+
+def test_a_trial_asked_beside_the_last_one_wanted_is_not_run(stores: Stores) -> None:
+    """Two workers both saw one trial missing and both asked: the later number yields."""
+    study = optuna.create_study(study_name="race", storage=stores.storage)
+    for _ in range(2):
+        study.tell(study.ask(), 1.0)
+    last, extra = study.ask(), study.ask()  # two workers' asks for the third and last
+    refuse_surplus(last, 3)  # the lower number keeps its claim
+    with pytest.raises(TrialFailed, match=r"not run: 3 trials were already claimed"):
+        refuse_surplus(extra, 3)
+    study.tell(last, 2.0)
+    study.tell(extra, state=TrialState.FAIL)
+    spare = study.ask()  # a later trial, once the others settled: still refused
+    with pytest.raises(TrialFailed):
+        refuse_surplus(spare, 3)
+    refuse_surplus(spare, 4)  # a larger --trials on the rerun: it runs
 
 
 def test_two_local_workers_share_the_embedded_store(stores: Stores) -> None:

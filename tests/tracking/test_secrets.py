@@ -6,17 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import Stores, tiny_tune_args
+from tests.conftest import Stores, mlflow_server, tiny_tune_args
 from tuner.cli.main import main
 from tuner.tracking.tracker import mask_secrets
 
@@ -40,42 +35,11 @@ def test_mask_secrets_hides_passwords_and_secret_query_parameters(text: str, mas
     assert mask_secrets(text) == masked
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _mlflow_server(root: Path) -> Iterator[int]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("mlflow server did not start within 120 s")
-        time.sleep(2)  # the port opens before the app answers
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_a_password_in_the_tracking_uri_appears_nowhere(
     stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with _mlflow_server(stores.root) as port:
+    with mlflow_server(stores.root) as port:
         uri = f"http://user:{CANARY}@127.0.0.1:{port}"
         args = [*tiny_tune_args(stores, trials=2), "--tracking-uri", uri, "--json"]
         out = io.StringIO()

@@ -20,7 +20,7 @@ from tuner.config import MODEL_URI_SCHEMES, TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
 from tuner.devices import describe_device
-from tuner.errors import InputError, TrialFailed
+from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
 from tuner.model.layers import load_model
@@ -40,9 +40,15 @@ from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
-from tuner.study.summary import completed, record_test_metrics, test_metrics
+from tuner.study.summary import DONE_STATES, completed, record_test_metrics, test_metrics
 from tuner.study.warm import WARM_START_FROM
-from tuner.tracking.tracker import EPOCH_PREFIX, Tracker, load_logged_model
+from tuner.tracking.tracker import (
+    EPOCH_PREFIX,
+    Tracker,
+    load_logged_model,
+    tracking_down,
+    unavailable,
+)
 
 
 def rss_mb() -> float:
@@ -76,6 +82,8 @@ class Objective:
         self._run_id = ""
         recorder = EpochRecorder(self._log_epoch)
         try:
+            if self.config.engine == "optuna":  # KerasTuner counts its own trials
+                refuse_surplus(trial, self.config.n_trials)
             hp = OptunaHP(trial, self._space.name)
             self._space.fn(hp, self._data.info)
             self._run_id = self._tracker.start_trial(
@@ -96,6 +104,10 @@ class Objective:
             self.record_interrupt(trial, recorder)
             raise
         except BaseException as e:
+            if tracking_down(e):  # nothing more can be written there: say so in Optuna
+                reason = unavailable(self._tracker.tracking_uri)
+                trial.set_user_attr("fail_reason", f"not recorded in MLflow: {reason}")
+                raise TrackingUnavailable(reason) from e
             reason = f"error: {type(e).__name__}: {e}"
             self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
@@ -356,6 +368,22 @@ class Objective:
             run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
         )
         self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
+
+
+def refuse_surplus(trial: optuna.Trial, wanted: int) -> None:
+    """Fail, before anything is trained or recorded, a trial asked for at the same
+    moment as the last one wanted: workers check the count before they ask, so two
+    can both see one trial missing. The lower trial numbers keep their claim."""
+    ahead = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING))
+        if t.number < trial.number
+    ]
+    if len(ahead) >= wanted:
+        raise TrialFailed(
+            f"not run: {wanted} trials were already claimed when it started "
+            "(another worker asked at the same moment)"
+        )
 
 
 @dataclass

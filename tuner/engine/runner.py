@@ -24,14 +24,14 @@ from tuner.data.spec import DatasetInfo
 from tuner.devices import choose_gpus
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
-from tuner.errors import InputError
+from tuner.errors import InputError, TrackingUnavailable
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
-from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri
+from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri, tracking_down
 
 TRIALS_PER_PROCESS = 10
 _MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
@@ -98,7 +98,12 @@ def run_tune(
             storage=mask_secrets(config.storage_url),
             tracking_uri=mask_secrets(tracking_uri),
         ) | {"mlflow_ui": runs_view}
-        _finish_parent(tracker, study, summary, status)
+        try:
+            _finish_parent(tracker, study, summary, status)
+        except Exception as e:
+            if not tracking_down(e):
+                raise
+            err.print("the MLflow parent run stays open: the next run closes it")
     return summary
 
 
@@ -174,6 +179,8 @@ def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
     """The exception a worker's ending stands for, if any."""
     if result.reason == "input_error":
         return InputError(result.message)
+    if result.reason == "tracking":
+        return TrackingUnavailable(result.message)
     if result.reason == "crash":
         return RuntimeError(f"a worker process failed:\n{result.message}")
     if result.reason == "interrupted":

@@ -25,7 +25,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from tuner.devices import prepare_process, set_precision
 from tuner.engine.jobs import WorkerJob, WorkerResult
-from tuner.errors import InputError
+from tuner.errors import InputError, TrackingUnavailable
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
 
@@ -82,8 +82,15 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         result = WorkerResult("interrupted", message=str(e) or "SIGINT")
     except InputError as e:
         result = WorkerResult("input_error", message=str(e))
-    except Exception:
-        result = WorkerResult("crash", message=traceback.format_exc())
+    except TrackingUnavailable as e:
+        result = WorkerResult("tracking", message=str(e))
+    except Exception as e:
+        from tuner.tracking.tracker import tracking_down, unavailable  # loaded by the trials
+
+        if tracking_down(e):  # between trials: registering the champion, closing runs
+            result = WorkerResult("tracking", message=unavailable(job.tracking_uri))
+        else:
+            result = WorkerResult("crash", message=traceback.format_exc())
     try:
         conn.send(result)
         conn.close()

@@ -43,7 +43,22 @@ class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
         try:
             return self._respond(self._served, model_input, params)
         except self._input_error as e:
-            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from None
+            raise _Rejected(str(e), error_code=INVALID_PARAMETER_VALUE) from None
+
+
+class _Rejected(MlflowException):
+    """A request the model cannot answer. MLflow's scoring server rewrites every
+    error's message to start with the whole request ("Failed to predict data
+    '...'"); this one keeps its first message, the one-line reason, as the answer."""
+
+    @property
+    def message(self):
+        return self._reason
+
+    @message.setter
+    def message(self, value):
+        if not hasattr(self, "_reason"):
+            self._reason = value
 
 
 def _import_package(context):

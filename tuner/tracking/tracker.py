@@ -62,6 +62,42 @@ def mask_secrets(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
 
 
+# Bounded retries against a tracking server (MLflow's defaults retry for minutes):
+# 4 retries 1, 2, 4 and 8 s apart, each request given 20 s.
+HTTP_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+for _name, _value in HTTP_RETRIES.items():  # read by MLflow at each request
+    os.environ.setdefault(_name, _value)
+_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Read timed out", "ConnectionError")
+
+
+def tracking_down(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a tracking server that did not answer."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            return True
+        if isinstance(seen, MlflowException) and any(m in str(seen) for m in _UNREACHABLE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unavailable(tracking_uri: str) -> str:
+    """The one line said when the tracking server stops answering."""
+    retries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    waited = float(os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]) * (2**retries - 1)
+    return (
+        f"the MLflow tracking server {mask_secrets(tracking_uri)} stopped answering "
+        f"({retries} retries over {waited:.0f} s); the study's trials are kept in its "
+        "storage: start the server again and rerun the same command (the runs left "
+        "open are closed then)"
+    )
+
+
 def runs_view_url(tracking_uri: str, experiment_id: str, *, base: str | None = None) -> str:
     """The experiment's runs table with the objective column: the link to open."""
     if base is None:
@@ -344,9 +380,11 @@ def served_signature(
             for c in signature.inputs.inputs
         ]
         signature = ModelSignature(Schema(columns), signature.outputs, signature.params)
-    if preprocessing["task"] == "classification":  # sequences of any length up to `steps`
+    if preprocessing["task"] == "classification":
+        # Sequences of any length up to `steps`; the feature count is checked by the
+        # model's own code, whose 400 says what the request should look like.
         tensor = signature.inputs.inputs[0]
-        steps_free = TensorSpec(tensor.type, (-1, -1, tensor.shape[-1]), tensor.name)
+        steps_free = TensorSpec(tensor.type, (-1, -1, -1), tensor.name)
         signature = ModelSignature(Schema([steps_free]), signature.outputs, signature.params)
     return signature, (request, params) if params else request
 
