@@ -38,6 +38,7 @@ def write(results: Path, out: Path) -> None:
         ("b4_backends", _b4),
         ("b5_memory", _b5),
         ("b6_parallel", _b6),
+        ("b8_first_error", _b8),
         ("windowing", _windowing),
     ]
     summary: list[str] = []
@@ -317,6 +318,33 @@ def _b6(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         "|---|---|---|---|",
         *(
             f"| {r['workers']} | {r['trials']} | {r['wall_s']} | {r['trials_per_hour']} |"
+            for r in rows
+        ),
+    ]
+    return summary, text
+
+
+def _b8(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
+    rows = data["results"]
+    summary = [
+        f"| B8 | first error line of a {r['case']} within {r['target_s']:g} s (exit 2) | "
+        f"{r['max_s']} s (slowest of {data['repeats']}; median {r['median_s']} s) | "
+        f"{_yes(r['target_met'])} |"
+        for r in rows
+    ]
+    text = [
+        "## B8 time to the first error",
+        "",
+        "From process start to the error line on stderr, each case a fresh `tuner tune` "
+        f"process, {data['repeats']} runs. Options are checked before anything heavy is "
+        "imported; the data is read and checked before the training stack (Keras, Optuna, "
+        "MLflow) loads.",
+        "",
+        "| case | command | median s | slowest s | exit | line |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['case']} | `{r['command']}` | {r['median_s']} | {r['max_s']} | "
+            f"{','.join(map(str, r['exit_codes']))} | `{r['line']}` |"
             for r in rows
         ),
     ]

@@ -1,4 +1,4 @@
-"""Run the benchmarks B1-B6, write their JSON results and regenerate the report.
+"""Run the benchmarks B1-B8, write their JSON results and regenerate the report.
 
     python bench/run.py            # full: bench/results/*.json -> BENCHMARKS.md
     python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
@@ -22,10 +22,12 @@ import b3_overhead
 import b4_backends
 import b5_memory
 import b6_parallel
+import b8_first_error
 import report
 from common import HERE, ROOT
 
 BENCHMARKS = {
+    "B8": ("b8_first_error", b8_first_error.run),
     "B3": ("b3_overhead", b3_overhead.run),
     "B4": ("b4_backends", b4_backends.run),
     "B6": ("b6_parallel", b6_parallel.run),

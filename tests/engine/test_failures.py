@@ -80,7 +80,8 @@ def _finished(storage: str, study: str) -> int:
     return len(s.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+# SIGINT is sent three times over by the test below; SIGTERM here, with the resume.
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143)])
 def test_interrupted_study_is_recorded_and_resumes(
     stores: Stores, signum: int, exit_code: int
 ) -> None:
@@ -108,6 +109,49 @@ def test_interrupted_study_is_recorded_and_resumes(
 
     assert main(args) == 0
     assert _finished(stores.storage, "intr") == 5
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
+def test_sigint_to_the_top_level_process_alone_stops_it_every_time(stores: Stores) -> None:
+    """The interrupt goes to `tuner tune` only (not its process group), three times
+    over: each time the worker records its trial and exits, and nothing survives."""
+    args = tiny_tune_args(stores, study="again", trials=12)
+    for attempt in range(3):
+        proc = start_tuner(*args)
+        deadline = time.monotonic() + 180
+        while not _running(stores.storage, "again") or not _children(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no trial started in time"
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (attempt, err)
+        assert time.monotonic() - sent < 60, (
+            f"attempt {attempt}: took {time.monotonic() - sent:.0f} s"
+        )
+        assert not [p for p in workers if _alive(p)], f"attempt {attempt}: a worker survived"
+        assert not _running(stores.storage, "again")
+        assert "run the same command again to resume" in err
+    study = optuna.load_study(study_name="again", storage=stores.storage)
+    interrupted = [t for t in study.trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert 1 <= len(interrupted) <= 3  # one per attempt whose trial was still training
+    runs = _child_runs(stores, "again")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in runs)
 
 
 def test_memory_stays_flat_across_worker_replacements(stores: Stores) -> None:

@@ -70,6 +70,13 @@ def test_mlflow_layout_parent_children_epochs_and_champion(finished: tuple[Store
     assert len(parents) == 1
     experiment = client.get_experiment_by_name("tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # model training
+    # The link printed at the end opens the runs table with the objective's column.
+    assert summary["mlflow_ui"] == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=tuner"
+    )
+    view = json.loads(experiment.tags["mlflow.sharedViewState.tuner"])
+    assert "metrics.`val_mse`" in view["selectedColumns"]
     # Artifacts live beside the store, whatever folder the command ran from.
     beside = (stores.root / "artifacts" / "tiny").resolve().as_uri()
     assert experiment.artifact_location == beside

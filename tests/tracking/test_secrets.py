@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -60,3 +61,12 @@ def test_a_password_in_the_tracking_uri_appears_nowhere(
                 if artifact.path.endswith(".json"):
                     local = client.download_artifacts(run.info.run_id, artifact.path)
                     assert CANARY not in Path(local).read_text(), artifact.path
+    # Nor in the study's Optuna attributes (its configuration, every trial's records)
+    # nor in any log file the run wrote.
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    stored = [study.user_attrs, study.system_attrs]
+    stored += [[t.user_attrs, t.system_attrs, t.params] for t in study.trials]
+    assert CANARY not in json.dumps(stored, default=str)
+    assert "tracking_uri" in json.dumps(study.user_attrs, default=str)  # it is stored, masked
+    for log in Path.cwd().rglob("*.log"):
+        assert CANARY not in log.read_text(errors="replace"), log

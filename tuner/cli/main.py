@@ -303,6 +303,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         seasonal_period=args.seasonal_period,
         cv=args.cv,
     )
+    # The data is checked before the training stack loads (a bad file is reported
+    # in seconds); the study set-up reuses this load.
+    from tuner.data.catalog import load_dataset, resolve_dataset
+
+    load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
     from tuner import api  # deferred, as every command's work: `tuner --help` stays fast
     from tuner.report.console import quiet_libraries
 
@@ -345,9 +350,12 @@ def _report(result: Any, *, as_json: bool) -> None:
     )
     err.print(top)
     err.print(results_table(summary))
-    link = summary.get("mlflow_ui", "")
-    local = link and not summary["tracking_uri"].startswith(("http://", "https://"))
-    err.print(f"MLflow runs: {link}" + ("  (`make ui` serves it)" if local else ""), soft_wrap=True)
+    link = summary.get("mlflow_ui")
+    if link:
+        local = not summary["tracking_uri"].startswith(("http://", "https://"))
+        err.print(
+            f"MLflow runs: {link}" + ("  (`make ui` serves it)" if local else ""), soft_wrap=True
+        )
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
 

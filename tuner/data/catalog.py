@@ -131,14 +131,30 @@ def _parse_definition(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def load_dataset(spec: DatasetSpec) -> SeriesData | SequenceData | TextData:
+_Loaded = SeriesData | SequenceData | TextData
+# The last dataset loaded in this process, by its spec and file version: the CLI
+# checks the data before it loads the training stack, and the study set-up then
+# reuses that load.
+_last: tuple[tuple[DatasetSpec, int, int], _Loaded] | None = None
+
+
+def load_dataset(spec: DatasetSpec) -> _Loaded:
     """Load, check, split and scale (or encode) the data of any task."""
+    global _last
     if not spec.path.is_file():
         raise InputError(f"dataset '{spec.name}': data file {spec.path} does not exist.")
-    if spec.path.stat().st_size == 0:
+    stat = spec.path.stat()
+    if stat.st_size == 0:
         raise InputError(f"{spec.path}: the file is empty; give a file with data in it.")
+    key = (spec, stat.st_mtime_ns, stat.st_size)
+    if _last is not None and _last[0] == key:
+        return _last[1]
+    data: _Loaded
     if spec.task == "classification":
-        return load_sequences(spec)
-    if spec.task == "char_lm":
-        return load_text(spec)
-    return load_series(spec)
+        data = load_sequences(spec)
+    elif spec.task == "char_lm":
+        data = load_text(spec)
+    else:
+        data = load_series(spec)
+    _last = (key, data)
+    return data

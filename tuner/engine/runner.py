@@ -58,7 +58,7 @@ def run_tune(
     if warm is not None:
         warm.enqueue(study)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
-    runs_view = tracker.set_runs_view((study.metric_names or ["value"])[0])
+    study.set_user_attr("mlflow_ui", tracker.set_runs_view((study.metric_names or ["value"])[0]))
     closed = tracker.close_dead_runs()
     if closed:
         err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
@@ -97,7 +97,7 @@ def run_tune(
             study,
             storage=mask_secrets(config.storage_url),
             tracking_uri=mask_secrets(tracking_uri),
-        ) | {"mlflow_ui": runs_view}
+        )
         try:
             _finish_parent(tracker, study, summary, status)
         except Exception as e:

@@ -80,6 +80,7 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "study": study.study_name,
         "storage": storage,
         "tracking_uri": tracking_uri,
+        "mlflow_ui": study.user_attrs.get("mlflow_ui"),  # the runs table, objective shown
         "n_complete": counts["complete"],
         "n_pruned": counts["pruned"],
         "n_failed": counts["failed"],
