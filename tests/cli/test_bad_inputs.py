@@ -182,3 +182,27 @@ def test_bad_files_and_paths_exit_2_with_one_line(
     assert code == 2 and len(err.splitlines()) == 1, err
     for word in words:
         assert word in err, f"{word!r} not in {err!r}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (
+            ["ui", "--tracking-uri", "http://127.0.0.1:5999"],
+            [
+                "--tracking-uri http://127.0.0.1:5999 is not a local SQLite store",
+                "open its address",
+            ],
+        ),
+        (["ui", "--port", "0"], ["--port must be 1-65535, but got 0"]),
+    ],
+    ids=["ui-server", "ui-port"],
+)
+def test_ui_refuses_what_it_cannot_serve(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]
+) -> None:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"

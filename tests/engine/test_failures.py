@@ -68,7 +68,10 @@ def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
 
 
 def _running(storage: str, study: str) -> bool:
-    s = optuna.load_study(study_name=study, storage=storage)
+    try:
+        s = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:  # not created yet
+        return False
     return bool(s.get_trials(states=(TrialState.RUNNING,)))
 
 

@@ -64,7 +64,10 @@ def test_a_password_in_the_tracking_uri_appears_nowhere(
     # Nor in the study's Optuna attributes (its configuration, every trial's records)
     # nor in any log file the run wrote.
     study = optuna.load_study(study_name="tiny", storage=stores.storage)
-    stored = [study.user_attrs, study.system_attrs]
+    stored = [
+        study.user_attrs,
+        optuna.storages.get_storage(stores.storage).get_study_system_attrs(study._study_id),
+    ]
     stored += [[t.user_attrs, t.system_attrs, t.params] for t in study.trials]
     assert CANARY not in json.dumps(stored, default=str)
     assert "tracking_uri" in json.dumps(study.user_attrs, default=str)  # it is stored, masked

@@ -1,8 +1,8 @@
 """The `tuner` command line.
 
-Exit codes: 0 done; 2 bad input (one line on stderr); 1 unexpected failure
-(traceback written to a log file whose path is printed); 130 / 143 when
-interrupted by SIGINT / SIGTERM.
+Exit codes: 0 done; 2 bad input (one line on stderr); 1 the tracking server
+stopped answering (one line) or an unexpected failure (traceback written to a
+log file whose path is printed); 130 / 143 when interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -474,6 +474,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from tuner.config import tracking_uri
     from tuner.tracking.tracker import ui_links
 
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be 1-65535, but got {args.port}; pass a free port.")
     uri = tracking_uri(args.tracking_uri)
     if not uri.startswith("sqlite:///"):
         raise InputError(
