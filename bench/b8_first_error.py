@@ -52,9 +52,10 @@ def run(quick: bool) -> dict[str, Any]:
                 took, code, line = _time_one(args, folder)
                 timings.append(took)
                 codes.add(code)
+            shown = (a if "/" not in a else Path(a).name for a in args)
             row = {
                 "case": name,
-                "command": "tuner tune " + " ".join(a if "/" not in a else Path(a).name for a in args),
+                "command": "tuner tune " + " ".join(shown),
                 "median_s": round(statistics.median(timings), 2),
                 "max_s": round(max(timings), 2),
                 "exit_codes": sorted(codes),
