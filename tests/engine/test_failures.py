@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -115,8 +116,15 @@ def test_interrupted_study_is_recorded_and_resumes(
 
 
 def _children(pid: int) -> list[int]:
+    """The worker processes of `pid` (not multiprocessing's resource tracker, which
+    ends on its own once its parent has gone)."""
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
+    workers = []
+    for child in (int(p) for p in found.stdout.split()):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+    return workers
 
 
 def _alive(pid: int) -> bool:
@@ -146,6 +154,9 @@ def test_sigint_to_the_top_level_process_alone_stops_it_every_time(stores: Store
         assert time.monotonic() - sent < 60, (
             f"attempt {attempt}: took {time.monotonic() - sent:.0f} s"
         )
+        gone = time.monotonic() + 10  # a process exiting may take a moment to vanish
+        while [p for p in workers if _alive(p)] and time.monotonic() < gone:
+            time.sleep(0.2)
         assert not [p for p in workers if _alive(p)], f"attempt {attempt}: a worker survived"
         assert not _running(stores.storage, "again")
         assert "run the same command again to resume" in err

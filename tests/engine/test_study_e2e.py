@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -206,6 +207,9 @@ def test_status_and_best_read_the_finished_study(
     assert "complete" in best_line  # the best trial is starred
 
 
+NATIVE_LOG = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]")
+
+
 def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_path: Path) -> None:
     """As a user runs them: no ExperimentalWarning (or any library warning) on stderr."""
     stores, _ = finished
@@ -213,6 +217,7 @@ def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_p
     bundle = tmp_path / "bundle"
     history = ROOT / "datasets" / "mauna_loa_co2_weekly.csv"
     commands: list[tuple[str, ...]] = [
+        ("tune", *tiny_tune_args(stores, trials=4)[1:]),  # finished: nothing to run
         ("status", *study),
         ("best", *study),
         ("datasets",),
@@ -226,6 +231,9 @@ def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_p
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, (command, err[-2000:])
         assert "Warning" not in err, (command, err)
+        # Nor native start-up lines (absl's "I0000 00:00:... cudart_stub.cc:31] ...").
+        native = [line for line in err.splitlines() if NATIVE_LOG.match(line)]
+        assert not native and "absl::InitializeLog" not in err, (command, native)
 
 
 def test_resume_runs_only_missing_trials(

@@ -428,8 +428,13 @@ def plain_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(
         [str(uv), "pip", "install", "--quiet", "--python", str(python), *pins], check=True
     )
-    probe = subprocess.run([str(python), "-c", "import tuner"], capture_output=True, text=True)
+    # Run from outside the repository, as the predictions below are: `python -c`
+    # puts the working folder first on sys.path.
+    probe = subprocess.run(
+        [str(python), "-c", "import tuner"], capture_output=True, text=True, cwd=venv.parent
+    )
     assert probe.returncode != 0, "the project must not be importable there"
+    assert "No module named 'tuner'" in probe.stderr, probe.stderr[-500:]
     return python
 
 
