@@ -16,6 +16,9 @@ pg_sql() { su postgres -c "psql -p $pg_port -v ON_ERROR_STOP=1 -qAt -c \"$1\""; 
 if [ -z "$(pg_sql "SELECT 1 FROM pg_roles WHERE rolname = '$pg_user'")" ]; then
     pg_sql "CREATE ROLE $pg_user LOGIN PASSWORD '$pg_password'"
 fi
+# CREATEDB: the multi-host rehearsal makes fresh databases for its study and its
+# MLflow server (MLflow and Optuna both keep an alembic_version table).
+pg_sql "ALTER ROLE $pg_user CREATEDB"
 if [ -z "$(pg_sql "SELECT 1 FROM pg_database WHERE datname = '$pg_db'")" ]; then
     pg_sql "CREATE DATABASE $pg_db OWNER $pg_user"
 fi

@@ -38,6 +38,7 @@ def write(results: Path, out: Path) -> None:
         ("b4_backends", _b4),
         ("b5_memory", _b5),
         ("b6_parallel", _b6),
+        ("b7_storage", _b7),
         ("b8_first_error", _b8),
         ("windowing", _windowing),
     ]
@@ -320,6 +321,64 @@ def _b6(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"| {r['workers']} | {r['trials']} | {r['wall_s']} | {r['trials_per_hour']} |"
             for r in rows
         ),
+    ]
+    return summary, text
+
+
+def _b7(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
+    rows = data["results"]
+    ran = [r for r in rows if "not_run" not in r]
+    best: dict[str, dict[str, Any]] = {}
+    for r in ran:
+        if r["backend"] not in best or r["trials_per_s"] > best[r["backend"]]["trials_per_s"]:
+            best[r["backend"]] = r
+    summary = [
+        "| B7 | trials per second the study storage sustains (reported) | "
+        + "; ".join(f"{b} {r['trials_per_s']} at {r['workers']} workers" for b, r in best.items())
+        + " | n/a |"
+    ]
+    trial_s = data["trial_s"]
+    text = [
+        "## B7 storage load",
+        "",
+        f"Simulated workers (processes on this one machine) run the storage path of the "
+        f"worker loop with training replaced by a {trial_s:g}-s sleep and {data['epochs']} "
+        "reports per trial (stale check, ask, surplus check, heartbeats, reports, user "
+        "attributes, tell, claimed count; random sampler). Trials per second over a "
+        f"{data['window_s']:g}-s window once every worker is ready; `ideal` is workers / "
+        f"{trial_s:g} s; latencies are the ask and the tell (with the claimed count the "
+        "stop rule reads) as a worker sees them. PostgreSQL and the proxy use a fresh "
+        "database per row; the proxy is `tuner storage-proxy` in front of PostgreSQL.",
+        "",
+        "| backend | workers | trials/s | ideal | efficiency | ask p50 / p99 ms "
+        "| tell p50 / p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['backend']} | {r['workers']} | not run: {r['not_run']} | | | | | |"
+            if "not_run" in r
+            else f"| {r['backend']} | {r['workers']} | {r['trials_per_s']} | {r['ideal_per_s']} "
+            f"| {r['efficiency']:.0%} | {r['ask_p50_ms']} / {r['ask_p99_ms']} "
+            f"| {r['tell_p50_ms']} / {r['tell_p99_ms']} "
+            f"| {sum(r['errors'].values()) or 0}"
+            + (f" ({', '.join(f'{k} {v}' for k, v in r['errors'].items())})" if r["errors"] else "")
+            + " |"
+            for r in rows
+        ),
+        "",
+        "Extrapolation, stated for what it is: a storage that sustains R trials per second "
+        "keeps about R x T workers busy when a trial takes T seconds. "
+        + "; ".join(
+            f"{b}: {r['trials_per_s']} trials/s measured, so about "
+            f"{r['trials_per_s'] * 60:.0f} workers at 1-minute trials and "
+            f"{r['trials_per_s'] * 600:.0f} at 10-minute trials"
+            for b, r in best.items()
+        )
+        + ". Nothing beyond "
+        + f"{max((r['workers'] for r in ran), default=0)} processes was run, and here the "
+        "workers, the proxy and the database share 2 cores, so the rates are a floor for "
+        "a dedicated database server; the per-trial reads (surplus check, claimed count) "
+        "read every trial of the study, so their cost grows with the study's length, "
+        "which a 30-s window does not show.",
     ]
     return summary, text
 

@@ -22,6 +22,7 @@ import b3_overhead
 import b4_backends
 import b5_memory
 import b6_parallel
+import b7_storage
 import b8_first_error
 import report
 from common import HERE, ROOT
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "B3": ("b3_overhead", b3_overhead.run),
     "B4": ("b4_backends", b4_backends.run),
     "B6": ("b6_parallel", b6_parallel.run),
+    "B7": ("b7_storage", b7_storage.run),
     "B5": ("b5_memory", b5_memory.run),
     "B2": ("b2_quality", b2_quality.run),
     "B1": ("b1_search", b1_search.run),

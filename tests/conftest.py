@@ -10,10 +10,12 @@ import contextlib
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +70,18 @@ def tiny_tune_args(stores: Stores, *, study: str = "tiny", trials: int = 3) -> l
     ]
 
 
-def start_tuner(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m tuner ARGS` in a child process, output captured as text."""
+def start_tuner(
+    *args: str, env: dict[str, str] | None = None, session: bool = False
+) -> subprocess.Popen[str]:
+    """`python -m tuner ARGS` in a child process, output captured as text; with
+    `session`, in a process group of its own (as on a host of its own)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tuner", *args],
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=session,
     )
 
 
@@ -113,28 +119,63 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1: an SQLite backend under `root` (or the
+    database `backend`), artifacts served by the server from under `root`."""
+
+    def __init__(self, root: Path, port: int | None = None, backend: str | None = None) -> None:
+        self.root = root
+        self.port = port or free_port()
+        self.backend = backend or f"sqlite:///{root / 'server.db'}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> None:
+        """Start it; return once it answers its health check."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(self.port), "--backend-store-uri", self.backend,
+             "--artifacts-destination", str(self.root / "server-artifacts"), "--workers", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its web server and job runners go with it
+        )  # fmt: skip
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self._process.poll() is None, (
+                f"mlflow server exited ({self._process.returncode})"
+            )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer,
+            ):
+                if answer.status == 200:
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"mlflow server did not answer within {timeout:.0f} s")
+
+    def kill(self) -> None:
+        """kill -9: no clean-up, as when its host dies."""
+        assert self._process is not None
+        os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            self._process.wait(timeout=30)
+
+
 @contextlib.contextmanager
 def mlflow_server(root: Path, port: int | None = None) -> Iterator[int]:
-    """A real `mlflow server` on 127.0.0.1 (SQLite backend and served artifacts
-    under `root`); yields its port once it answers, stops it on exit."""
-    port = port or free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "server-artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    """A real `mlflow server` (SQLite backend and served artifacts under `root`);
+    yields its port once it answers, stops it on exit."""
+    server = MlflowServer(root, port)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("mlflow server did not start within 120 s")
-        time.sleep(2)  # the port opens before the app answers
-        yield port
+        server.start()
+        yield server.port
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()

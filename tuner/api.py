@@ -35,14 +35,13 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from tuner.config import TuneConfig
+from tuner.config import TuneConfig, mask_secrets
 from tuner.engine.runner import run_tune
 from tuner.errors import InputError, flag_wording
 from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
 from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
-from tuner.tracking.tracker import mask_secrets
 
 _OPTIONS = {f.name for f in fields(TuneConfig)} - {"dataset", "space", "study"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ class TuneConfig:
     seed: int = 42
     workers: int | None = None  # None: one per GPU chosen, else 1
     gpus: str | None = None  # all (default) | none | ids like 0,1
+    trials_per_gpu: int | None = None  # worker processes per GPU; None: 1
     precision: str = "float32"
     engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
     kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
@@ -68,6 +70,19 @@ class TuneConfig:
             _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)
         _at_least("--patience", self.patience, 1)
+        if self.trials_per_gpu is not None:
+            _at_least("--trials-per-gpu", self.trials_per_gpu, 1)
+            if self.workers is not None:
+                raise InputError(
+                    f"--trials-per-gpu {self.trials_per_gpu} and --workers {self.workers} both "
+                    "set the number of worker processes; pass one of them."
+                )
+            if self.trials_per_gpu > MAX_TRIALS_PER_GPU:
+                raise InputError(
+                    f"--trials-per-gpu must be at most {MAX_TRIALS_PER_GPU}, but got "
+                    f"{self.trials_per_gpu}; more processes than that share one GPU's "
+                    "memory and cores without gain."
+                )
         if self.workers is not None:
             _at_least("--workers", self.workers, 1)
             if self.workers > MAX_WORKERS:
@@ -184,6 +199,25 @@ def tracking_uri(given: str | None) -> str:
     return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+# user:password@ in a URL (the password may itself hold "@": up to the last one),
+# and secret query parameters (?password=..., &token=...).
+_PASSWORD = re.compile(r"(://[^:/@\s'\"]+:)[^\s'\"]*@")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret)=)[^&\s'\"]*",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide the password in URLs such as postgresql://user:secret@host/db."""
+    return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
+
+
+def tracking_server(uri: str) -> bool:
+    """Whether the MLflow tracking URI is a server (over HTTP), not a local store."""
+    return uri.startswith(("http://", "https://"))
+
+
 def make_folder(folder: Path, *, option: str) -> None:
     """The folder of a local store, created if needed; a path through a regular file
     or an unwritable folder is an input error."""
@@ -225,6 +259,8 @@ def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InputError(f"{option} must be one of {', '.join(allowed)}, but got {value!r}.")
 
+
+MAX_TRIALS_PER_GPU = 16
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model
 

@@ -59,6 +59,18 @@ def choose_gpus(option: str | None) -> list[str]:
     return wanted
 
 
+def gpu_slots(gpus: list[str], *, per_gpu: int | None) -> list[str]:
+    """The GPU of each worker process: `per_gpu` processes on every GPU (--trials-per-gpu;
+    default 1), taking turns (0, 1, 0, 1, ...); refused on a host without a GPU."""
+    if per_gpu is not None and not gpus:
+        raise InputError(
+            f"--trials-per-gpu {per_gpu}: this host has no GPU (none listed by "
+            "CUDA_VISIBLE_DEVICES or nvidia-smi, or --gpus none); on CPUs pass --workers N "
+            "for trials in parallel."
+        )
+    return [gpus[i % len(gpus)] for i in range(len(gpus) * (per_gpu or 1))]
+
+
 def default_backend(*, gpu: str | None) -> str:
     """The Keras backend trials run on when `KERAS_BACKEND` is unset.
 

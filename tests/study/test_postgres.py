@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,16 +14,6 @@ from tests.conftest import Stores, start_tuner, tiny_tune_args
 from tests.study.test_scale_out import _check_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture
-def pg_url() -> str:
-    url = os.environ.get("TUNER_TEST_POSTGRES_URL")
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("TUNER_TEST_POSTGRES_URL is not set: .ci/run must source .ci/postgres.sh")
-    pytest.skip("no PostgreSQL server: as root, `source .ci/postgres.sh` then run pytest")
 
 
 def _pg_stores(stores: Stores, url: str) -> Stores:

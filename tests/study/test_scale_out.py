@@ -10,14 +10,16 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import Stores, start_tuner, tiny_tune_args
-from tuner.engine.objective import refuse_surplus
 from tuner.errors import TrialFailed
+from tuner.study.setup import sampler_seed
+from tuner.study.storage import open_storage
+from tuner.study.summary import refuse_surplus
 
 pytestmark = pytest.mark.slow
 
 
 def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> list:
-    study = optuna.load_study(study_name=name, storage=stores.storage)
+    study = optuna.load_study(study_name=name, storage=open_storage(stores.storage))
     states = [t.state for t in study.trials]
     finished = [s for s in states if s in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == trials, states  # no overshoot, with `workers` asking at once
@@ -36,6 +38,15 @@ def _check_study(stores: Stores, name: str, *, trials: int, workers: int) -> lis
     assert sorted(numbers, key=int) == ran, "one run per trial that ran"
     assert all(r.info.status != "RUNNING" for r in runs)
     return runs
+
+
+def test_workers_opening_the_study_a_trial_apart_draw_apart() -> None:
+    """Slot 1 having seen one trial fewer than slot 0 once gave both the same seed (the
+    sum 42 + 1 + 0 == 42 + 0 + 1), so both drew the same configurations."""
+    seeds = {sampler_seed(42, before, slot) for before in range(20) for slot in range(8)}
+    assert len(seeds) == 20 * 8
+    assert sampler_seed(42, 0, 0) == 42  # one worker on a new study: the study's seed
+    assert sampler_seed(42, 3, 1) == sampler_seed(42, 3, 1)  # a rerun draws the same
 
 
 def test_a_trial_asked_beside_the_last_one_wanted_is_not_run(stores: Stores) -> None:

@@ -35,6 +35,8 @@ from tuner.config import (
     SAMPLERS,
     TuneConfig,
     storage_url,
+    tracking_server,
+    tracking_uri,
 )
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError, TrackingUnavailable, flag_wording
@@ -180,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--gpus", help="GPUs to use: all (default), none, or ids like 0,1")
     tune.add_argument(
+        "--trials-per-gpu",
+        type=_positive_int,
+        help="worker processes sharing each GPU, with memory growth (default 1; refused "
+        "without a GPU)",
+    )
+    tune.add_argument(
         "--precision", default=defaults.precision, help=" | ".join(PRECISIONS) + " (Keras policy)"
     )
     data = tune.add_argument_group("dataset options (override the dataset definition)")
@@ -225,9 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, help="processes on this host (default: one per GPU, or 1)"
     )
     worker.add_argument("--gpus", help="GPUs of this host to use: all (default), none, or 0,1")
+    worker.add_argument(
+        "--trials-per-gpu", type=_positive_int, help="worker processes sharing each GPU (default 1)"
+    )
     worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
+
+    proxy = sub.add_parser(
+        "storage-proxy",
+        help="serve a study database to many workers through Optuna's gRPC storage proxy",
+    )
+    proxy.add_argument(
+        "--storage", help="database URL the proxy serves (default: $TUNER_STORAGE, else local)"
+    )
+    proxy.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    proxy.add_argument("--port", type=_positive_int, default=13000, help="port (default: 13000)")
+    proxy.set_defaults(handler=_cmd_storage_proxy)
 
     datasets = sub.add_parser("datasets", help="list built-in datasets: task, shape, split, source")
     datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
@@ -286,6 +310,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         gpus=args.gpus,
+        trials_per_gpu=args.trials_per_gpu,
         precision=args.precision,
         engine=args.engine,
         kt_tuner=args.kt_tuner,
@@ -330,6 +355,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         workers=args.workers,
         gpus=args.gpus,
         trials=args.trials,
+        trials_per_gpu=args.trials_per_gpu,
     )
     _report(api.run(config, role="worker"), as_json=args.json)
     return 0
@@ -352,7 +378,7 @@ def _report(result: Any, *, as_json: bool) -> None:
     err.print(results_table(summary))
     link = summary.get("mlflow_ui")
     if link:
-        local = not summary["tracking_uri"].startswith(("http://", "https://"))
+        local = not tracking_server(summary["tracking_uri"])
         err.print(
             f"MLflow runs: {link}" + ("  (`make ui` serves it)" if local else ""), soft_wrap=True
         )
@@ -471,7 +497,6 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     """Print each study's runs link (the view that shows its objective), then become
     `mlflow ui` over the same store."""
-    from tuner.config import tracking_uri
     from tuner.tracking.tracker import ui_links
 
     if not 1 <= args.port <= 65535:
@@ -489,6 +514,14 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
     command = [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root", str(artifacts)]
     os.execv(mlflow, [*command, "--host", args.host, "--port", str(args.port)])
+
+
+def _cmd_storage_proxy(args: argparse.Namespace) -> int:
+    """Serve the study database to workers that pass --storage grpc://HOST:PORT."""
+    from tuner.study.storage import serve_proxy
+
+    serve_proxy(_storage_url(args), host=args.host, port=args.port)
+    return 0
 
 
 def _cmd_spaces(args: argparse.Namespace) -> int:

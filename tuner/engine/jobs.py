@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from tuner.config import TuneConfig
 
+LAST_TRIAL = "last trial"  # a worker's notice: its replacement may start its start-up
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerJob:

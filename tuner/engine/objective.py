@@ -5,6 +5,7 @@ champion model). Runs inside a worker process; this is where Keras is imported.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +41,16 @@ from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
-from tuner.study.summary import DONE_STATES, completed, record_test_metrics, test_metrics
+from tuner.study.summary import (
+    completed,
+    record_test_metrics,
+    refuse_surplus,
+    test_metrics,
+)
 from tuner.study.warm import WARM_START_FROM
 from tuner.tracking.tracker import (
     EPOCH_PREFIX,
+    OBJECTIVE_TAG,
     Tracker,
     load_logged_model,
     tracking_down,
@@ -74,6 +81,7 @@ class Objective:
         self._init = _pretrained(config.init_from, tracker.tracking_uri)
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
+        self.process_started = 0.0  # time.time() when this worker process was started
         self._run_id = ""
 
     def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
@@ -92,6 +100,8 @@ class Objective:
             trial.set_user_attr("mlflow_run_id", self._run_id)
             trial.set_user_attr("device", self._device)
             trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr("worker_started", round(self.process_started, 3))
             value = self._train(trial, hp.values, self._run_id, recorder, resume)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"
@@ -180,6 +190,7 @@ class Objective:
             self._run_id,
             {f"{EPOCH_PREFIX}{k}": v for k, v in logs.items()},
             step=self._epoch_offset + epoch + 1,
+            background=True,
         )
         if self.progress is not None and self.current is not None:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
@@ -303,7 +314,11 @@ class Objective:
         if not completed(study) or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return
         best = study.best_trial
-        if test_metrics(study, best) is not None or "model_uri" not in best.user_attrs:
+        if "model_uri" not in best.user_attrs:
+            return
+        # Workers that finished together may have moved the alias in any order.
+        self._tracker.promote_run(self._config.study_name, best.user_attrs.get("mlflow_run_id", ""))
+        if test_metrics(study, best) is not None:
             return
         logged = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
         model = trained_part(logged)  # evaluated on the standardised windows
@@ -344,6 +359,7 @@ class Objective:
                 "study": self._config.study_name,
                 "source": what,
                 metric: f"{value:.6g}",
+                OBJECTIVE_TAG: repr(value),
                 "dataset": self._data.spec.name,
                 "dataset_sha256": sha256,
             },
@@ -368,22 +384,6 @@ class Objective:
             run_id, {"state": state, "stop_reason": reason, "stopped_epoch": epochs}
         )
         self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
-
-
-def refuse_surplus(trial: optuna.Trial, wanted: int) -> None:
-    """Fail, before anything is trained or recorded, a trial asked for at the same
-    moment as the last one wanted: workers check the count before they ask, so two
-    can both see one trial missing. The lower trial numbers keep their claim."""
-    ahead = [
-        t
-        for t in trial.study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING))
-        if t.number < trial.number
-    ]
-    if len(ahead) >= wanted:
-        raise TrialFailed(
-            f"not run: {wanted} trials were already claimed when it started "
-            "(another worker asked at the same moment)"
-        )
 
 
 @dataclass

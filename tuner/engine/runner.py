@@ -13,16 +13,16 @@ import multiprocessing
 import os
 import signal
 import time
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from tuner.config import TuneConfig
+from tuner.config import TuneConfig, mask_secrets
 from tuner.data.spec import DatasetInfo
-from tuner.devices import choose_gpus
-from tuner.engine.jobs import WorkerJob, WorkerResult
+from tuner.devices import choose_gpus, gpu_slots
+from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
 from tuner.errors import InputError, TrackingUnavailable
 from tuner.report.console import err
@@ -31,7 +31,7 @@ from tuner.space import SearchSpace
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
-from tuner.tracking.tracker import Tracker, mask_secrets, resolve_tracking_uri, tracking_down
+from tuner.tracking.tracker import Tracker, resolve_tracking_uri, tracking_down
 
 TRIALS_PER_PROCESS = 10
 _MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
@@ -44,7 +44,7 @@ def run_tune(
 
     `role` ("tune" or "worker") names the invocation in its parent MLflow run.
     """
-    gpus = choose_gpus(config.gpus)
+    gpus = worker_gpus(config)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
         n_workers, trials_per_process = 1, config.n_trials
@@ -107,6 +107,12 @@ def run_tune(
     return summary
 
 
+def worker_gpus(config: TuneConfig) -> list[str]:
+    """The GPU of each local worker process (worker i takes entry i modulo the length;
+    empty on CPUs): every chosen GPU, --trials-per-gpu times."""
+    return gpu_slots(choose_gpus(config.gpus), per_gpu=config.trials_per_gpu)
+
+
 def _warm_start(config: TuneConfig, info: DatasetInfo, space: SearchSpace) -> WarmStart | None:
     if not config.warm_start:
         return None
@@ -132,30 +138,46 @@ def _threads_per_worker(workers: int) -> int | None:
 
 def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
     """Keep `n_workers` worker processes running (each replaced after its batch of
-    trials) until the study has enough trials, then return."""
+    trials) until the study has enough trials, then return.
+
+    A worker says when it starts its last trial; its replacement starts then and
+    does its start-up (imports, data, study: about 12 s here) while that trial
+    runs, then waits to be released: a replacement costs no wall time.
+    """
     done = finished(study)
     if done >= job.config.n_trials:
         err.print(f"study {study.study_name} already has {done} finished trials; nothing to run.")
         return
-    slots: list[_Slot | None] = [_start(job, slot=i) for i in range(n_workers)]
+    slots: list[_Worker | None] = [_Worker(job, slot=i) for i in range(n_workers)]
     failure: BaseException | None = None
     deaths = 0
     try:
         while any(slots):
-            wait([p.sentinel for p, _ in filter(None, slots)])
-            for i, slot in enumerate(slots):
-                if slot is None or slot[0].is_alive():
+            live = [w for w in slots if w is not None]
+            wait([w.process.sentinel for w in live] + [w.receiver for w in live if w.listening])
+            for i, worker in enumerate(slots):
+                if worker is None:
                     continue
-                result = _collect(*slot)
-                slots[i] = None
+                if worker.process.is_alive():
+                    if worker.last_trial_started() and failure is None:
+                        worker.standby = _Worker(job, slot=i, standby=True)
+                    continue
+                result = worker.collect()
+                after = worker.standby
                 deaths += result.reason == "died"
                 if deaths > _MAX_DEATHS:
                     failure = RuntimeError(f"worker processes died {deaths} times; see above.")
-                if result.reason in ("recycle", "died") and failure is None:
-                    slots[i] = _start(job, slot=i)
-                elif failure is None and (problem := _problem(result, job)) is not None:
+                if failure is None and result.reason in ("recycle", "died"):
+                    slots[i] = (after or _Worker(job, slot=i)).release()
+                    continue
+                if failure is None and (problem := _problem(result, job)) is not None:
                     failure = problem
                     _signal_all(slots, signal.SIGINT)
+                if failure is None and after is not None:  # the study is done: it finds
+                    after.release()  # nothing to run, or the deadline passed
+                elif after is not None:
+                    _signal_all([after], signal.SIGINT)
+                slots[i] = after
     except KeyboardInterrupt as e:
         _forward_and_wait(slots, str(e) or "SIGINT")
         raise
@@ -166,7 +188,7 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
 def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
     """Build the top-K ensemble in a worker process (the parent never loads Keras)."""
     err.print(f"building the top-{job.config.ensemble} ensemble ...")
-    result = _collect(*_start(dataclasses.replace(job, task="ensemble"), slot=0))
+    result = _Worker(dataclasses.replace(job, task="ensemble"), slot=0).collect()
     if result.reason != "ensemble" and (problem := _problem(result, job)) is not None:
         raise problem
     record = study.user_attrs.get("ensemble", {})
@@ -190,43 +212,84 @@ def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
     return None
 
 
-_Slot = tuple[Any, Connection]
+class _Worker:
+    """One worker process and the pipe it reports through; `standby`: the process
+    that replaces it, started during its last trial."""
+
+    def __init__(self, job: WorkerJob, *, slot: int, standby: bool = False) -> None:
+        job = dataclasses.replace(job, slot=slot, started=time.time())
+        ctx = multiprocessing.get_context("spawn")
+        self.receiver, sender = ctx.Pipe(duplex=False)
+        self._go = ctx.Event() if standby else None
+        self.process = ctx.Process(
+            target=worker_main, args=(job, sender, self._go), name="tuner-worker"
+        )
+        self.process.start()
+        sender.close()
+        self.standby: _Worker | None = None
+        self.listening = True  # its notice of the last trial may still come
+        self._result: WorkerResult | None = None
+
+    def release(self) -> _Worker:
+        """Let a standby worker start its trials (it has done its start-up)."""
+        if self._go is not None:
+            self._go.set()
+        return self
+
+    def last_trial_started(self) -> bool:
+        """Whether the worker has just said it started its last trial (it may have
+        sent its result instead: kept for `collect`)."""
+        if not self.listening or not self.receiver.poll():
+            return False
+        self.listening = False
+        try:
+            message = self.receiver.recv()
+        except EOFError:
+            return False
+        if isinstance(message, WorkerResult):
+            self._result = message
+            return False
+        return bool(message == LAST_TRIAL)
+
+    def collect(self) -> WorkerResult:
+        self.process.join()
+        if self._result is not None:
+            return self._result
+        try:
+            while True:
+                message = self.receiver.recv()
+                if isinstance(message, WorkerResult):
+                    return message
+        except EOFError:
+            # Killed (SIGKILL, out of memory): its running trial is failed and retried
+            # through the heartbeat; a new worker takes its place.
+            code = self.process.exitcode
+            err.print(f"a worker process died (exit code {code}); starting another.")
+            return WorkerResult("died", message=f"exit code {code}")
 
 
-def _start(job: WorkerJob, *, slot: int) -> _Slot:
-    job = dataclasses.replace(job, slot=slot, started=time.time())
-    ctx = multiprocessing.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=worker_main, args=(job, sender), name="tuner-worker")
-    process.start()
-    sender.close()
-    return process, receiver
+def _processes(workers: list[_Worker | None]) -> list[Any]:
+    """The workers' processes and their standbys'."""
+    found = []
+    for worker in filter(None, workers):
+        found.append(worker.process)
+        if worker.standby is not None:
+            found.append(worker.standby.process)
+    return found
 
 
-def _collect(process: Any, receiver: Connection) -> WorkerResult:
-    process.join()
-    try:
-        result: WorkerResult = receiver.recv()
-    except EOFError:
-        # Killed (SIGKILL, out of memory): its running trial is failed and retried
-        # through the heartbeat; a new worker takes its place.
-        err.print(f"a worker process died (exit code {process.exitcode}); starting another.")
-        return WorkerResult("died", message=f"exit code {process.exitcode}")
-    return result
-
-
-def _signal_all(slots: list[_Slot | None], signum: int) -> None:
-    for process, _ in filter(None, slots):
+def _signal_all(workers: list[_Worker | None], signum: int) -> None:
+    for process in _processes(workers):
         if process.is_alive():
             os.kill(process.pid, signum)
 
 
-def _forward_and_wait(slots: list[_Slot | None], signame: str) -> None:
+def _forward_and_wait(workers: list[_Worker | None], signame: str) -> None:
     """Pass the interrupt on to the workers and let them record their running trials."""
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _signal_all(slots, signal.Signals[signame])
-        for process, _ in filter(None, slots):
+        _signal_all(workers, signal.Signals[signame])
+        for process in _processes(workers):
             process.join(timeout=120)
     finally:
         for sig, handler in previous.items():

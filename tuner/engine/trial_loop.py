@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -28,8 +29,12 @@ from tuner.study.summary import claimed, epochs_spent, finished
 from tuner.tracking.tracker import Tracker
 
 
-def run_trials(job: WorkerJob) -> WorkerResult:
-    """Open the study and run this worker's trials (or its ensemble)."""
+def run_trials(
+    job: WorkerJob, *, on_last: Callable[[], None] = lambda: None, go: Any = None
+) -> WorkerResult:
+    """Open the study and run this worker's trials (or its ensemble). `on_last` is
+    called as the last trial of this process starts, when more trials will follow;
+    with `go` (an event), this worker is a standby: it waits for it once set up."""
     config = job.config
     data, space = prepare_data(config)
     study = open_study(
@@ -38,12 +43,17 @@ def run_trials(job: WorkerJob) -> WorkerResult:
     tracker = Tracker(job.tracking_uri, config.experiment or config.study_name)
     tracker.parent_id = job.parent_run_id
     objective = Objective(space=space, data=data, config=config, tracker=tracker)
+    objective.process_started = job.started
     # Libraries and data loaded so far live as long as the worker: keep them out of
     # the collections that free each trial's model (0.3 s a trial otherwise).
     gc.collect()
     gc.freeze()
-    job = dataclasses.replace(job, deadline=job.own_deadline(time.time()))
-    stop = _StopRules(job)
+    if go is None:
+        job = dataclasses.replace(job, deadline=job.own_deadline(time.time()))
+    else:  # its start-up ran beside its predecessor's last trial: it cost no time
+        while not go.wait(timeout=0.5):
+            STOP.check()
+    stop = _StopRules(job, on_last)
     try:
         STOP.check()
         if job.task == "ensemble":
@@ -147,16 +157,24 @@ class _StopRules:
     workers do not overshoot), after `trials_per_process` trials (recycle), after
     too many failures, or once the epoch budget is spent."""
 
-    def __init__(self, job: WorkerJob) -> None:
+    def __init__(self, job: WorkerJob, on_last: Callable[[], None]) -> None:
         self._job = job
+        self._on_last = on_last
         self.trials_run = 0
         self.failed = 0
+        if job.trials_per_process == 1:
+            on_last()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.trials_run += 1
         self.failed += trial.state == TrialState.FAIL
         if STOP.signame or self.reason(study) != "timeout":
             study.stop()
+        elif (
+            self.trials_run == self._job.trials_per_process - 1
+            and claimed(study) + 1 < self._job.config.n_trials
+        ):  # the next trial is this process's last, and more will follow it
+            self._on_last()
 
     def reason(self, study: optuna.Study) -> str:
         """Why this worker stops (`timeout` when none of the rules holds)."""

@@ -8,6 +8,7 @@ long the study is. The parent process never imports Keras.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -16,6 +17,7 @@ import traceback
 import warnings
 from multiprocessing.connection import Connection
 from types import FrameType
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -24,7 +26,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from tuner.devices import prepare_process, set_precision
-from tuner.engine.jobs import WorkerJob, WorkerResult
+from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.errors import InputError, TrackingUnavailable
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
@@ -61,8 +63,10 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def worker_main(job: WorkerJob, conn: Connection) -> None:
-    """Process entry: run trials and send a `WorkerResult` back through `conn`."""
+def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
+    """Process entry: run trials and send a `WorkerResult` back through `conn` (and,
+    before it, `LAST_TRIAL` when the last trial starts). A standby worker gets `go`,
+    an event: it does its start-up, then waits for the event before any trial."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     _die_with_parent(job.parent_pid)
@@ -77,7 +81,7 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         from tuner.engine.trial_loop import run_trials
 
         STOP.check()  # a signal during the set-up
-        result = run_trials(job)
+        result = run_trials(job, on_last=lambda: _notify(conn), go=go)
     except KeyboardInterrupt as e:
         result = WorkerResult("interrupted", message=str(e) or "SIGINT")
     except InputError as e:
@@ -96,6 +100,11 @@ def worker_main(job: WorkerJob, conn: Connection) -> None:
         conn.close()
     except OSError:  # BrokenPipeError: the parent died; nobody waits for the result
         pass
+
+
+def _notify(conn: Connection) -> None:
+    with contextlib.suppress(OSError):  # the parent died: nobody waits for the notice
+        conn.send(LAST_TRIAL)
 
 
 def _import_keras_quietly() -> None:

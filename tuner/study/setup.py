@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import optuna
 
-from tuner.config import TuneConfig
+from tuner.config import TuneConfig, mask_secrets
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import ENSEMBLE_TASKS, TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
@@ -25,7 +26,6 @@ from tuner.space import (
 )
 from tuner.study.grid import GridSampler
 from tuner.study.storage import open_storage
-from tuner.tracking.tracker import mask_secrets
 
 
 def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
@@ -62,12 +62,25 @@ def open_study(
         study_name=config.study_name,
         storage=storage,
         direction="minimize",
-        sampler=_sampler(config, config.seed + n_before + seed_offset, space=space, data=data),
+        sampler=_sampler(
+            config, sampler_seed(config.seed, n_before, seed_offset), space=space, data=data
+        ),
         pruner=_pruner(config, folds=data.info.cv),
         load_if_exists=True,
     )
     _check_same_study(study, config, data, space)
     return study
+
+
+def sampler_seed(seed: int, trials_before: int, offset: int) -> int:
+    """The sampler seed of one worker process: moves on with the trials already run (a
+    resumed study does not draw its first configurations again) and differs between
+    workers (`offset`: the worker's slot, and its process for `tuner worker`). The
+    first worker keeps `seed + trials_before`; the others mix all three, since a sum
+    let the worker at offset 1 that saw one trial fewer draw its neighbour's sequence."""
+    if offset == 0:
+        return seed + trials_before
+    return int(np.random.SeedSequence([seed, trials_before, offset]).generate_state(1)[0])
 
 
 def _existing_trials(storage: optuna.storages.BaseStorage, name: str) -> int:
@@ -157,10 +170,16 @@ def worker_config(
     workers: int | None,
     gpus: str | None = None,
     trials: int | None = None,
+    trials_per_gpu: int | None = None,
 ) -> TuneConfig:
     """The configuration a `tuner worker` joining `study` runs with: the study's, with
     this host's workers and GPUs."""
-    overrides: dict[str, Any] = {"storage": storage, "workers": workers, "gpus": gpus}
+    overrides: dict[str, Any] = {
+        "storage": storage,
+        "workers": workers,
+        "gpus": gpus,
+        "trials_per_gpu": trials_per_gpu,
+    }
     if tracking_uri:
         overrides["tracking_uri"] = tracking_uri
     if trials is not None:
@@ -179,8 +198,6 @@ def grid_trials(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple[
 def _sampler(
     config: TuneConfig, seed: int, *, space: SearchSpace, data: Dataset
 ) -> optuna.samplers.BaseSampler:
-    # The seed moves on with the number of trials already run, so a resumed
-    # study does not draw its first configurations again.
     name = config.sampler
     if name == "grid":
         return GridSampler(grid_points(space, data.info), seed=seed)

@@ -7,6 +7,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.errors import TrialFailed
+
 _STATE_NAMES = {
     TrialState.COMPLETE: "complete",
     TrialState.PRUNED: "pruned",
@@ -27,6 +29,22 @@ def finished(study: optuna.Study) -> int:
 def claimed(study: optuna.Study) -> int:
     """Finished trials plus those running now (so several workers do not overshoot)."""
     return len(study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING)))
+
+
+def refuse_surplus(trial: optuna.Trial, wanted: int) -> None:
+    """Fail, before anything is trained or recorded, a trial asked for at the same
+    moment as the last one wanted: workers check the count before they ask, so two
+    can both see one trial missing. The lower trial numbers keep their claim."""
+    ahead = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=(*DONE_STATES, TrialState.RUNNING))
+        if t.number < trial.number
+    ]
+    if len(ahead) >= wanted:
+        raise TrialFailed(
+            f"not run: {wanted} trials were already claimed when it started "
+            "(another worker asked at the same moment)"
+        )
 
 
 def state_name(trial: FrozenTrial) -> str:

@@ -14,12 +14,12 @@ from typing import Any
 
 import optuna
 
+from tuner.config import mask_secrets
 from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.space import SearchSpace, replay
 from tuner.study.storage import open_storage
 from tuner.study.summary import top_trials
-from tuner.tracking.tracker import mask_secrets
 
 WARM_START_FROM = "warm_start_from"  # trial attribute: STUDY#TRIAL it was taken from
 

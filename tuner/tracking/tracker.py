@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import mlflow
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -26,14 +26,14 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-import mlflow
-from tuner.config import make_folder, store_lock
+from tuner.config import make_folder, mask_secrets, store_lock, tracking_server
 from tuner.errors import InputError
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
 from tuner.paths import MODEL_FILE
 
 CHAMPION = "champion"
+OBJECTIVE_TAG = "objective"  # a registered version's validation objective, exactly (repr)
 DIGEST_CHARS = 36  # MLflow's dataset digest column
 EPOCH_PREFIX = "epoch/"  # per-epoch curves (steps from 1); plain names hold a trial's result
 EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3's view an experiment opens on
@@ -48,20 +48,6 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."
 UI_BASE = "http://127.0.0.1:5000"  # `make ui` / `tuner ui`
 _UI_DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`"]
 PREPROCESSING_FILE = "preprocessing.json"
-# user:password@ in a URL (the password may itself hold "@": up to the last one),
-# and secret query parameters (?password=..., &token=...).
-_PASSWORD = re.compile(r"(://[^:/@\s'\"]+:)[^\s'\"]*@")
-_SECRET_QUERY = re.compile(
-    r"([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret)=)[^&\s'\"]*",
-    re.IGNORECASE,
-)
-
-
-def mask_secrets(text: str) -> str:
-    """Hide the password in URLs such as postgresql://user:secret@host/db."""
-    return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
-
-
 # Bounded retries against a tracking server (MLflow's defaults retry for minutes):
 # 4 retries 1, 2, 4 and 8 s apart, each request given 20 s.
 HTTP_RETRIES = {
@@ -101,7 +87,7 @@ def unavailable(tracking_uri: str) -> str:
 def runs_view_url(tracking_uri: str, experiment_id: str, *, base: str | None = None) -> str:
     """The experiment's runs table with the objective column: the link to open."""
     if base is None:
-        http = tracking_uri.startswith(("http://", "https://"))
+        http = tracking_server(tracking_uri)
         base = mask_secrets(tracking_uri.rstrip("/")) if http else UI_BASE
     query = f"workflowType=machine_learning&viewStateShareKey={RUNS_VIEW}"
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
@@ -194,6 +180,7 @@ class Tracker:
         self.experiment_name = experiment
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = self._experiment_id()
+        self._pending: dict[str, list[Any]] = {}  # per run: writes still in flight
         self.parent_id = ""
 
     def _experiment_id(self) -> str:
@@ -267,10 +254,24 @@ class Tracker:
         rows = [Param(k, mask_secrets(v)[:6000]) for k, v in flat.items()]
         self.client.log_batch(run_id, params=rows)
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float], *, step: int = 0, background: bool = False
+    ) -> None:
+        """One write of `metrics` at `step`; with `background`, off this thread (the
+        per-epoch curves, written while training goes on; `end` waits for them)."""
         now = int(time.time() * 1000)
         rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(run_id, metrics=rows)
+        if background:
+            self._pending.setdefault(run_id, []).append(
+                self.client.log_batch(run_id, metrics=rows, synchronous=False)
+            )
+        else:
+            self.client.log_batch(run_id, metrics=rows)
+
+    def flush(self, run_id: str) -> None:
+        """Wait for the run's background writes; raises if one of them failed."""
+        for operations in self._pending.pop(run_id, []):
+            operations.wait()
 
     def log_figure(self, run_id: str, figure: Any, path: str) -> None:
         """A matplotlib figure as a PNG artifact (replacing one at the same path)."""
@@ -310,6 +311,7 @@ class Tracker:
         self.client.log_artifacts(run_id, str(folder))
 
     def end(self, run_id: str, status: str) -> None:
+        self.flush(run_id)
         self.client.set_terminated(run_id, status)
 
     def close_dead_runs(self) -> int:
@@ -361,8 +363,37 @@ class Tracker:
             self.client.update_model_version(registered_name, version, description=description)
         for key, value in (tags or {}).items():
             self.client.set_model_version_tag(registered_name, version, key, str(value))
-        self.client.set_registered_model_alias(registered_name, alias, version)
+        self.promote(registered_name, alias, version)
         return str(info.model_uri)
+
+    def promote(self, name: str, alias: str, version: str) -> bool:
+        """Point `alias` at `version` unless it points at a better version already:
+        workers that finish together each register their new best, in any order, and
+        the best of them must keep the alias. Returns whether the alias moved."""
+        new = _objective(self.client.get_model_version(name, version))
+        try:
+            current = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:  # no such alias yet
+            current = None
+        if current is not None and current.version == version:
+            return False
+        held = _objective(current) if current is not None else None
+        if held is not None and new is not None and held <= new:
+            return False
+        self.client.set_registered_model_alias(name, alias, version)
+        return True
+
+    def promote_run(self, name: str, run_id: str, alias: str = CHAMPION) -> bool:
+        """`promote` the version registered from the run `run_id`, if there is one."""
+        versions = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        return bool(versions) and self.promote(name, alias, str(versions[0].version))
+
+
+def _objective(version: Any) -> float | None:
+    """A version's validation objective, if it has one (a refit has none: it takes
+    its alias whatever it scores)."""
+    value = version.tags.get(OBJECTIVE_TAG)
+    return float(value) if value is not None else None
 
 
 def served_signature(

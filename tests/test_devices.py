@@ -1,0 +1,59 @@
+"""Which GPU each worker process takes: one per GPU by default, K with --trials-per-gpu."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.conftest import Stores, tiny_tune_args
+from tuner.cli.main import main
+from tuner.config import TuneConfig
+from tuner.devices import gpu_slots
+from tuner.engine.runner import worker_gpus
+from tuner.errors import InputError
+
+
+def test_each_gpu_takes_its_share_of_worker_processes() -> None:
+    assert gpu_slots(["0", "1"], per_gpu=None) == ["0", "1"]
+    slots = gpu_slots(["0", "1"], per_gpu=3)
+    assert slots == ["0", "1", "0", "1", "0", "1"]  # turns: the first trials spread out
+    assert Counter(slots) == {"0": 3, "1": 3}
+    assert gpu_slots([], per_gpu=None) == []  # CPU: the workers see no GPU
+
+
+def test_trials_per_gpu_sets_the_local_workers_of_the_visible_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert worker_gpus(TuneConfig(trials_per_gpu=4)) == ["0", "1"] * 4
+    assert worker_gpus(TuneConfig(gpus="1", trials_per_gpu=2)) == ["1", "1"]
+    assert worker_gpus(TuneConfig()) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    with pytest.raises(InputError, match=r"--trials-per-gpu 2: this host has no GPU"):
+        worker_gpus(TuneConfig(trials_per_gpu=2))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--trials-per-gpu", "2"], ["--trials-per-gpu 2: this host has no GPU", "--workers N"]),
+        (["--trials-per-gpu", "2", "--gpus", "none"], ["--trials-per-gpu 2: this host has no"]),
+        (["--trials-per-gpu", "2", "--workers", "2"], ["both set the number of worker"]),
+        (["--trials-per-gpu", "99"], ["--trials-per-gpu must be at most 16", "got 99"]),
+        (["--trials-per-gpu", "0"], ["--trials-per-gpu", "0"]),
+    ],
+)
+def test_trials_per_gpu_on_cpu_or_beside_workers_is_refused(
+    stores: Stores,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    words: list[str],
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert main([*tiny_tune_args(stores), *extra]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (stores.root / "optuna.db").exists()  # refused before anything is recorded
