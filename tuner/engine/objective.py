@@ -190,7 +190,7 @@ class Objective:
             self._run_id,
             {f"{EPOCH_PREFIX}{k}": v for k, v in logs.items()},
             step=self._epoch_offset + epoch + 1,
-            background=True,
+            buffered=True,
         )
         if self.progress is not None and self.current is not None:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
