@@ -414,10 +414,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    _cpu_backend()  # before anything imports Keras
     from tuner import api
     from tuner.export.predict import predict_file
 
-    _cpu_backend()
     model = api.load_bundle(args.model)
     if model.task == "char_lm":
         if args.prompt is None:

@@ -88,7 +88,23 @@ class Objective:
         """Train `trial`'s configuration (or continue `resume.model`) and record it."""
         self.current = trial
         self._run_id = ""
-        recorder = EpochRecorder(self._log_epoch)
+        try:
+            value = self._run(trial, EpochRecorder(self._log_epoch), resume)
+        except BaseException as e:
+            # Nothing more can be written there (also while the trial was being closed,
+            # when its buffered curves were written): say so in Optuna.
+            if tracking_down(e) and not isinstance(e, TrackingUnavailable):
+                reason = unavailable(self._tracker.tracking_uri)
+                trial.set_user_attr("fail_reason", f"not recorded in MLflow: {reason}")
+                raise TrackingUnavailable(reason) from e
+            raise
+        finally:
+            keras.backend.clear_session()  # also runs the garbage collector
+            trial.set_user_attr("rss_mb", round(rss_mb(), 1))
+        self.current = None
+        return value
+
+    def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
         try:
             if self.config.engine == "optuna":  # KerasTuner counts its own trials
                 refuse_surplus(trial, self.config.n_trials)
@@ -102,7 +118,7 @@ class Objective:
             trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             trial.set_user_attr("worker_started", round(self.process_started, 3))
-            value = self._train(trial, hp.values, self._run_id, recorder, resume)
+            return self._train(trial, hp.values, self._run_id, recorder, resume)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"
             self._finish(trial, self._run_id, "pruned", recorder, reason)
@@ -114,18 +130,11 @@ class Objective:
             self.record_interrupt(trial, recorder)
             raise
         except BaseException as e:
-            if tracking_down(e):  # nothing more can be written there: say so in Optuna
-                reason = unavailable(self._tracker.tracking_uri)
-                trial.set_user_attr("fail_reason", f"not recorded in MLflow: {reason}")
-                raise TrackingUnavailable(reason) from e
+            if tracking_down(e):
+                raise
             reason = f"error: {type(e).__name__}: {e}"
             self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
-        finally:
-            keras.backend.clear_session()  # also runs the garbage collector
-            trial.set_user_attr("rss_mb", round(rss_mb(), 1))
-        self.current = None
-        return value
 
     @property
     def data(self) -> Dataset:
