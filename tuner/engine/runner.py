@@ -142,7 +142,9 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
 
     A worker says when it starts its last trial; its replacement starts then and
     does its start-up (imports, data, study: about 12 s here) while that trial
-    runs, then waits to be released: a replacement costs no wall time.
+    runs, then waits to be released. Where the cores are busy with that trial
+    (2 cores here), the start-up still slows it: the gap shrinks, the wall time
+    barely moves.
     """
     done = finished(study)
     if done >= job.config.n_trials:
