@@ -9,9 +9,12 @@ import pytest
 from tests.conftest import Stores, tiny_tune_args
 from tuner.cli.main import main
 from tuner.config import TuneConfig
-from tuner.devices import gpu_slots
+from tuner.data.catalog import load_dataset, resolve_dataset
+from tuner.devices import default_trials_per_gpu, gpu_slots
 from tuner.engine.runner import worker_gpus
 from tuner.errors import InputError
+from tuner.model.size import largest_model
+from tuner.space import default_space, load_space, probe_space
 
 
 def test_each_gpu_takes_its_share_of_worker_processes() -> None:
@@ -32,6 +35,30 @@ def test_trials_per_gpu_sets_the_local_workers_of_the_visible_gpus(
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     with pytest.raises(InputError, match=r"--trials-per-gpu 2: this host has no GPU"):
         worker_gpus(TuneConfig(trials_per_gpu=2))
+
+
+def test_the_default_trials_per_gpu_follow_the_largest_model_memory_and_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    info = load_dataset(resolve_dataset("co2")).info
+    size = largest_model(probe_space(load_space(default_space("forecasting")), info), info)
+    h200 = {"gpu_mb": 143_771.0, "cores": 16, "n_gpus": 1}
+
+    def k(**given: object) -> int:
+        fields = {"weights": size.weights, "training_mb": size.training_mb, **h200, **given}
+        return default_trials_per_gpu(**fields)[0]  # type: ignore[arg-type]
+
+    assert k() == 4  # make tune's space leaves a large GPU mostly idle
+    assert k(cores=16, n_gpus=8) == 2  # one CPU core per worker process
+    assert k(gpu_mb=2_500.0) == 2 and k(gpu_mb=1_000.0) == 1  # what fits in 80 % of it
+    assert k(weights=6_000_000) == 1  # a large model keeps a GPU busy alone
+    count, why = default_trials_per_gpu(
+        weights=size.weights, training_mb=size.training_mb, gpu_mb=None, cores=16, n_gpus=1
+    )
+    assert count == 1 and "nvidia-smi" in why  # unsure: one
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: one per GPU, as before
+    assert worker_gpus(TuneConfig(), size) == ["0", "1"]
 
 
 @pytest.mark.parametrize(

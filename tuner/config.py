@@ -44,9 +44,9 @@ class TuneConfig:
     tracking_uri: str | None = None
     experiment: str | None = None
     seed: int = 42
-    workers: int | None = None  # None: one per GPU chosen, else 1
+    workers: int | None = None  # None: --trials-per-gpu per GPU chosen, else 1
     gpus: str | None = None  # all (default) | none | ids like 0,1
-    trials_per_gpu: int | None = None  # worker processes per GPU; None: 1
+    trials_per_gpu: int | None = None  # worker processes per GPU; None: from the model size
     precision: str = "float32"
     engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
     kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner

@@ -71,6 +71,55 @@ def gpu_slots(gpus: list[str], *, per_gpu: int | None) -> list[str]:
     return [gpus[i % len(gpus)] for i in range(len(gpus) * (per_gpu or 1))]
 
 
+PROCESS_MB = 700  # what a worker process holds on its GPU before any model: context, workspace
+MAX_DEFAULT_TRIALS_PER_GPU = 4
+LARGE_MODEL_WEIGHTS = 5_000_000  # a model this large keeps a GPU busy by itself
+
+
+def gpu_memory_mb(gpus: list[str]) -> float | None:
+    """The memory of the smallest of `gpus` in MB, from nvidia-smi (None where it
+    cannot tell)."""
+    if not gpus or shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        sizes = dict(line.split(",")[:2] for line in done.stdout.splitlines() if "," in line)
+        return min(float(sizes[g.strip()]) for g in gpus)
+    except (subprocess.SubprocessError, OSError, KeyError, ValueError):
+        return None
+
+
+def default_trials_per_gpu(
+    *, weights: int, training_mb: float, gpu_mb: float | None, cores: int, n_gpus: int
+) -> tuple[int, str]:
+    """How many trials share each GPU when --trials-per-gpu is not given, and why.
+
+    A small LSTM leaves a large GPU mostly idle, so up to 4 trials share it: as
+    many as fit in 80 % of its memory (each process needs the training memory of
+    the space's largest model and about 0.7 GB of its own) and as the CPU cores
+    allow (one per process). One where the GPU's memory is unknown or the model is
+    large enough to keep a GPU busy alone.
+    """
+    if gpu_mb is None:
+        return 1, "1 trial per GPU (nvidia-smi did not tell its memory)"
+    if weights > LARGE_MODEL_WEIGHTS:
+        return 1, f"1 trial per GPU (the largest model has {weights / 1e6:.1f} M weights)"
+    need = PROCESS_MB + training_mb
+    by_memory = int(0.8 * gpu_mb // need)
+    by_cores = max(1, cores // max(1, n_gpus))
+    k = max(1, min(MAX_DEFAULT_TRIALS_PER_GPU, by_memory, by_cores))
+    return k, (
+        f"{k} trial(s) per GPU: the largest model needs about {need / 1024:.1f} GB per process "
+        f"of the GPU's {gpu_mb / 1024:.0f} GB, {cores} CPU cores for {n_gpus} GPU(s)"
+    )
+
+
 def default_backend(*, gpu: str | None) -> str:
     """The Keras backend trials run on when `KERAS_BACKEND` is unset.
 

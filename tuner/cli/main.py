@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--trials-per-gpu",
         type=_positive_int,
-        help="worker processes sharing each GPU, with memory growth (default 1; refused "
-        "without a GPU)",
+        help="worker processes sharing each GPU, with memory growth (default: up to 4, from "
+        "the size of the space's largest model and the GPU's memory; refused without a GPU)",
     )
     tune.add_argument(
         "--precision", default=defaults.precision, help=" | ".join(PRECISIONS) + " (Keras policy)"
@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--gpus", help="GPUs of this host to use: all (default), none, or 0,1")
     worker.add_argument(
-        "--trials-per-gpu", type=_positive_int, help="worker processes sharing each GPU (default 1)"
+        "--trials-per-gpu",
+        type=_positive_int,
+        help="worker processes sharing each GPU (default: from the model size, up to 4)",
     )
     worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
     worker.add_argument("--json", action="store_true")

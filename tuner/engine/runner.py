@@ -21,13 +21,14 @@ import optuna
 
 from tuner.config import TuneConfig, mask_secrets
 from tuner.data.spec import DatasetInfo
-from tuner.devices import choose_gpus, gpu_slots
+from tuner.devices import choose_gpus, default_trials_per_gpu, gpu_memory_mb, gpu_slots
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
 from tuner.errors import InputError, TrackingUnavailable
+from tuner.model.size import ModelSize, largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
-from tuner.space import SearchSpace
+from tuner.space import SearchSpace, probe_space
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
@@ -44,11 +45,11 @@ def run_tune(
 
     `role` ("tune" or "worker") names the invocation in its parent MLflow run.
     """
-    gpus = worker_gpus(config)
+    data, space = prepare_data(config)
+    gpus = worker_gpus(config, largest_model(probe_space(space, data.info), data.info))
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
         n_workers, trials_per_process = 1, config.n_trials
-    data, space = prepare_data(config)
     if config.sampler == "grid":
         config, size = grid_trials(config, data, space)
         err.print(f"grid search: {size} points in space {space.name}; {config.n_trials} wanted")
@@ -107,10 +108,22 @@ def run_tune(
     return summary
 
 
-def worker_gpus(config: TuneConfig) -> list[str]:
+def worker_gpus(config: TuneConfig, size: ModelSize | None = None) -> list[str]:
     """The GPU of each local worker process (worker i takes entry i modulo the length;
-    empty on CPUs): every chosen GPU, --trials-per-gpu times."""
-    return gpu_slots(choose_gpus(config.gpus), per_gpu=config.trials_per_gpu)
+    empty on CPUs): every chosen GPU, --trials-per-gpu times, or as many times as
+    the space's largest model (`size`) allows when that is not given."""
+    gpus = choose_gpus(config.gpus)
+    per_gpu = config.trials_per_gpu
+    if per_gpu is None and gpus and size is not None and config.workers is None:
+        per_gpu, why = default_trials_per_gpu(
+            weights=size.weights,
+            training_mb=size.training_mb,
+            gpu_mb=gpu_memory_mb(gpus),
+            cores=os.cpu_count() or 1,
+            n_gpus=len(gpus),
+        )
+        err.print(f"{why} ({size.summary}); --trials-per-gpu K chooses")
+    return gpu_slots(gpus, per_gpu=per_gpu)
 
 
 def _warm_start(config: TuneConfig, info: DatasetInfo, space: SearchSpace) -> WarmStart | None:

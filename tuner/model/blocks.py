@@ -26,6 +26,8 @@ from typing import Any
 
 import keras
 
+from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, HEAD_WIDTH
+
 NORMALIZATIONS = ("none", "last", "revin")
 NAIVE_HEADS = ("none", "persistence", "seasonal")
 
@@ -141,9 +143,6 @@ def attention_pooling(sequence: Any, *, mask: Any = None) -> Any:
     return keras.layers.Flatten()(pooled)
 
 
-_HEAD_WIDTH = 32  # attention: units per head of causal self-attention
-
-
 def causal_self_attention(states: Any) -> Any:
     """Multi-head self-attention over the recurrent states where each step sees
     only itself and the steps before it (`use_causal_mask`), so a character model
@@ -151,19 +150,13 @@ def causal_self_attention(states: Any) -> Any:
     projection starts at zero: at initialisation it passes the states through, and
     training adds attention only where it helps."""
     units = int(states.shape[-1])
-    heads = max(1, units // _HEAD_WIDTH)
+    heads = max(1, units // HEAD_WIDTH)
     normed = keras.layers.LayerNormalization()(states)
     attended = keras.layers.MultiHeadAttention(
         num_heads=heads, key_dim=units // heads, name="self_attention"
     )(normed, normed, use_causal_mask=True)
     update = keras.layers.Dense(units, kernel_initializer="zeros", name="attention_out")(attended)
     return keras.layers.Add()([states, update])
-
-
-# LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
-# filters f, 2f, f; fewer layers keep the first ones.
-_CONV_KERNELS = (8, 5, 3)
-_CONV_WIDTHS = (1, 2, 1)
 
 
 def conv_branch(sequence: Any, *, layers: int, filters: int, mask: Any = None) -> Any:
@@ -173,7 +166,7 @@ def conv_branch(sequence: Any, *, layers: int, filters: int, mask: Any = None) -
     trimmed; deeper blocks also see its outputs at the padded steps next to the
     end, as LSTM-FCN's zero-padded inputs do."""
     x = sequence
-    for kernel, width in zip(_CONV_KERNELS[:layers], _CONV_WIDTHS[:layers], strict=True):
+    for kernel, width in zip(CONV_KERNELS[:layers], CONV_WIDTHS[:layers], strict=True):
         x = keras.layers.Conv1D(filters * width, kernel, padding="same")(x)
         x = keras.layers.BatchNormalization()(x)
         x = keras.layers.Activation("relu")(x)

@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "embedding_dim": 32,  # character models
     "input_dropout": 0.0,  # character models: dropout on the embedded characters
 }
+# LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
+# filters f, 2f, f (`conv_filters` = f); fewer layers keep the first ones.
+CONV_KERNELS = (8, 5, 3)
+CONV_WIDTHS = (1, 2, 1)
+HEAD_WIDTH = 32  # units per head of a character model's causal self-attention
 _TRAINING = {
     "batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule",
     "freeze_recurrent_epochs",
