@@ -21,6 +21,9 @@ from typing import Any
 
 from common import SPACES, environment, storage, study_trials
 
+from tuner.devices import default_backend
+from tuner.engine.runner import TRIALS_PER_PROCESS
+
 FULL = {"trials": 50, "epochs": 2}
 QUICK = {"trials": 12, "epochs": 1}
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -48,11 +51,14 @@ def run(quick: bool) -> dict[str, Any]:
         if process.returncode != 0:
             raise RuntimeError(f"B5 tuner run failed ({process.returncode}):\n{stderr[-3000:]}")
         rss = [float(t.user_attrs["rss_mb"]) for t in study_trials(folder, "memory")]
+    backend = os.environ.get("KERAS_BACKEND") or default_backend(gpu=None)
     worker_growth = max(rss[5:]) / rss[4] - 1
     print(f"B5 worker RSS after trial 5: {rss[4]:.0f} MB, highest later: {max(rss[5:]):.0f} MB")
     return {
         **environment(),
         "workload": f"{plan['trials']} trials x {epochs} epochs, fixed LSTM(32), window 52, co2",
+        "backend": backend,
+        "trials_per_process": TRIALS_PER_PROCESS.get(backend, 10),
         "worker_rss_mb": rss,
         "tree_rss_mb": samples,  # [seconds since start, MB]
         "tree_peak_mb": max(mb for _, mb in samples),

@@ -297,13 +297,19 @@ def _b5(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
     text = [
         "## B5 memory over sequential trials",
         "",
-        f"Workload: {data['workload']}; one worker process, replaced every 10 trials (a backend "
-        "may keep some memory per trained model after `clear_session`: about 10 MB under "
-        f"TensorFlow). Peak RSS of the process tree: {data['tree_peak_mb']:.0f} MB.",
+        f"Workload: {data['workload']}; backend {data.get('backend', 'tensorflow')}; one worker "
+        f"process, {_replaced(data.get('trials_per_process', 10))} (TensorFlow keeps about 10 MB "
+        "per trained model after `clear_session`; JAX stays flat once its compile caches are "
+        "cleared after each trial). Peak RSS of the process tree: "
+        f"{data['tree_peak_mb']:.0f} MB.",
         "",
         f"![resident memory]({_rel(plot, out)})",
     ]
     return summary, text
+
+
+def _replaced(every: int | None) -> str:
+    return f"replaced every {every} trials" if every else "never replaced"
 
 
 def _b6(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:

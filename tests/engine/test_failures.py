@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import signal
@@ -204,6 +205,12 @@ def test_worker_replacements_keep_memory_flat_and_cost_no_start_up(stores: Store
         started = after[0].user_attrs["worker_started"]
         assert started < last.timestamp(), "the replacement started only after the last trial"
         assert before[-2].datetime_complete.timestamp() <= started  # at the last trial, not before
+
+    # One trial per process and the study's last trial: no standby is started (a
+    # standby that found the study done used to start another, for ever).
+    run_tune(dataclasses.replace(config, trials=13), trials_per_process=1)
+    trials = optuna.load_study(study_name="mem", storage=stores.storage).trials
+    assert len(trials) == 13 and trials[-1].user_attrs["worker"] != trials[-2].user_attrs["worker"]
 
 
 def _worker_pid(parent: int) -> int | None:

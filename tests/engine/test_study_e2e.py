@@ -216,24 +216,23 @@ def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_p
     study = ("--study", "tiny", "--storage", stores.storage)
     bundle = tmp_path / "bundle"
     history = ROOT / "datasets" / "mauna_loa_co2_weekly.csv"
-    commands: list[tuple[str, ...]] = [
-        ("tune", *tiny_tune_args(stores, trials=4)[1:]),  # finished: nothing to run
-        ("status", *study),
-        ("best", *study),
-        ("datasets",),
-        ("spaces",),
-        ("worker", *study, "--tracking-uri", stores.tracking, "--trials", "4"),  # nothing to run
-        ("export", *study, "--tracking-uri", stores.tracking, "--out", str(bundle)),
-        ("predict", "--model", str(bundle), "--input", str(history)),
+    # Rounds of commands; those of one round only read, so they run side by side.
+    rounds: list[list[tuple[str, ...]]] = [
+        [("status", *study), ("best", *study), ("datasets",), ("spaces",)],
+        [("tune", *tiny_tune_args(stores, trials=4)[1:])],  # finished: nothing to run
+        [("worker", *study, "--tracking-uri", stores.tracking, "--trials", "4")],  # nothing to run
+        [("export", *study, "--tracking-uri", stores.tracking, "--out", str(bundle))],
+        [("predict", "--model", str(bundle), "--input", str(history))],
     ]
-    for command in commands:
-        proc = start_tuner(*command)
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (command, err[-2000:])
-        assert "Warning" not in err, (command, err)
-        # Nor native start-up lines (absl's "I0000 00:00:... cudart_stub.cc:31] ...").
-        native = [line for line in err.splitlines() if NATIVE_LOG.match(line)]
-        assert not native and "absl::InitializeLog" not in err, (command, native)
+    for commands in rounds:
+        started = [(command, start_tuner(*command)) for command in commands]
+        for command, proc in started:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (command, err[-2000:])
+            assert "Warning" not in err, (command, err)
+            # Nor native start-up lines (absl's "I0000 00:00:... cudart_stub.cc:31] ...").
+            native = [line for line in err.splitlines() if NATIVE_LOG.match(line)]
+            assert not native and "absl::InitializeLog" not in err, (command, native)
 
 
 def test_resume_runs_only_missing_trials(

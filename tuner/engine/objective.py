@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from tuner.config import MODEL_URI_SCHEMES, TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
-from tuner.devices import describe_device
+from tuner.devices import clear_compiled, describe_device
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.build import objective_monitor
@@ -64,6 +64,9 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+_RSS_GROWTH = 1.10  # growth over the first trial at which compile caches are dropped
+
+
 class Objective:
     """Train one trial and record it: Optuna state, MLflow child run, champion model."""
 
@@ -83,6 +86,7 @@ class Objective:
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self.process_started = 0.0  # time.time() when this worker process was started
         self._run_id = ""
+        self._first_rss = 0.0  # MB after this worker's first trial
 
     def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
         """Train `trial`'s configuration (or continue `resume.model`) and record it."""
@@ -100,9 +104,19 @@ class Objective:
             raise
         finally:
             keras.backend.clear_session()  # also runs the garbage collector
-            trial.set_user_attr("rss_mb", round(rss_mb(), 1))
+            trial.set_user_attr("rss_mb", round(self._bound_memory(), 1))
         self.current = None
         return value
+
+    def _bound_memory(self) -> float:
+        """This worker's resident MB after a trial; once it has grown 10 % over its
+        first trial's, the backend's compile caches are dropped."""
+        rss = rss_mb()
+        if not self._first_rss:
+            self._first_rss = rss
+        elif rss > self._first_rss * _RSS_GROWTH:
+            clear_compiled()
+        return rss
 
     def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
         try:

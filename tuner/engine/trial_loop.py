@@ -58,6 +58,7 @@ def run_trials(
         STOP.check()
         if job.task == "ensemble":
             return _ensemble(study, objective, config.ensemble)
+        stop.first_is_last(study)
         if config.engine == "keras-tuner":
             result = _keras_tuner_search(study, objective, data, space, job)
         else:
@@ -162,19 +163,24 @@ class _StopRules:
         self._on_last = on_last
         self.trials_run = 0
         self.failed = 0
-        if job.trials_per_process == 1:
-            on_last()
+
+    def first_is_last(self, study: optuna.Study) -> None:
+        """Before the first trial: a process of one trial says so at once (when more
+        trials will follow; a standby that finds the study done must not start
+        another)."""
+        if self._job.trials_per_process == 1 and self._more_follow(study):
+            self._on_last()
+
+    def _more_follow(self, study: optuna.Study) -> bool:
+        return claimed(study) + 1 < self._job.config.n_trials
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.trials_run += 1
         self.failed += trial.state == TrialState.FAIL
         if STOP.signame or self.reason(study) != "timeout":
             study.stop()
-        elif (
-            self.trials_run == self._job.trials_per_process - 1
-            and claimed(study) + 1 < self._job.config.n_trials
-        ):  # the next trial is this process's last, and more will follow it
-            self._on_last()
+        elif self.trials_run == self._job.trials_per_process - 1 and self._more_follow(study):
+            self._on_last()  # the next trial is this process's last, and more will follow it
 
     def reason(self, study: optuna.Study) -> str:
         """Why this worker stops (`timeout` when none of the rules holds)."""

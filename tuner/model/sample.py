@@ -20,14 +20,22 @@ def generate(
     seed: int,
 ) -> str:
     """Continue `prompt` by `length` characters sampled at `temperature`, the model
-    reading at most the last `context` characters."""
+    reading at most the last `context` characters.
+
+    Windows of the full `context` go through the model's compiled predict step
+    (one program for that shape, milliseconds a character); shorter ones, while a
+    short prompt grows, run eagerly (a compiled step per length would cost more).
+    """
     codes = list(encode(prompt, vocab))
     rng = np.random.default_rng(seed)
     context = max(1, context)
     out = []
     for _ in range(length):
         window = np.asarray([codes[-context:]], dtype=np.int32)
-        logits = np.asarray(model(window, training=False))[0, -1].astype(np.float64)
+        if window.shape[1] == context:
+            logits = np.asarray(model.predict_on_batch(window))[0, -1].astype(np.float64)
+        else:
+            logits = np.asarray(model(window, training=False))[0, -1].astype(np.float64)
         logits[0] = -np.inf  # never emit the unknown symbol
         p = np.exp((logits - logits.max()) / temperature)
         code = int(rng.choice(len(p), p=p / p.sum()))

@@ -109,7 +109,15 @@ class EpochRecorder(keras.callbacks.Callback):
 
 class StopOnRequest(keras.callbacks.Callback):
     """Raise `KeyboardInterrupt` at the end of the batch during which a signal asked
-    the process to stop (`tuner.model.stop`)."""
+    the process to stop (`tuner.model.stop`).
+
+    Safe for Keras' asynchronous dispatch: its check runs beside the training
+    loop, which then raises it at the next batch. A callback with batch hooks that
+    is not marks every batch synchronous: the loop waits for each step's logs
+    before it feeds the next batch.
+    """
+
+    async_safe = True
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         STOP.check()

@@ -75,8 +75,8 @@ def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
 
 
 def _sampled_text(model: Any, data: Any, name: str, seq_len: int) -> Figure:
-    start = data.borders[1]
-    prompt = "".join(data.vocab[c] for c in data.codes[start : start + 40])
+    start = data.borders[1]  # a prompt of the model's whole window: every step compiled
+    prompt = "".join(data.vocab[c] for c in data.codes[start : start + max(40, seq_len)])
     text = generate(model, data.vocab, prompt, context=seq_len, length=300, temperature=0.7, seed=0)
     figure, ax = plt.subplots(figsize=(11, 5))
     ax.axis("off")
