@@ -41,7 +41,8 @@ def test_the_default_trials_per_gpu_follow_the_largest_model_memory_and_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     info = load_dataset(resolve_dataset("co2")).info
-    size = largest_model(probe_space(load_space(default_space("forecasting")), info), info)
+    space = load_space(default_space("forecasting"))
+    size = largest_model(probe_space(space, info), info)
     h200 = {"gpu_mb": 143_771.0, "cores": 16, "n_gpus": 1}
 
     def k(**given: object) -> int:
@@ -58,7 +59,7 @@ def test_the_default_trials_per_gpu_follow_the_largest_model_memory_and_cores(
     assert count == 1 and "nvidia-smi" in why  # unsure: one
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: one per GPU, as before
-    assert worker_gpus(TuneConfig(), size) == ["0", "1"]
+    assert worker_gpus(TuneConfig(), space, info) == ["0", "1"]
 
 
 @pytest.mark.parametrize(

@@ -23,18 +23,24 @@ def visible_gpus() -> list[str]:
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is not None:
         return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    return _nvidia_smi("index") or []
+
+
+def _nvidia_smi(fields: str) -> list[str] | None:
+    """nvidia-smi's rows for `--query-gpu=FIELDS` (CSV, no header, no units); None
+    where it is absent or fails."""
     if shutil.which("nvidia-smi") is None:
-        return []
+        return None
     try:
         done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=20,
             check=True,
         )
     except (subprocess.SubprocessError, OSError):
-        return []
+        return None
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
@@ -79,19 +85,11 @@ LARGE_MODEL_WEIGHTS = 5_000_000  # a model this large keeps a GPU busy by itself
 def gpu_memory_mb(gpus: list[str]) -> float | None:
     """The memory of the smallest of `gpus` in MB, from nvidia-smi (None where it
     cannot tell)."""
-    if not gpus or shutil.which("nvidia-smi") is None:
-        return None
+    rows = _nvidia_smi("index,memory.total") if gpus else None
     try:
-        done = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
-        sizes = dict(line.split(",")[:2] for line in done.stdout.splitlines() if "," in line)
-        return min(float(sizes[g.strip()]) for g in gpus)
-    except (subprocess.SubprocessError, OSError, KeyError, ValueError):
+        sizes = dict(row.replace(" ", "").split(",")[:2] for row in rows or [])
+        return min(float(sizes[g.strip()]) for g in gpus) if sizes else None
+    except (KeyError, ValueError):
         return None
 
 

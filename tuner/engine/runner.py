@@ -31,7 +31,7 @@ from tuner.devices import (
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
 from tuner.errors import InputError, TrackingUnavailable
-from tuner.model.size import ModelSize, largest_model
+from tuner.model.size import largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace, probe_space
@@ -59,7 +59,7 @@ def run_tune(
     a worker process runs before another replaces it.
     """
     data, space = prepare_data(config)
-    gpus = worker_gpus(config, largest_model(probe_space(space, data.info), data.info))
+    gpus = worker_gpus(config, space, data.info)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
         n_workers, trials_per_process = 1, config.n_trials
@@ -124,13 +124,16 @@ def run_tune(
     return summary
 
 
-def worker_gpus(config: TuneConfig, size: ModelSize | None = None) -> list[str]:
+def worker_gpus(
+    config: TuneConfig, space: SearchSpace | None = None, info: DatasetInfo | None = None
+) -> list[str]:
     """The GPU of each local worker process (worker i takes entry i modulo the length;
     empty on CPUs): every chosen GPU, --trials-per-gpu times, or as many times as
-    the space's largest model (`size`) allows when that is not given."""
+    the space's largest model allows when that is not given."""
     gpus = choose_gpus(config.gpus)
     per_gpu = config.trials_per_gpu
-    if per_gpu is None and gpus and size is not None and config.workers is None:
+    if per_gpu is None and gpus and space is not None and info is not None and not config.workers:
+        size = largest_model(probe_space(space, info), info)
         per_gpu, why = default_trials_per_gpu(
             weights=size.weights,
             training_mb=size.training_mb,
