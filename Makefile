@@ -42,8 +42,13 @@ install: $(STAMP) ## create .venv and install the package with its dev, postgres
 tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MAX_EPOCHS= ...)
 	$(BIN)/tuner tune $(TUNE_ARGS)
 
-test: $(STAMP) ## run every test (CI): studies, browser and PostgreSQL included
-	$(BIN)/python -m pytest
+# Tests run in parallel, one per core up to 4 (most of a test's time is one Python
+# thread or a wait); those marked `serial` run alone afterwards.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
+test: $(STAMP) ## run every test (CI): studies, browser and PostgreSQL included (TEST_JOBS=)
+	@rc=0; $(BIN)/python -m pytest -n $(TEST_JOBS) -m "not serial" || rc=$$?; \
+	$(BIN)/python -m pytest -m serial || rc=$$?; exit $$rc
 
 test-fast: $(STAMP) ## the unit tier: no study runs, no browser, no PostgreSQL (under 2 minutes)
 	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not gpu"

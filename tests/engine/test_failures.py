@@ -238,6 +238,7 @@ def _running_trials(proc: subprocess.Popen[str], stores: Stores, name: str) -> l
             return running
 
 
+@pytest.mark.serial  # heartbeats 1 s apart
 def test_killed_worker_trial_is_failed_in_mlflow_and_retried(stores: Stores) -> None:
     args = [*tiny_tune_args(stores, study="kill", trials=3), "--max-epochs", "40",
             "--patience", "40", "--pruner", "none"]  # fmt: skip

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import SPACES, MlflowServer, Stores, free_port, start_tuner
 from tuner.study.storage import open_storage
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.serial]
 
 WORKERS, TRIALS, KILLED = 8, 12, 2
 
