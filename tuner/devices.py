@@ -160,7 +160,7 @@ def clear_compiled() -> None:
     """Under JAX, drop its caches of compiled programs. They let a later trial of the
     same shapes skip compiling (make tune ran 1.5x longer clearing them after every
     trial) but grow a worker by about 5 MB a trial on make tune's space, so a worker
-    clears them once it has grown (`tuner.engine.objective`)."""
+    clears them each time it has grown 10 % (`tuner.engine.objective`)."""
     import keras
 
     if keras.backend.backend() == "jax":

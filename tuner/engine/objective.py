@@ -109,10 +109,9 @@ class Objective:
         return value
 
     def _bound_memory(self) -> float:
-        """This worker's resident MB after a trial. Once it has grown 10 % over its
-        first trial's (later: over the last clearing's), the backend's compile caches
-        are dropped and the base moves up, so they are dropped once per 10 % of growth,
-        not after every trial (which made make tune 2.5x longer)."""
+        """This worker's resident MB after a trial; each time it has grown 10 % over
+        its first trial's or its last clearing's, the backend's compile caches are
+        dropped (once per 10 % of growth, not after every trial: see clear_compiled)."""
         rss = rss_mb()
         if not self._rss_base:
             self._rss_base = rss

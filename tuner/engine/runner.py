@@ -42,8 +42,8 @@ from tuner.tracking.tracker import Tracker, resolve_tracking_uri, tracking_down
 
 # Trials a worker process runs before a fresh one replaces it, by backend: TensorFlow
 # keeps about 10 MB per trained model after `clear_session` (PyTorch unmeasured).
-# A JAX worker drops JAX's compile caches once it has grown 10 % over its first
-# trial (`Objective._bound_memory`): replaced every 50 trials, so a study of up to
+# A JAX worker drops JAX's compile caches each time it has grown 10 %
+# (`Objective._bound_memory`): replaced every 50 trials, so a study of up to
 # 50 trials per worker pays its start-up once.
 TRIALS_PER_PROCESS = {"tensorflow": 10, "torch": 10, "jax": 50}
 _MAX_DEATHS = 5  # worker processes killed (SIGKILL, out of memory) before the run gives up
