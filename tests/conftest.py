@@ -141,7 +141,10 @@ class MlflowServer:
              "--artifacts-destination", str(self.root / "server-artifacts"), "--workers", "1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its web server and job runners go with it
+            # Without MLflow's job runner (GenAI jobs): eight processes polling the
+            # store, about one core busy for the server's whole life.
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            start_new_session=True,  # its web server goes with it
         )  # fmt: skip
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -515,6 +515,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
     command = [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root", str(artifacts)]
+    # MLflow's job runner (GenAI jobs, which no study uses) keeps eight processes
+    # polling the store: about one CPU core busy for as long as the UI is open.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(mlflow, [*command, "--host", args.host, "--port", str(args.port)])
 
 
