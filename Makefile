@@ -43,12 +43,11 @@ tune: $(STAMP) ## run a study on the default dataset (DATASET= SPACE= TRIALS= MA
 	$(BIN)/tuner tune $(TUNE_ARGS)
 
 # Tests run in parallel, one per core up to 4 (most of a test's time is one Python
-# thread or a wait); those marked `serial` run alone afterwards. Tests reading one
-# shared finished study run on one worker (--dist loadgroup; tests/conftest.py).
+# thread or a wait); those marked `serial` run alone afterwards.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
 test: $(STAMP) ## run every test (CI): studies, browser and PostgreSQL included (TEST_JOBS=)
-	@rc=0; $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup -m "not serial" || rc=$$?; \
+	@rc=0; $(BIN)/python -m pytest -n $(TEST_JOBS) -m "not serial" || rc=$$?; \
 	$(BIN)/python -m pytest -m serial || rc=$$?; exit $$rc
 
 test-fast: $(STAMP) ## the unit tier: no study runs, no browser, no PostgreSQL (under 2 minutes)

@@ -85,19 +85,6 @@ def start_tuner(
     )
 
 
-# Fixtures that run a study (or build an environment) once and are read by several
-# tests: their tests go to one pytest-xdist worker (`--dist loadgroup`), so each
-# runs once per session instead of once per worker.
-_SHARED_FIXTURES = ("finished_studies", "finished", "plain_keras")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        shared = next((f for f in _SHARED_FIXTURES if f in getattr(item, "fixturenames", ())), None)
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared))
-
-
 @dataclass(frozen=True)
 class Finished:
     """A tiny finished study on a built-in dataset: its stores and its `--json` summary."""
