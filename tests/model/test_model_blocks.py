@@ -85,7 +85,8 @@ def test_forecaster_loads_in_plain_keras_without_this_package(tmp_path: Path) ->
         "import sys, numpy as np, keras\n"
         f"m = keras.saving.load_model({str(path)!r}, safe_mode=True)\n"
         f"y = m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
-        f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'y.npy')!r}), rtol=1e-5, atol=1e-5)\n"
+        f"expected = np.load({str(tmp_path / 'y.npy')!r})\n"
+        "np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)\n"
         "assert not any(name.startswith('tuner') for name in sys.modules)\n"
     )
     done = subprocess.run(
