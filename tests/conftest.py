@@ -7,9 +7,11 @@ code: every study below trains real Keras models and writes a real MLflow store.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,21 +95,50 @@ class Finished:
     summary: dict
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """The folder `name`, filled by `build` once per test run and shared by the run's
+    xdist workers: the first to ask builds it under a file lock while the others
+    wait, then all read it (the pattern of pytest-xdist's documentation). A build
+    that fails leaves nothing behind, so the next caller tries again."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder = base / f"once-{name}"
+    with (base / f"once-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (folder / ".complete").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def finished_studies(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Finished]:
     """Tiny studies (`--trials 3 --max-epochs 2`, the task's default space) per built-in
-    dataset, run once per session and shared by the tests that read them."""
+    dataset, run once per test run and shared by the tests that read them."""
     cache: dict[str, Finished] = {}
+
+    def build(name: str, folder: Path) -> None:
+        out = io.StringIO()
+        argv = ["tune", "--dataset", name, "--trials", "3", "--max-epochs", "2"]
+        with contextlib.redirect_stdout(out):
+            code = main([*argv, *Stores(folder).args(), "--json"])
+        assert code == 0, f"tiny study on {name} failed"
+        (folder / "summary.json").write_text(out.getvalue())
 
     def get(name: str) -> Finished:
         if name not in cache:
-            stores = Stores(tmp_path_factory.mktemp(f"study-{name}"))
-            out = io.StringIO()
-            argv = ["tune", "--dataset", name, "--trials", "3", "--max-epochs", "2"]
-            with contextlib.redirect_stdout(out):
-                code = main([*argv, *stores.args(), "--json"])
-            assert code == 0, f"tiny study on {name} failed"
-            cache[name] = Finished(stores, json.loads(out.getvalue()))
+            folder = made_once(tmp_path_factory, f"study-{name}", lambda f: build(name, f))
+            summary = json.loads((folder / "summary.json").read_text())
+            cache[name] = Finished(Stores(folder), summary)
         return cache[name]
 
     return get

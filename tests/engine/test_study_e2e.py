@@ -15,7 +15,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, Stores, start_tuner, tiny_tune_args
+from tests.conftest import ROOT, Stores, made_once, start_tuner, tiny_tune_args
 from tuner.cli.main import main
 
 pytestmark = pytest.mark.slow
@@ -29,10 +29,15 @@ def _runs(client: MlflowClient, experiment: str) -> list:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
-    """One tiny finished study shared by the read-only tests of this module."""
-    stores = Stores(tmp_path_factory.mktemp("finished"))
-    summary = run_cli_json([*tiny_tune_args(stores, trials=4), "--json"])
-    return stores, summary
+    """One tiny finished study shared by the read-only tests of this module (run once
+    per test run, shared by the xdist workers)."""
+
+    def build(folder: Path) -> None:
+        summary = run_cli_json([*tiny_tune_args(Stores(folder), trials=4), "--json"])
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+    folder = made_once(tmp_path_factory, "e2e-finished", build)
+    return Stores(folder), json.loads((folder / "summary.json").read_text())
 
 
 def run_cli_json(argv: list[str]) -> dict:

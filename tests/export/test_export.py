@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import tuner
-from tests.conftest import ROOT, Finished, free_port
+from tests.conftest import ROOT, Finished, free_port, made_once
 from tuner.cli.main import main
 from tuner.tracking.tracker import download_model_file
 
@@ -78,12 +78,15 @@ def _export(study: Finished, out: Path, formats: str = "keras") -> Path:
 def bundles(
     finished_studies: Callable[[str], Finished], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("bundles")
-    out = {}
-    for name in TASK_DATASETS.values():
-        formats = "keras,savedmodel,mlflow,onnx" if name == "co2" else "keras"
-        out[name] = _export(finished_studies(name), folder / name, formats)
-    return out
+    """Each task's champion exported once per test run (shared by the xdist workers)."""
+
+    def build(folder: Path) -> None:
+        for name in TASK_DATASETS.values():
+            formats = "keras,savedmodel,mlflow,onnx" if name == "co2" else "keras"
+            _export(finished_studies(name), folder / name, formats)
+
+    folder = made_once(tmp_path_factory, "bundles", build)
+    return {name: folder / name for name in TASK_DATASETS.values()}
 
 
 def _co2() -> pd.DataFrame:
