@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import SPACES, Stores
+from tests.conftest import ROOT, SPACES, Stores
 from tuner.cli.main import main
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.engine.ensemble import ensemble_model
+from tuner.engine.ensemble import ensemble_model, mixed
 from tuner.model.build import build_model
+from tuner.model.sample import generate
 
 
 def test_ensemble_loads_in_plain_keras_and_is_the_mean_of_its_members(tmp_path: Path) -> None:
@@ -68,12 +69,71 @@ def test_study_reports_the_ensemble_beside_the_best_trial(stores: Stores) -> Non
     assert (champion.run_id == run.info.run_id) == ensemble["champion"]
 
 
+def test_char_ensemble_loads_in_plain_keras_and_is_the_mixture_of_its_members(
+    tmp_path: Path,
+) -> None:
+    """Character models: the ensemble answers log(mean of the members' next-character
+    probabilities) on any input length, `mixed` (how a study scores it) agrees, and
+    text is generated from it as from a single model."""
+    data = load_dataset(resolve_dataset("alice"))
+    info = data.info
+    common = {"embedding_dim": 8, "cell": "gru", "dropout": 0.0}
+    members = [
+        build_model({**common, "seq_len": 16, "units_0": 4}, info),
+        build_model({**common, "seq_len": 32, "units_0": 8, "attention": True}, info),
+    ]
+    x = np.random.default_rng(0).integers(0, info.vocab_size, size=(3, 40)).astype("int32")
+    outputs = [m.predict(x, verbose=0).astype(np.float64) for m in members]
+    probs = [np.exp(o - o.max(-1, keepdims=True)) for o in outputs]
+    expected = np.log(np.mean([p / p.sum(-1, keepdims=True) for p in probs], axis=0))
+    np.testing.assert_allclose(mixed(outputs, "char_lm"), expected, rtol=1e-9, atol=1e-12)
+    model = ensemble_model(members, info)
+    text = generate(model, data.vocab, "Alice ", context=8, length=12, temperature=1.0, seed=0)
+    assert text.startswith("Alice ") and len(text) == 18
+    model.save(tmp_path / "ensemble.keras")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", expected)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"m = keras.saving.load_model({str(tmp_path / 'ensemble.keras')!r}, safe_mode=True)\n"
+        f"y = m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
+        f"np.testing.assert_allclose(y, np.load({str(tmp_path / 'expected.npy')!r}), "
+        "rtol=1e-4, atol=1e-5)\n"
+        "np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, rtol=1e-5)\n"
+        "assert not any(name.startswith('tuner') for name in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 @pytest.mark.slow
-def test_ensemble_of_a_char_model_exits_2(stores: Stores) -> None:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = main(["tune", "--dataset", "alice", "--ensemble", "3", *stores.args()])
-    assert code == 2 and "ensembles are built for forecasting" in err.getvalue()
+def test_a_char_study_scores_and_records_its_ensemble(stores: Stores) -> None:
+    book = stores.root / "book.txt"  # a user's text: the first chapters of the built-in one
+    book.write_text((ROOT / "datasets" / "alice.txt").read_text()[:30_000])
+    out = io.StringIO()
+    argv = [
+        "tune", "--dataset", str(book), "--space", str(SPACES / "tiny_chars.py"), "--trials",
+        "2", "--max-epochs", "1", "--pruner", "none", "--ensemble", "2", *stores.args(),
+        "--json",
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    summary = json.loads(out.getvalue())
+    ensemble = summary["ensemble"]
+    assert sorted(ensemble["members"]) == [0, 1]
+    assert ensemble["best_single_value"] == pytest.approx(summary["best_val"]["bpc"])
+    assert ensemble["champion"] == (ensemble["val_metrics"]["bpc"] < summary["best_val"]["bpc"])
+    assert 0 < ensemble["val_metrics"]["bpc"] < summary["baselines"]["unigram_val"]["bpc"] + 1
+    assert ("test_metrics" in ensemble) == ensemble["champion"]
+    client = MlflowClient(stores.tracking)
+    run = client.get_run(ensemble["mlflow_run_id"])
+    assert run.data.metrics["val_bpc"] == pytest.approx(ensemble["val_metrics"]["bpc"])
+    champion = client.get_model_version_by_alias("book", "champion")
+    assert (champion.run_id == run.info.run_id) == ensemble["champion"]
+
+
+@pytest.mark.slow
+def test_ensemble_of_one_exits_2(stores: Stores) -> None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(["tune", "--ensemble", "1", *stores.args()])

@@ -27,8 +27,6 @@ TASK_OBJECTIVES = {
     "classification": "validation log loss",
     "char_lm": "validation bits per character",
 }
-# Tasks whose top trials can be averaged into one champion (`--ensemble K`).
-ENSEMBLE_TASKS = ("forecasting", "classification")
 _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 # Default character windows: about a sentence and more of context.
 _CHAR_WINDOWS = (64, 128, 256)

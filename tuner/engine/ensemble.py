@@ -1,6 +1,7 @@
 """Top-K ensemble (`--ensemble K`): the champion may average the predictions of
 the study's K best trials (class probabilities for classification, forecasts for
-forecasting), saved as one model of built-in Keras layers.
+forecasting, next-character probabilities for character models, answered as
+their log), saved as one model of built-in Keras layers.
 
 The ensemble is scored the way its members were: on the same validation split,
 or on the same cross-validation folds (each member retrained on each fold with
@@ -11,6 +12,7 @@ trials, where Keras is loaded.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +30,11 @@ from tuner.study.summary import top_trials
 
 def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.Model:
     """One model that averages `members`' outputs. Forecasters may read windows of
-    different lengths: the ensemble reads the longest, each member its last steps."""
+    different lengths: the ensemble reads the longest, each member its last steps.
+    Character models read any length; their logits become probabilities, averaged,
+    and the ensemble answers the log of that mean (logits of the mixture)."""
+    if info.task == "char_lm":
+        return _char_ensemble(members)
     shape = max((m.input_shape[1:] for m in members), key=lambda s: s[0] or 0)
     inputs = keras.Input(shape, name="window" if info.task == "forecasting" else "sequence")
     outputs = []
@@ -38,6 +44,32 @@ def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.M
         x = keras.layers.Cropping1D((short, 0))(inputs) if short else inputs
         outputs.append(member(x))
     return keras.Model(inputs, keras.layers.Average(name="ensemble")(outputs), name="ensemble")
+
+
+def _char_ensemble(members: Sequence[keras.Model]) -> keras.Model:
+    chars = keras.Input((None,), dtype="int32", name="chars")
+    log_p = []
+    for i, member in enumerate(members):
+        member.name = f"member_{i}"
+        log_p.append(keras.layers.Activation("log_softmax", name=f"log_p_{i}")(member(chars)))
+    # log(mean p) = logsumexp(log p) - log K, without p underflowing to 0.
+    total = keras.ops.logsumexp(keras.ops.stack(log_p, axis=-1), axis=-1)
+    mean = keras.layers.Rescaling(1.0, offset=-math.log(len(members)), name="ensemble")(total)
+    return keras.Model(chars, mean, name="ensemble")
+
+
+def mixed(predictions: Sequence[np.ndarray], task: str) -> np.ndarray:
+    """The ensemble's output from its members' (what `ensemble_model` computes)."""
+    if task != "char_lm":
+        return np.mean(predictions, axis=0)
+    stacked = np.stack([np.asarray(p, np.float64) for p in predictions])
+    log_p = stacked - _logsumexp(stacked, axis=-1)[..., None]
+    return _logsumexp(log_p, axis=0) - math.log(len(predictions))
+
+
+def _logsumexp(x: np.ndarray, *, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return np.squeeze(top, axis=axis) + np.log(np.exp(x - top).sum(axis=axis))
 
 
 def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dict[str, Any]:
@@ -75,6 +107,9 @@ def _score_part(
     """The averaged members' validation metrics on one split (or fold), and the
     members trained there."""
     predictions, models = [], []
+    # Character models are scored on the longest member's windows (each reads any
+    # length); the others each on its own windows, which share their targets.
+    longest = max(_seq_len(trial, data.info) for trial in members)
     for trial in members:
         split = windows.get(_seq_len(trial, data.info))
         settings = FitSettings(
@@ -84,11 +119,11 @@ def _score_part(
         )
         result = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder())
         batch_size = hparams.batch_size(trial.params)
-        predictions.append(predict_windows(result.model, split["val"], batch_size=batch_size))
+        scored_on = windows.get(longest) if data.info.task == "char_lm" else split
+        predictions.append(predict_windows(result.model, scored_on["val"], batch_size=batch_size))
         models.append(result.model)
-    # Every member's validation windows have the same targets, whatever its window.
-    target = windows.get(_seq_len(members[0], data.info))["val"].y
-    return data.metrics(target, np.mean(predictions, axis=0)), models
+    target = windows.get(longest)["val"].y
+    return data.metrics(target, mixed(predictions, data.info.task)), models
 
 
 def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[keras.Model]:

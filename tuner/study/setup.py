@@ -13,7 +13,7 @@ import optuna
 
 from tuner.config import TuneConfig, mask_secrets
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.data.spec import ENSEMBLE_TASKS, TASK_METRICS, TASK_OBJECTIVES, Dataset
+from tuner.data.spec import TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
 from tuner.model.params import check_space_names
 from tuner.space import (
@@ -35,11 +35,6 @@ def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
     space = load_space(config.space or default_space(data.spec.task))
     names = probe_space(space, data.info)
     check_space_names(names, task=data.spec.task, space=space.name)
-    if config.ensemble and data.spec.task not in ENSEMBLE_TASKS:
-        raise InputError(
-            f"--ensemble {config.ensemble}: ensembles are built for {', '.join(ENSEMBLE_TASKS)} "
-            f"studies, but dataset '{data.spec.name}' is {data.spec.task}; leave out --ensemble."
-        )
     if config.engine == "keras-tuner" and data.info.cv:
         raise InputError(
             f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
