@@ -199,6 +199,23 @@ def _b2(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         summary.append(
             f"| B2 | {name}: test {r['metric']} {goal} | {_f(r['test'])} | {_yes(r['met'])} |"
         )
+    ensembles = [
+        f"- {name}: ensemble skipped: {r['ensemble']['skipped']}"
+        if "skipped" in r["ensemble"]
+        else f"- {name}: top-{len(r['ensemble']['members'])} ensemble of trials "
+        f"{r['ensemble']['members']}, validation {_f(r['ensemble']['val'])} against the best "
+        f"single trial's {_f(r['single']['val'])}: "
+        + (
+            f"champion; test {_f(r['test'])} (best single trial: {_f(r['single']['test'])})"
+            if r["ensemble"]["champion"]
+            else f"not the champion; the single trial's test {_f(r['single']['test'])} stands"
+        )
+        for name, r in data["results"].items()
+        if r.get("ensemble")
+    ]
+    if ensembles:
+        text += ["", "Ensembles (`--ensemble K`; the table shows the champion's figures):", ""]
+        text += ensembles
     text += ["", "Selected configurations:", ""]
     text += [
         f"- {name}: `{json.dumps(r['best_params'])}`"
