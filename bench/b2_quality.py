@@ -171,6 +171,7 @@ if __name__ == "__main__":
     part = run(False, tuple(sys.argv[1:]))
     merged = json.loads(path.read_text()) if path.is_file() else part
     merged["results"].update(part["results"])
+    merged["budgets"] = part["budgets"]  # the budgets the settings run now have
     _judge(merged["results"])
     merged["wall_s"] = round(merged.get("wall_s", 0) + time.perf_counter() - started, 1)
     merged["command"] = "python bench/b2_quality.py NAME... (settings run separately, merged)"
