@@ -65,7 +65,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 BUDGETS = {
     "forecast": {"trials": 60, "max_epochs": 15, "timeout": 720},
     "classify": {"trials": 60, "max_epochs": 20, "timeout": 600},
-    "text": {"trials": 40, "max_epochs": 20, "timeout": 900, "ensemble": 3},
+    "text": {"trials": 40, "max_epochs": 20, "timeout": 1200, "ensemble": 3},
 }
 QUICK = {"trials": 2, "max_epochs": 1, "timeout": 120}
 QUICK_SETTINGS = ("etth1_univariate", "italy_power_demand")

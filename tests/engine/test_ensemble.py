@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -66,6 +67,7 @@ def test_study_reports_the_ensemble_beside_the_best_trial(stores: Stores) -> Non
     summary = json.loads(out.getvalue())
     ensemble = summary["ensemble"]
     assert len(ensemble["members"]) == 2 and summary["best_trial"] in ensemble["members"]
+    assert ensemble["retrained"] == []  # the members are the models their trials kept
     assert ensemble["best_single_value"] == pytest.approx(summary["best_val"]["mse"])
     assert ensemble["champion"] == (ensemble["val_metrics"]["mse"] < summary["best_val"]["mse"])
     client = MlflowClient(stores.tracking)
@@ -112,11 +114,24 @@ def test_a_char_study_scores_and_records_its_ensemble(stores: Stores) -> None:
     summary = json.loads(out.getvalue())
     ensemble = summary["ensemble"]
     assert sorted(ensemble["members"]) == [0, 1]
+    assert ensemble["retrained"] == []
+    client = MlflowClient(stores.tracking)
+    kept = []  # each member trial's own trained model, in its MLflow run
+    trials = optuna.load_study(study_name="book", storage=stores.storage).trials
+    for trial in trials:
+        run_id = trial.user_attrs["mlflow_run_id"]
+        files = [a.path for a in client.list_artifacts(run_id, "ensemble_member")]
+        assert files == ["ensemble_member/model.keras"]
+        local = client.download_artifacts(run_id, files[0], str(stores.root))
+        kept.append(keras.saving.load_model(local))
+    data = load_dataset(resolve_dataset(str(book)))
+    val = data.windows(max(t.params["seq_len"] for t in trials))["val"]
+    logits = np.mean([m.predict(val.x, verbose=0) for m in kept], axis=0)
+    assert ensemble["val_metrics"]["bpc"] == pytest.approx(data.metrics(val.y, logits)["bpc"], 1e-4)
     assert ensemble["best_single_value"] == pytest.approx(summary["best_val"]["bpc"])
     assert ensemble["champion"] == (ensemble["val_metrics"]["bpc"] < summary["best_val"]["bpc"])
     assert 0 < ensemble["val_metrics"]["bpc"] < summary["baselines"]["unigram_val"]["bpc"] + 1
     assert ("test_metrics" in ensemble) == ensemble["champion"]
-    client = MlflowClient(stores.tracking)
     run = client.get_run(ensemble["mlflow_run_id"])
     assert run.data.metrics["val_bpc"] == pytest.approx(ensemble["val_metrics"]["bpc"])
     champion = client.get_model_version_by_alias("book", "champion")

@@ -4,10 +4,12 @@ forecasting, next-character logits for character models), saved as one model of
 built-in Keras layers.
 
 The ensemble is scored the way its members were: on the same validation split,
-or on the same cross-validation folds (each member retrained on each fold with
-its trial's seed). Its validation value decides whether it replaces the best
-single trial as champion; both are reported. Runs in a worker process after the
-trials, where Keras is loaded.
+with the models its member trials kept in their MLflow runs (a member whose model
+cannot be read is trained again with its trial's seed), or on the same
+cross-validation folds (each member retrained on each fold with its trial's
+seed). Its validation value decides whether it replaces the best single trial as
+champion; both are reported. Runs in a worker process after the trials, where
+Keras is loaded.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
         return record
     data = objective.data
     metric = data.info.metric
-    scored = [_score_part(members, part, windows, objective) for part, windows in objective.parts()]
+    parts = objective.parts()
+    kept = len(parts) == 1  # no folds: the trials' own models are the members
+    scored = [_score_part(members, part, windows, objective, kept) for part, windows in parts]
     val = {k: float(np.mean([s[0][k] for s in scored])) for k in scored[0][0]}
     models = scored[0][1] if len(scored) == 1 else _refit_members(members, objective)
     model = ensemble_model(models, data.info)
@@ -68,6 +72,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
         "val_metrics": val,
         "best_single_value": best_single,
         "champion": val[metric] < best_single,
+        "retrained": sorted({n for s in scored for n in s[2]}),
     }
     if len(scored) > 1:
         record["fold_values"] = [s[0][metric] for s in scored]
@@ -77,28 +82,32 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
 
 
 def _score_part(
-    members: list[FrozenTrial], data: Any, windows: Any, objective: Objective
-) -> tuple[dict[str, float], list[keras.Model]]:
-    """The averaged members' validation metrics on one split (or fold), and the
-    members trained there."""
-    predictions, models = [], []
+    members: list[FrozenTrial], data: Any, windows: Any, objective: Objective, kept: bool
+) -> tuple[dict[str, float], list[keras.Model], list[int]]:
+    """The averaged members' validation metrics on one split (or fold), the members'
+    models there and the trials trained again for it (`kept`: first try the models
+    the trials kept)."""
+    predictions, models, retrained = [], [], []
     # Character models are scored on the longest member's windows (each reads any
     # length); the others each on its own windows, which share their targets.
     longest = max(_seq_len(trial, data.info) for trial in members)
     for trial in members:
         split = windows.get(_seq_len(trial, data.info))
-        settings = FitSettings(
-            max_epochs=objective.config.max_epochs,
-            patience=objective.config.patience,
-            seed=objective.config.seed + trial.number,
-        )
-        result = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder())
+        model = objective.kept_member(trial) if kept else None
+        if model is None:
+            settings = FitSettings(
+                max_epochs=objective.config.max_epochs,
+                patience=objective.config.patience,
+                seed=objective.config.seed + trial.number,
+            )
+            model = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder()).model
+            retrained.append(trial.number)
         batch_size = hparams.batch_size(trial.params)
         scored_on = windows.get(longest) if data.info.task == "char_lm" else split
-        predictions.append(predict_windows(result.model, scored_on["val"], batch_size=batch_size))
-        models.append(result.model)
+        predictions.append(predict_windows(model, scored_on["val"], batch_size=batch_size))
+        models.append(model)
     target = windows.get(longest)["val"].y
-    return data.metrics(target, np.mean(predictions, axis=0)), models
+    return data.metrics(target, np.mean(predictions, axis=0)), models, retrained
 
 
 def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[keras.Model]:

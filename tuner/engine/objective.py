@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import keras
 import numpy as np
 import optuna
 from mlflow.exceptions import MlflowException
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.config import MODEL_URI_SCHEMES, TuneConfig
 from tuner.data.spec import Dataset
@@ -63,6 +64,9 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
+
+MEMBER_ARTIFACT = "ensemble_member"  # a top-K trial's trained model, in its MLflow run
+MEMBER_URI = "member_model_uri"  # the trial's user attribute that points at it
 
 _RSS_GROWTH = 1.10  # growth since the last clearing at which compile caches are dropped
 
@@ -262,6 +266,7 @@ class Objective:
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
         if _is_new_best(trial, value):
             self._record_champion(trial, params, run_id, seq_len, scored)
+        self._keep_member(trial, run_id, scored.model, value)
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
         return value
@@ -296,6 +301,35 @@ class Objective:
         mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
         best_epoch = max(1, round(float(np.mean(best_epochs))))
         return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
+
+    def _keep_member(
+        self, trial: optuna.Trial, run_id: str, model: keras.Model | None, value: float
+    ) -> None:
+        """Under `--ensemble K`: a trial among the K best so far keeps its trained model
+        in its MLflow run (`ensemble_member/model.keras`), so the ensemble reads it
+        instead of training the configuration again. Not under cross-validation,
+        where the ensemble needs each member's fold models."""
+        size = self._config.ensemble or 0
+        if size < 2 or model is None:
+            return
+        better = sum(1 for t in completed(trial.study) if t.value is not None and t.value < value)
+        if better >= size:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            model.save(Path(tmp) / MODEL_FILE)
+            self._tracker.log_artifacts(run_id, Path(tmp), MEMBER_ARTIFACT)
+        trial.set_user_attr(MEMBER_URI, f"runs:/{run_id}/{MEMBER_ARTIFACT}")
+
+    def kept_member(self, trial: FrozenTrial) -> keras.Model | None:
+        """The trained model a trial kept for the ensemble, or None when it kept none
+        or its artifact can no longer be read (the member is then trained again)."""
+        uri = trial.user_attrs.get(MEMBER_URI)
+        if not uri:
+            return None
+        try:
+            return load_logged_model(uri, self._tracker.tracking_uri)
+        except (MlflowException, InputError, OSError):
+            return None
 
     def _record_transfer(
         self, trial: optuna.Trial | None, run_id: str, moved: Transfer | None

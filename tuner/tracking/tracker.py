@@ -312,8 +312,8 @@ class Tracker:
         entity = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[context])
         self.client.log_inputs(run_id, datasets=[entity])
 
-    def log_artifacts(self, run_id: str, folder: Path) -> None:
-        self.client.log_artifacts(run_id, str(folder))
+    def log_artifacts(self, run_id: str, folder: Path, path: str | None = None) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path=path)
 
     def end(self, run_id: str, status: str) -> None:
         self.flush(run_id)
@@ -458,7 +458,8 @@ def pyfunc_parts(files: Mapping[str, Path]) -> dict[str, Any]:
 
 
 def download_model_file(model_uri: str, target: Path, tracking_uri: str) -> None:
-    """Copy the `.keras` file of a model logged with `Tracker.log_champion` to `target`."""
+    """Copy the `.keras` file of a model logged with `Tracker.log_champion` (or of an
+    artifact folder holding one) to `target`."""
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
@@ -469,7 +470,8 @@ def download_model_file(model_uri: str, target: Path, tracking_uri: str) -> None
 
 
 def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
-    """The Keras model behind a model logged with `Tracker.log_champion` (safe mode)."""
+    """The Keras model behind a model logged with `Tracker.log_champion`, or behind
+    any artifact folder holding a `.keras` file (safe mode)."""
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / MODEL_FILE
         download_model_file(model_uri, target, tracking_uri)
