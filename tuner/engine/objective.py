@@ -264,9 +264,10 @@ class Objective:
         if scored.fold_metrics:
             trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
-        if _is_new_best(trial, value):
+        rank = _rank(trial, value)
+        if rank == 0:  # a new best trial
             self._record_champion(trial, params, run_id, seq_len, scored)
-        self._keep_member(trial, run_id, scored.model, value)
+        self._keep_member(trial, run_id, scored.model, rank)
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
         return value
@@ -303,17 +304,14 @@ class Objective:
         return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
 
     def _keep_member(
-        self, trial: optuna.Trial, run_id: str, model: keras.Model | None, value: float
+        self, trial: optuna.Trial, run_id: str, model: keras.Model | None, rank: int
     ) -> None:
         """Under `--ensemble K`: a trial among the K best so far keeps its trained model
         in its MLflow run (`ensemble_member/model.keras`), so the ensemble reads it
         instead of training the configuration again. Not under cross-validation,
         where the ensemble needs each member's fold models."""
         size = self._config.ensemble or 0
-        if size < 2 or model is None:
-            return
-        better = sum(1 for t in completed(trial.study) if t.value is not None and t.value < value)
-        if better >= size:
+        if size < 2 or model is None or rank >= size:
             return
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / MODEL_FILE)
@@ -477,6 +475,6 @@ def _origin_tags(trial: optuna.Trial) -> dict[str, str]:
     return {WARM_START_FROM: str(origin)} if origin else {}
 
 
-def _is_new_best(trial: optuna.Trial, value: float) -> bool:
-    others = [t.value for t in completed(trial.study) if t.value is not None]
-    return not others or value < min(others)
+def _rank(trial: optuna.Trial, value: float) -> int:
+    """How many complete trials of the study have a lower objective than `value`."""
+    return sum(1 for t in completed(trial.study) if t.value is not None and t.value < value)
