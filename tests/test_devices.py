@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -10,7 +11,7 @@ from tests.conftest import Stores, tiny_tune_args
 from tuner.cli.main import main
 from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.devices import default_trials_per_gpu, gpu_slots
+from tuner.devices import default_backend, default_trials_per_gpu, device_memory_mb, gpu_slots
 from tuner.engine.runner import worker_gpus
 from tuner.errors import InputError
 from tuner.model.size import largest_model
@@ -85,3 +86,22 @@ def test_trials_per_gpu_on_cpu_or_beside_workers_is_refused(
     assert len(lines) == 1, lines
     assert all(w in lines[0] for w in words), lines[0]
     assert not (stores.root / "optuna.db").exists()  # refused before anything is recorded
+
+
+def test_a_cpu_trial_may_use_the_machine_memory_within_its_cgroup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    device_memory_mb.cache_clear()
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+        memory = device_memory_mb()
+        assert memory is not None and 0 < memory <= ram
+    finally:
+        device_memory_mb.cache_clear()
+
+
+def test_the_default_backend_is_jax_on_cpu_and_tensorflow_on_gpu_where_installed() -> None:
+    # Both are installed here (the jax extra); a GPU host with only JAX gets JAX.
+    assert default_backend(gpu=None) == "jax"
+    assert default_backend(gpu="0") == "tensorflow"

@@ -8,10 +8,12 @@ it, and may train in mixed precision.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from tuner.errors import InputError
 
@@ -93,6 +95,33 @@ def gpu_memory_mb(gpus: list[str]) -> float | None:
         return None
 
 
+@functools.cache
+def device_memory_mb() -> float | None:
+    """The memory a trial of this process can use at most, in MB: its GPU's (the
+    first of `CUDA_VISIBLE_DEVICES`) or, on a CPU, the machine's RAM, lowered to the
+    cgroup's limit where one is set. None where it cannot tell."""
+    gpus = visible_gpus()
+    if gpus:
+        return gpu_memory_mb(gpus[:1])
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    except (ValueError, OSError):
+        return None
+    return min(ram, _cgroup_limit_mb() or ram)
+
+
+def _cgroup_limit_mb() -> float | None:
+    """The memory limit of this process's cgroup (v2, then v1), None where unset."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            return int(text) / 2**20
+    return None
+
+
 def default_trials_per_gpu(
     *, weights: int, training_mb: float, gpu_mb: float | None, cores: int, n_gpus: int
 ) -> tuple[int, str]:
@@ -124,11 +153,11 @@ def default_backend(*, gpu: str | None) -> str:
     On a CPU, JAX (the `jax` extra) when it is installed: it trains the same LSTM
     to the same loss 1.5 to 1.9 times faster per epoch than TensorFlow on the
     2-core benchmark machine (BENCHMARKS.md, B4). With a GPU, TensorFlow, whose
-    LSTM and GRU layers run the fused cuDNN kernels.
+    LSTM and GRU layers run the fused cuDNN kernels, or where only JAX or PyTorch is
+    installed on the GPU host, that one.
     """
-    if gpu is None and importlib.util.find_spec("jax") is not None:
-        return "jax"
-    return "tensorflow"
+    preferred = ("jax", "tensorflow") if gpu is None else ("tensorflow", "jax", "torch")
+    return next((b for b in preferred if importlib.util.find_spec(b) is not None), "tensorflow")
 
 
 def prepare_process(*, gpu: str | None, threads: int | None) -> None:

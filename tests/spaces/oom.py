@@ -1,5 +1,5 @@
 """A space where one choice cannot fit in memory: LSTM(300000) needs a 1.4 TB
-recurrent kernel, so building it raises the backend's out-of-memory error."""
+recurrent kernel (about 5 TB to train), so its trial fails as out of memory."""
 
 
 def space(hp, data):

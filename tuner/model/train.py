@@ -23,7 +23,9 @@ import optuna
 from tuner.data.spec import Dataset, Windows
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
+from tuner.devices import device_memory_mb
 from tuner.model.build import build_model, compile_args, make_optimizer
+from tuner.model.size import largest_model
 from tuner.model.stop import STOP
 from tuner.model.transfer import Pretrained, Transfer, set_recurrent_trainable, transfer
 
@@ -186,6 +188,8 @@ def fit_trial(
         "verbose": 0,
     }
     moved = None
+    if resume.model is None:
+        _check_fits(params, data)
     try:
         model = resume.model or compiled(
             params, data, train_size=len(train.x), epochs=settings.max_epochs
@@ -216,6 +220,20 @@ def fit_trial(
         val_metrics=val_metrics,
         transfer=moved,
     )
+
+
+def _check_fits(params: Mapping[str, Any], data: Dataset) -> None:
+    """Fail a trial whose model needs more memory to train than this process's device
+    has at all, before building it: where the kernel overcommits memory, the backend's
+    allocation would succeed and the kernel's out-of-memory killer end the worker
+    (again on every retry) instead of the backend raising an error the trial reports."""
+    size = largest_model({name: [value] for name, value in params.items()}, data.info)
+    memory = device_memory_mb()
+    if memory is not None and size.training_mb > memory:
+        raise TrialFailed(
+            f"out of memory: {size.summary} needs about {size.training_mb / 1024:,.1f} GB "
+            f"to train, more than the {memory / 1024:,.1f} GB of this device"
+        )
 
 
 def _frozen_start(
