@@ -21,9 +21,9 @@ import numpy as np
 import optuna
 
 from tuner.data.spec import Dataset, Windows
+from tuner.devices import device_memory_mb
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
-from tuner.devices import device_memory_mb
 from tuner.model.build import build_model, compile_args, make_optimizer
 from tuner.model.size import largest_model
 from tuner.model.stop import STOP
