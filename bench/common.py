@@ -14,13 +14,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tuner.devices import default_backend
+from tuner.devices import default_backend, gpu_names, visible_gpus
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SPACES = HERE / "spaces"
 ETTH1 = (ROOT / "../shared/datasets/ETTh1.csv").resolve()
-_PACKAGES = ("tensorflow", "keras", "jax", "optuna", "keras-tuner", "mlflow", "numpy")
+_PACKAGES = ("tensorflow", "keras", "jax", "torch", "optuna", "keras-tuner", "mlflow", "numpy")
 
 
 def environment() -> dict[str, Any]:
@@ -29,13 +29,20 @@ def environment() -> dict[str, Any]:
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
+    names = gpu_names()
+    devices = f"{len(names)} x {names[0]}" if names else "CPU only"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {devices}",
         "python": platform.python_version(),
-        "backend": os.environ.get("KERAS_BACKEND") or default_backend(gpu=None),
+        "backend": os.environ.get("KERAS_BACKEND") or default_backend(gpu=first_gpu()),
         "versions": versions,
     }
+
+
+def first_gpu() -> str | None:
+    """The first visible GPU (None on a CPU-only machine): what `tuner tune` trains on."""
+    return next(iter(visible_gpus()), None)
 
 
 def tune(folder: Path, study: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

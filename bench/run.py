@@ -4,6 +4,9 @@
     python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
     python bench/run.py --only B3,B5
 
+On a host with a GPU the results go to bench/results/gpu/ (quick: results/quick/gpu/)
+and the report shows them in a section of their own after the CPU figures.
+
 Timing-sensitive benchmarks run first (B3, B4, B6, B5), then B2 (time-limited
 searches), then B1, whose budget is counted in epochs, not seconds.
 `make bench` and `make bench-quick` call this script.
@@ -25,7 +28,7 @@ import b6_parallel
 import b7_storage
 import b8_first_error
 import report
-from common import HERE, ROOT
+from common import HERE, ROOT, first_gpu
 
 BENCHMARKS = {
     "B8": ("b8_first_error", b8_first_error.run),
@@ -53,7 +56,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    results = HERE / "results" / ("quick" if args.quick else "")
+    # A GPU host's figures go beside the CPU ones, into their own section of the report.
+    results = HERE / "results" / ("quick" if args.quick else "") / ("gpu" if first_gpu() else "")
     results.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     for name in (b for b in BENCHMARKS if b in chosen):
@@ -69,8 +73,9 @@ def main() -> int:
         result["command"] = "make bench-quick" if args.quick else "make bench"
         (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{name} done in {result['wall_s']:.0f} s -> {results / stem}.json", flush=True)
-    out = results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
-    report.write(results, out)
+    cpu_results = results.parent if first_gpu() else results
+    out = cpu_results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
+    report.write(cpu_results, out)
     print(f"wrote {out}")
     if failed:
         print(f"failed: {', '.join(failed)} (their earlier results, if any, were kept)")

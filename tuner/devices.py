@@ -28,6 +28,14 @@ def visible_gpus() -> list[str]:
     return _nvidia_smi("index") or []
 
 
+def gpu_names() -> list[str]:
+    """The names of the visible GPUs (e.g. `NVIDIA H200`), for reports."""
+    gpus = visible_gpus()
+    rows = _nvidia_smi("index,name") if gpus else None
+    names = dict(row.split(",", 1) for row in rows or [] if "," in row)
+    return [names[g].strip() for g in gpus if g in names]
+
+
 def _nvidia_smi(fields: str) -> list[str] | None:
     """nvidia-smi's rows for `--query-gpu=FIELDS` (CSV, no header, no units); None
     where it is absent or fails."""
@@ -156,7 +164,19 @@ def default_backend(*, gpu: str | None) -> str:
     LSTM and GRU layers run the fused cuDNN kernels, or where only JAX or PyTorch is
     installed on the GPU host, that one.
     """
-    preferred = ("jax", "tensorflow") if gpu is None else ("tensorflow", "jax", "torch")
+    return _installed(("jax", "tensorflow") if gpu is None else _FUSED_FIRST)
+
+
+def serving_backend() -> str:
+    """The backend a saved model is served on where `KERAS_BACKEND` is unset: Keras'
+    own default, TensorFlow, or where it is not installed JAX, then PyTorch."""
+    return _installed(_FUSED_FIRST)
+
+
+_FUSED_FIRST = ("tensorflow", "jax", "torch")  # TensorFlow: cuDNN's fused LSTM and GRU
+
+
+def _installed(preferred: tuple[str, ...]) -> str:
     return next((b for b in preferred if importlib.util.find_spec(b) is not None), "tensorflow")
 
 

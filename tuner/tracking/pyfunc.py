@@ -14,6 +14,7 @@ input example in MLflow 3.17 (it writes the example before creating its folder).
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,9 +27,13 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        import keras  # the backend is the serving environment's (KERAS_BACKEND)
-
         _import_package(context)
+        from tuner.devices import serving_backend
+
+        # The serving environment's backend (KERAS_BACKEND), or the one it has installed.
+        os.environ.setdefault("KERAS_BACKEND", serving_backend())
+        import keras
+
         from tuner.errors import InputError
         from tuner.model.serving import SavedModel, respond
 

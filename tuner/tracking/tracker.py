@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from tuner.config import make_folder, mask_secrets, store_lock, tracking_server
+from tuner.devices import serving_backend
 from tuner.errors import InputError
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
@@ -487,6 +488,8 @@ def model_requirements() -> list[str]:
     # Stated rather than inferred: inference loads the model in a subprocess,
     # which costs seconds per logged model.
     # A .keras file loads under any backend, whichever trained it; where it is
-    # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow.
-    packages = ("keras", "tensorflow", "mlflow", "numpy", "pandas", "scikit-learn")
+    # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow. On a
+    # host without TensorFlow (a JAX-only GPU host), the backend it has: the pyfunc
+    # picks it where KERAS_BACKEND is unset.
+    packages = ("keras", serving_backend(), "mlflow", "numpy", "pandas", "scikit-learn")
     return [f"{p}=={version(p)}" for p in packages]
