@@ -11,7 +11,7 @@ from tests.conftest import Stores, tiny_tune_args
 from tuner.cli.main import main
 from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.devices import default_backend, default_trials_per_gpu, device_memory_mb, gpu_slots
+from tuner.devices import default_trials_per_gpu, device_memory_mb, gpu_slots
 from tuner.engine.runner import worker_gpus
 from tuner.errors import InputError
 from tuner.model.size import largest_model
@@ -99,9 +99,3 @@ def test_a_cpu_trial_may_use_the_machine_memory_within_its_cgroup(
         assert memory is not None and 0 < memory <= ram
     finally:
         device_memory_mb.cache_clear()
-
-
-def test_the_default_backend_is_jax_on_cpu_and_tensorflow_on_gpu_where_installed() -> None:
-    # Both are installed here (the jax extra); a GPU host with only JAX gets JAX.
-    assert default_backend(gpu=None) == "jax"
-    assert default_backend(gpu="0") == "tensorflow"

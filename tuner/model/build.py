@@ -153,6 +153,7 @@ def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fal
             int(params[f"units_{i}"]),
             return_sequences=not last or attention or sequences,
             kernel_regularizer=_l2(params),
+            dtype=_cell_dtype(params["cell"]),
         )
         x = keras.layers.Bidirectional(layer)(x) if params["bidirectional"] else layer(x)
         if params["layer_norm"] and not last:
@@ -160,6 +161,15 @@ def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fal
         if params["dropout"]:
             x = keras.layers.Dropout(float(params["dropout"]))(x)
     return attention_pooling(x, mask=getattr(x, "_keras_mask", None)) if attention else x
+
+
+def _cell_dtype(cell: str) -> str | None:
+    """The dtype policy of a recurrent layer: the global one (None), except an LSTM under
+    JAX with a mixed policy, which computes in float32. On a GPU, Keras' JAX backend
+    runs LSTM through cuDNN (`jax.experimental.rnn`), which takes float32 only: in
+    bfloat16 or float16 every trial failed ("Unknown output type bfloat16", on an H200)."""
+    mixed = keras.config.dtype_policy().compute_dtype != "float32"
+    return "float32" if cell == "lstm" and mixed and keras.backend.backend() == "jax" else None
 
 
 def _l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:
