@@ -16,6 +16,7 @@ from tuner.data.sequences import PAD, load_sequences
 from tuner.data.spec import DatasetInfo
 from tuner.model.blocks import attention_pooling, conv_branch, normalization
 from tuner.model.build import build_model
+from tuner.model.portable import in_data_units
 from tuner.model.train import EpochRecorder, FitSettings, epoch_scale, fit_trial
 
 RNG = np.random.default_rng(0)
@@ -176,3 +177,20 @@ def test_epoch_limit_scales_for_small_training_sets() -> None:
     assert epoch_scale(16) == 1
     assert epoch_scale(13) == 2  # a round of at least 16 optimizer steps
     assert epoch_scale(1) == 10  # capped
+
+
+def test_a_model_trained_in_mixed_precision_answers_in_float32_data_units() -> None:
+    # At initialisation the persistence head forecasts the window's last value; in
+    # the data's units (about 372 ppm) bfloat16 would round it to a 2-ppm grid.
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        info = _info(n_features=1, n_targets=1, horizon=3)
+        model = build_model({"seq_len": 8, "units_0": 4, "naive_head": "persistence"}, info)
+        units = in_data_units(
+            model, {"task": "forecasting", "mean": [370.0], "scale": [10.0], "targets": ["co2"]}
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    x = (371.0 + np.linspace(0, 1.37, 8, dtype="float32"))[None, :, None]
+    forecast = units.predict(x, verbose=0)
+    np.testing.assert_allclose(forecast[0, :, 0], [x[0, -1, 0]] * 3, rtol=0, atol=1e-4)
