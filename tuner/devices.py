@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -196,6 +197,37 @@ def prepare_process(*, gpu: str | None, threads: int | None) -> None:
             os.environ["XLA_FLAGS"] = (
                 f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
             )
+
+
+def import_keras_quietly() -> None:
+    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr,
+    after the backend is chosen (workers, `tuner export` and `tuner predict`)."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            import keras  # deferred: Keras loads only once the backend is chosen
+
+            keras.ops.zeros(1)  # device discovery logs its own lines too (no GPU: "cuInit")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    if keras.backend.backend() != "tensorflow":
+        _keep_tensorflow_out()
+    # Retracing notices: every trial builds a new model, so retracing is expected.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def _keep_tensorflow_out() -> None:
+    """Under JAX or PyTorch, tell Keras that TensorFlow is not there. Keras would
+    import it (3.5 s and about 500 MB in each process here) only to check whether
+    objects are TensorFlow tensors when it seeds or saves a model, and to seed
+    TensorFlow's generator (its start-up lines then reach stderr); these processes
+    make no TensorFlow objects."""
+    from keras.src.utils.module_utils import tensorflow
+
+    if tensorflow.module is None:
+        tensorflow._available = False
 
 
 def set_precision(precision: str) -> None:

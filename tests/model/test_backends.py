@@ -60,9 +60,9 @@ _JAX_WORKER = """
 import sys
 import keras
 import numpy as np
-from tuner.engine.worker import _import_keras_quietly
+from tuner.devices import import_keras_quietly
 
-_import_keras_quietly()
+import_keras_quietly()
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((4, 1)), keras.layers.LSTM(3), keras.layers.Dense(1)])
 model.compile(loss="mse")

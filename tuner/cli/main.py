@@ -38,7 +38,7 @@ from tuner.config import (
     tracking_server,
     tracking_uri,
 )
-from tuner.devices import PRECISIONS
+from tuner.devices import PRECISIONS, default_backend, import_keras_quietly
 from tuner.errors import InputError, TrackingUnavailable, flag_wording
 from tuner.paths import DEFAULT_STORAGE, LOG_DIR
 
@@ -392,8 +392,6 @@ def _cpu_backend() -> None:
     """Load and score models on the backend CPU trials use (JAX when installed, unless
     KERAS_BACKEND says otherwise): it starts faster than TensorFlow, whose native
     start-up lines would otherwise fill stderr on a machine without a GPU."""
-    from tuner.devices import default_backend
-
     os.environ.setdefault("KERAS_BACKEND", default_backend(gpu=None))
 
 
@@ -406,6 +404,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     if not {"savedmodel", "onnx"} & set(formats):  # those two are written through TensorFlow
         _cpu_backend()
+    import_keras_quietly()
     url = _storage_url(args)
     result = api.open_study(
         args.study or latest_study(url), storage=url, tracking_uri=args.tracking_uri
@@ -417,6 +416,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     _cpu_backend()  # before anything imports Keras
+    import_keras_quietly()
     from tuner import api
     from tuner.export.predict import predict_file
 

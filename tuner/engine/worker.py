@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import traceback
@@ -26,7 +25,7 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # MLflow's "View run ... at URL" lines would break --json on stdout and show the URL's password.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-from tuner.devices import prepare_process, set_precision
+from tuner.devices import import_keras_quietly, prepare_process, set_precision
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.errors import InputError, TrackingUnavailable
 from tuner.model.stop import STOP
@@ -75,7 +74,8 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     prepare_process(gpu=gpu, threads=job.threads)
     try:
         warnings.filterwarnings("ignore")
-        _import_keras_quietly()
+        quiet_libraries()
+        import_keras_quietly()
         set_precision(job.config.precision)
         # Deferred: the trial loop imports Keras, which must load after this process
         # chose its device, threads and precision (and never in the parent).
@@ -106,33 +106,3 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
 def _notify(conn: Connection) -> None:
     with contextlib.suppress(OSError):  # the parent died: nobody waits for the notice
         conn.send(LAST_TRIAL)
-
-
-def _import_keras_quietly() -> None:
-    """Import Keras with its backend's start-up chatter (C++ log lines) kept off stderr."""
-    quiet_libraries()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            import keras
-
-            keras.ops.zeros(1)  # device discovery logs its own lines too (no GPU: "cuInit")
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    if keras.backend.backend() != "tensorflow":
-        _keep_tensorflow_out()
-    # Retracing notices: every trial builds a new model, so retracing is expected.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-def _keep_tensorflow_out() -> None:
-    """Under JAX or PyTorch, tell Keras that TensorFlow is not there. Keras would
-    import it (3.5 s and about 500 MB in each worker here) only to check whether
-    objects are TensorFlow tensors when it seeds or saves a model, and to seed
-    TensorFlow's generator; this worker makes no TensorFlow objects."""
-    from keras.src.utils.module_utils import tensorflow
-
-    if tensorflow.module is None:
-        tensorflow._available = False
