@@ -221,12 +221,13 @@ def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_p
     study = ("--study", "tiny", "--storage", stores.storage)
     bundle = tmp_path / "bundle"
     history = ROOT / "datasets" / "mauna_loa_co2_weekly.csv"
+    to_bundle = ("--out", str(bundle), "--format", "keras,mlflow")
     # Rounds of commands; those of one round only read, so they run side by side.
     rounds: list[list[tuple[str, ...]]] = [
         [("status", *study), ("best", *study), ("datasets",), ("spaces",)],
         [("tune", *tiny_tune_args(stores, trials=4)[1:])],  # finished: nothing to run
         [("worker", *study, "--tracking-uri", stores.tracking, "--trials", "4")],  # nothing to run
-        [("export", *study, "--tracking-uri", stores.tracking, "--out", str(bundle))],
+        [("export", *study, "--tracking-uri", stores.tracking, *to_bundle)],
         [("predict", "--model", str(bundle), "--input", str(history))],
     ]
     for commands in rounds:

@@ -421,7 +421,11 @@ def served_signature(
     request as MLflow's input example."""
     request, params = example
     answer = respond(SavedModel(model, dict(preprocessing)), request, params)
-    signature = infer_signature(request, answer, params=params)
+    with warnings.catch_warnings():
+        # MLflow's hint that integer columns cannot hold missing values: a served model
+        # refuses a request with missing values anyway (400, with the column named).
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(request, answer, params=params)
     time_col = preprocessing.get("time_col")
     if time_col:  # history with or without its dates
         columns = [
