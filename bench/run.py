@@ -56,8 +56,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    cpu_results = HERE / "results" / ("quick" if args.quick else "")
     # A GPU host's figures go beside the CPU ones, into their own section of the report.
-    results = HERE / "results" / ("quick" if args.quick else "") / ("gpu" if first_gpu() else "")
+    results = cpu_results / "gpu" if first_gpu() else cpu_results
     results.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     for name in (b for b in BENCHMARKS if b in chosen):
@@ -73,7 +74,6 @@ def main() -> int:
         result["command"] = "make bench-quick" if args.quick else "make bench"
         (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{name} done in {result['wall_s']:.0f} s -> {results / stem}.json", flush=True)
-    cpu_results = results.parent if first_gpu() else results
     out = cpu_results / "BENCHMARKS.md" if args.quick else ROOT / "BENCHMARKS.md"
     report.write(cpu_results, out)
     print(f"wrote {out}")

@@ -29,10 +29,11 @@ import keras
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, HEAD_WIDTH
 
 NORMALIZATIONS = ("none", "last", "revin")
-# The window's own arithmetic (normalisations, naive forecasts) stays float32 under a
-# mixed-precision policy: in bfloat16 a naive forecast would drift from the window's
-# last value by up to 0.4 %, so the residual head would not start at it.
-_WINDOW = "float32"
+# What stays float32 under a mixed-precision policy: the window's own arithmetic
+# (normalisations, naive forecasts), the output layers and a saved model's scaling. In
+# bfloat16 a naive forecast would drift from the window's last value by up to 0.4 %,
+# so the residual head would not start at it.
+EXACT = "float32"
 NAIVE_HEADS = ("none", "persistence", "seasonal")
 
 
@@ -45,7 +46,7 @@ class Normalization:
 
 
 def normalization(
-    kind: str, window: Any, *, n_targets: int, dtype: str = "float32"
+    kind: str, window: Any, *, n_targets: int, dtype: str = EXACT
 ) -> Normalization:
     """`none`; `last` (subtract each feature's last value, add it back); `revin`
     (reversible instance normalisation, Kim et al. 2022: subtract each window's
@@ -53,7 +54,7 @@ def normalization(
     output; no learned affine)."""
     if kind == "last":
         last = _last_step(window)
-        centred = keras.layers.Subtract(dtype=_WINDOW)([window, last])
+        centred = keras.layers.Subtract(dtype=EXACT)([window, last])
         return Normalization(
             centred, lambda f: keras.layers.Add(dtype=dtype)([f, targets(last, n_targets)])
         )
@@ -64,18 +65,18 @@ def normalization(
 
 def _revin(window: Any, *, n_targets: int, dtype: str) -> Normalization:
     steps = int(window.shape[1])
-    mean = keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=_WINDOW)(window)
-    centred = keras.layers.Subtract(dtype=_WINDOW)([window, mean])
+    mean = keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=EXACT)(window)
+    centred = keras.layers.Subtract(dtype=EXACT)([window, mean])
     # UnitNormalization over time divides by the root of the sum of squares:
     # sqrt(steps) * std. Its product with the centred window, averaged over time,
     # is that norm / steps; both rescalings turn it into the standard deviation.
     # A constant window has norm 0: it maps to zeros and its forecast to the mean.
-    unit = keras.layers.UnitNormalization(axis=1, dtype=_WINDOW)(centred)
-    scaled = keras.layers.Rescaling(math.sqrt(steps), dtype=_WINDOW)(unit)
-    norm = keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=_WINDOW)(
-        keras.layers.Multiply(dtype=_WINDOW)([centred, unit])
+    unit = keras.layers.UnitNormalization(axis=1, dtype=EXACT)(centred)
+    scaled = keras.layers.Rescaling(math.sqrt(steps), dtype=EXACT)(unit)
+    norm = keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=EXACT)(
+        keras.layers.Multiply(dtype=EXACT)([centred, unit])
     )
-    std = keras.layers.Rescaling(math.sqrt(steps), dtype=_WINDOW)(norm)
+    std = keras.layers.Rescaling(math.sqrt(steps), dtype=EXACT)(norm)
 
     def restore(forecast: Any) -> Any:
         spread = keras.layers.Multiply(dtype=dtype)([forecast, targets(std, n_targets)])
@@ -97,7 +98,7 @@ def naive_forecast(
                 f"a seasonal naive head needs a seasonal period no longer than the window, "
                 f"but got period={period}, window={steps}."
             )
-        season = keras.layers.Cropping1D((steps - period, 0), dtype=_WINDOW)(
+        season = keras.layers.Cropping1D((steps - period, 0), dtype=EXACT)(
             targets(window, n_targets)
         )
         return _tile_steps(season, horizon)
@@ -119,23 +120,23 @@ def targets(x: Any, n_targets: int) -> Any:
     features = int(x.shape[2])
     if features == n_targets:
         return x
-    by_feature = keras.layers.Permute((2, 1), dtype=_WINDOW)(x)
-    kept = keras.layers.Cropping1D((0, features - n_targets), dtype=_WINDOW)(by_feature)
-    return keras.layers.Permute((2, 1), dtype=_WINDOW)(kept)
+    by_feature = keras.layers.Permute((2, 1), dtype=EXACT)(x)
+    kept = keras.layers.Cropping1D((0, features - n_targets), dtype=EXACT)(by_feature)
+    return keras.layers.Permute((2, 1), dtype=EXACT)(kept)
 
 
 def _last_step(x: Any) -> Any:
-    return keras.layers.Cropping1D((int(x.shape[1]) - 1, 0), dtype=_WINDOW)(x)
+    return keras.layers.Cropping1D((int(x.shape[1]) - 1, 0), dtype=EXACT)(x)
 
 
 def _tile_steps(x: Any, length: int) -> Any:
     """Repeat a (batch, k, features) block along time and cut it to `length` steps."""
     k = int(x.shape[1])
     copies = math.ceil(length / k)
-    tiled = keras.layers.Concatenate(axis=1, dtype=_WINDOW)([x] * copies) if copies > 1 else x
+    tiled = keras.layers.Concatenate(axis=1, dtype=EXACT)([x] * copies) if copies > 1 else x
     if copies * k == length:
         return tiled
-    return keras.layers.Cropping1D((0, copies * k - length), dtype=_WINDOW)(tiled)
+    return keras.layers.Cropping1D((0, copies * k - length), dtype=EXACT)(tiled)
 
 
 def attention_pooling(sequence: Any, *, mask: Any = None) -> Any:

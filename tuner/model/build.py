@@ -14,6 +14,7 @@ import keras
 
 from tuner.data.sequences import PAD
 from tuner.data.spec import DatasetInfo
+from tuner.model.blocks import EXACT as _HEAD  # output layers stay float32 when mixed
 from tuner.model.blocks import (
     attention_pooling,
     causal_self_attention,
@@ -25,7 +26,6 @@ from tuner.model.blocks import (
 from tuner.model.params import Params
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-_HEAD = "float32"  # output layers stay float32 under a mixed-precision policy
 
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:

@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tuner.model.blocks import EXACT
+
 TRAINED = "trained"  # the trained model inside a saved one (standardised inputs)
 
 
@@ -35,11 +37,9 @@ def in_data_units(model: keras.Model, preprocessing: Mapping[str, Any]) -> keras
     # the graph, which ONNX exports keep (a Normalization layer's become inputs there).
     # In float32 whatever the training policy: bfloat16 keeps 8 bits of mantissa, which
     # put a forecast of 372.4 ppm on a 2-ppm grid (trained in mixed_bfloat16 on an H200).
-    centre = keras.layers.Rescaling(
-        scale=1.0, offset=(-mean).tolist(), name="centre", dtype="float32"
-    )
+    centre = keras.layers.Rescaling(scale=1.0, offset=(-mean).tolist(), name="centre", dtype=EXACT)
     standardise = keras.layers.Rescaling(
-        scale=(1 / scale).tolist(), name="standardise", dtype="float32"
+        scale=(1 / scale).tolist(), name="standardise", dtype=EXACT
     )
     out = trained(standardise(centre(raw)))
     if task == "forecasting":
@@ -48,7 +48,7 @@ def in_data_units(model: keras.Model, preprocessing: Mapping[str, Any]) -> keras
             scale=scale[:k].tolist(),
             offset=mean[:k].tolist(),
             name="to_data_units",
-            dtype="float32",
+            dtype=EXACT,
         )
         out = to_units(out)
     return keras.Model(raw, out, name=f"{model.name}_in_data_units")
