@@ -45,9 +45,7 @@ class Normalization:
     restore: Callable[[Any], Any]
 
 
-def normalization(
-    kind: str, window: Any, *, n_targets: int, dtype: str = EXACT
-) -> Normalization:
+def normalization(kind: str, window: Any, *, n_targets: int, dtype: str = EXACT) -> Normalization:
     """`none`; `last` (subtract each feature's last value, add it back); `revin`
     (reversible instance normalisation, Kim et al. 2022: subtract each window's
     mean and divide by its standard deviation per feature, restore both on the
