@@ -14,7 +14,10 @@ language models need. Layers keep cuDNN-eligible settings.
 
 The defaults (`default=`) are a study's first trial: one GRU layer of 256 units
 over the longest window, dropout 0.5, input dropout 0.2, Adam at 0.01 with a
-cosine schedule, the configuration that did best on `alice` when tried by hand.
+cosine schedule and batches of 16, the configuration that did best on `alice`
+when tried by hand (batches of 16 against 32, same epoch limit, 2-core CPU:
+validation 2.154 against 2.160 bits per character, 114 s against 168 s a trial,
+so a budget runs about 1.5 times the trials).
 """
 
 
@@ -34,4 +37,5 @@ def space(hp, data):
     hp.Float("learning_rate", 1e-3, 3e-2, sampling="log", default=1e-2)
     hp.Choice("clipnorm", [1.0, 5.0])
     hp.Choice("lr_schedule", ["constant", "plateau", "cosine"], default="cosine")
-    hp.Choice("batch_size", data.batch_size_choices((32, 64, 128)))
+    batches = data.batch_size_choices((16, 32, 64, 128))
+    hp.Choice("batch_size", batches, default=batches[0])

@@ -2,8 +2,15 @@
 
 The vocabulary is the set of characters of the training part; index 0 stands
 for any character it does not hold. A window of `seq_len` characters predicts
-the next character at every position; windows do not overlap, so every
-held-out character is scored once.
+the next character at every position. Training windows do not overlap.
+Held-out windows overlap by half a window and each held-out character is scored
+once, in the window where it has the most context: its target there is kept,
+elsewhere it is UNSCORED (ignored by the loss, the metrics and the figures). So
+every scored character but those of the first window reads at least half a
+window of text before it, as it does when the model generates; non-overlapping
+windows gave the first characters of every window almost none (on `alice`, GRU
+256 over 256 characters, this scores 0.013 bits per character better, on
+validation and test alike).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from tuner.data.windows import SPLITS, check_seq_len, compact
 from tuner.errors import InputError
 
 UNKNOWN = "\x00"  # vocabulary entry 0: a character the training text does not hold
+UNSCORED = -1  # a held-out target read as context only (Keras' `ignore_class`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +82,8 @@ class TextData:
         return {"task": "char_lm", "vocab": list(self.vocab)}
 
     def windows(self, seq_len: int) -> dict[str, Windows]:
-        """Non-overlapping windows: x the characters, y the characters one step later."""
+        """x the characters, y the characters one step later: training windows side by
+        side, held-out windows overlapping by half a window (the module's docstring)."""
         check_seq_len(seq_len, self)
         starts = (0, *self.borders[:2])
         out = {}
@@ -83,19 +92,26 @@ class TextData:
                 empty = np.empty((0, seq_len), self.codes.dtype)
                 out[split] = Windows(x=empty, y=empty)
                 continue
-            chunks = sliding_window_view(self.codes[start:end], seq_len + 1)[::seq_len]
-            out[split] = Windows(x=compact(chunks[:, :-1]), y=compact(chunks[:, 1:]))
+            context = 0 if split == "train" else seq_len // 2
+            chunks = sliding_window_view(self.codes[start:end], seq_len + 1)[:: seq_len - context]
+            y = compact(chunks[:, 1:])
+            if context:
+                y = np.array(y)
+                y[1:, :context] = UNSCORED  # scored in the window before, with less context
+            out[split] = Windows(x=compact(chunks[:, :-1]), y=y)
         return out
 
     def metrics(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        """Bits per character and next-character accuracy from logits (n, steps, vocab)."""
-        logits = y_pred.astype(np.float64)
+        """Bits per character and next-character accuracy from logits (n, steps, vocab),
+        over the scored targets (not UNSCORED)."""
+        scored = y_true != UNSCORED
+        logits = y_pred[scored].astype(np.float64)
+        target = y_true[scored].astype(np.int64)
         log_z = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
-        picked = np.take_along_axis(logits, y_true[..., None].astype(np.int64), axis=-1)[..., 0]
-        nll = log_z - picked
+        nll = log_z - np.take_along_axis(logits, target[:, None], axis=-1)[:, 0]
         return {
             "bpc": float(nll.mean() / math.log(2)),
-            "accuracy": float(np.mean(logits.argmax(-1) == y_true)),
+            "accuracy": float(np.mean(logits.argmax(-1) == target)),
         }
 
     def baselines(self) -> dict[str, dict[str, float]]:

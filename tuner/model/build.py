@@ -14,6 +14,7 @@ import keras
 
 from tuner.data.sequences import PAD
 from tuner.data.spec import DatasetInfo
+from tuner.data.text import UNSCORED
 from tuner.model.blocks import EXACT as _HEAD  # output layers stay float32 when mixed
 from tuner.model.blocks import (
     attention_pooling,
@@ -39,8 +40,8 @@ def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 
 
 def compile_args(info: DatasetInfo) -> dict[str, Any]:
-    """Loss and metrics for `model.compile`; one metric is the objective's, per epoch
-    (see `objective_monitor`)."""
+    """Loss and metrics for `model.compile`; one metric (a character model's loss) is
+    the objective's, per epoch (see `objective_monitor`)."""
     if info.task == "classification":
         if info.n_classes == 2:
             loss, log_loss = "binary_crossentropy", keras.metrics.BinaryCrossentropy
@@ -51,9 +52,14 @@ def compile_args(info: DatasetInfo) -> dict[str, Any]:
             )
         return {"loss": loss, "metrics": ["accuracy", log_loss(name="log_loss")]}
     if info.task == "char_lm":
+        # Held-out windows mark the targets they read as context only (UNSCORED). The
+        # loss skips them exactly; Keras' cross-entropy metric would average them in as
+        # zeros under JAX (a JAX array carries no Keras mask), so there is no metric:
+        # the validation loss is the objective (see `objective_monitor`).
         return {
-            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "metrics": [keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="nats")],
+            "loss": keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=UNSCORED
+            )
         }
     return {"loss": "mse", "metrics": [keras.metrics.MeanSquaredError(name="mse"), "mae"]}
 
@@ -61,8 +67,8 @@ def compile_args(info: DatasetInfo) -> dict[str, Any]:
 def objective_monitor(info: DatasetInfo) -> tuple[str, float]:
     """The per-epoch Keras log that equals the trial's objective (without the weight
     penalty the loss includes) once multiplied by the factor: what pruning reports."""
-    if info.task == "char_lm":
-        return "val_nats", 1 / math.log(2)  # nats to bits per character
+    if info.task == "char_lm":  # no weight penalty unless a space tunes `l2`; nats to bits
+        return "val_loss", 1 / math.log(2)
     return f"val_{info.metric}", 1.0
 
 
