@@ -135,6 +135,55 @@ def test_text_is_encoded_with_the_training_vocabulary(tmp_path: Path) -> None:
     assert data.baselines()["unigram_val"]["bpc"] > 0
 
 
+def test_held_out_text_is_scored_once_each_with_half_a_window_of_context(
+    tmp_path: Path,
+) -> None:
+    """Training windows lie side by side; held-out windows overlap by half a window
+    and each held-out character is scored in exactly one of them: the first
+    window's from the split's start, every later one with at least half a window
+    of text before it in its window."""
+    path = tmp_path / "t.txt"
+    path.write_text("".join(chr(97 + (i * 7) % 26) for i in range(2000)), encoding="utf-8")
+    data = load_dataset(resolve_dataset(str(path), split=(0.8, 0.1, 0.1)))
+    assert isinstance(data, TextData)
+    seq_len = 16
+    windows = data.windows(seq_len)
+    train = windows["train"]
+    assert (train.x[1:, 0] == train.y[:-1, -1]).all()  # side by side, none unscored
+    assert (train.y != UNSCORED).all()
+    for split, start in (("val", data.borders[0]), ("test", data.borders[1])):
+        x, y = windows[split].x, windows[split].y
+        stride = seq_len - seq_len // 2
+        scored_at: list[int] = []
+        for i in range(len(x)):
+            origin = start + i * stride  # the window's first character in the text
+            assert x[i].tolist() == data.codes[origin : origin + seq_len].tolist()
+            for step in np.flatnonzero(y[i] != UNSCORED):
+                assert y[i, step] == data.codes[origin + step + 1]
+                assert i == 0 or step >= seq_len // 2  # context before it in its window
+                scored_at.append(origin + step + 1)
+        assert scored_at == list(range(start + 1, start + 1 + len(scored_at)))  # once each
+        assert len(scored_at) > (data.borders[1] - data.borders[0]) - 2 * seq_len
+
+
+def test_text_metrics_skip_unscored_targets() -> None:
+    """Bits per character and accuracy are over the scored targets only; the
+    UNSCORED ones (context) change nothing, whatever the model predicts there."""
+    rng = np.random.default_rng(0)
+    data = TextData.__new__(TextData)
+    y = rng.integers(0, 5, (3, 8))
+    logits = rng.normal(size=(3, 8, 5))
+    masked = y.copy()
+    masked[1:, :4] = UNSCORED
+    noisy = logits.copy()
+    noisy[1:, :4] = rng.normal(size=(2, 4, 5)) * 100
+    scored = np.concatenate([logits[0], logits[1:, 4:].reshape(-1, 5)])
+    targets = np.concatenate([y[0], y[1:, 4:].reshape(-1)])
+    expected = data.metrics(targets[:, None], scored[:, None, :])
+    assert data.metrics(masked, noisy) == pytest.approx(expected)
+    assert data.metrics(masked, logits) != data.metrics(y, logits)
+
+
 def test_large_windows_stay_views_and_train_batch_by_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
