@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=defaults.ensemble,
         help="average the K best trials into one champion when that validates better "
-        "(forecasting, classification; default 0: off)",
+        "(every task: forecasts, class probabilities, character logits; default 0: off)",
     )
     tune.add_argument(
         "--warm-start",
