@@ -24,7 +24,7 @@ _PACKAGES = ("tensorflow", "keras", "jax", "torch", "optuna", "keras-tuner", "ml
 
 
 def environment() -> dict[str, Any]:
-    """Date, machine and the versions that shape the figures."""
+    """Date, commit, machine and the versions that shape the figures."""
     versions = {}
     for name in _PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -33,11 +33,29 @@ def environment() -> dict[str, Any]:
     devices = f"{len(names)} x {names[0]}" if names else "CPU only"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": _commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {devices}",
         "python": platform.python_version(),
         "backend": os.environ.get("KERAS_BACKEND") or default_backend(gpu=first_gpu()),
         "versions": versions,
     }
+
+
+def _commit() -> str:
+    """The code the figures come from: the short commit, "+changes" when the tree differs."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "tuner", "bench/*.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:  # no git on this host
+        return "unknown"
+    return f"{head or 'unknown'}{'+changes' if changed else ''}"
 
 
 def first_gpu() -> str | None:

@@ -59,6 +59,7 @@ def _document(results: Path, out: Path, title: str) -> list[str]:
             rows, text = section(data, results, out)
             summary += rows
             took = f", {data['wall_s']} s" if "wall_s" in data else ""
+            took += f", code of {data['commit']}" if "commit" in data else ""
             body += [*text, "", f"_Run {data.get('date', '?')}{took}._", ""]
     return [
         *lines,
