@@ -30,8 +30,11 @@ TASK_OBJECTIVES = {
 _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 # Default character windows: about a sentence and more of context.
 _CHAR_WINDOWS = (64, 128, 256)
-# Fewest optimizer steps per epoch the default batch sizes leave.
-MIN_STEPS = 8
+# Fewest optimizer steps per pass the default batch sizes leave. Classification
+# sets are small: a round of several passes gives them their steps
+# (tuner.model.train.ROUND_WINDOWS), and a batch of 16 (what the published
+# convolutional classifiers train with; batch norm needs it) is kept where it fits.
+MIN_STEPS = {"forecasting": 8, "char_lm": 8, "classification": 1}
 # Classification sets with fewer training plus validation sequences than this are
 # scored by stratified K-fold cross-validation unless the definition or --cv says.
 SMALL_SET = 200
@@ -170,11 +173,11 @@ class DatasetInfo:
         return max(1, self.n_train - seq_len - self.horizon + 1)
 
     def batch_size_choices(self, candidates: tuple[int, ...]) -> list[int]:
-        """The candidate batch sizes that give an epoch at least MIN_STEPS optimizer
-        steps at the longest default window; on a set too small for any of them,
-        the largest power of two that does (and half of it)."""
+        """The candidate batch sizes that give a pass at least the task's MIN_STEPS
+        optimizer steps at the longest default window; on a set too small for any of
+        them, the largest power of two that does (and half of it)."""
         longest = max(self.window_choices(), default=1) if self.task != "classification" else 1
-        fits = self.train_windows(longest) // MIN_STEPS
+        fits = self.train_windows(longest) // MIN_STEPS[self.task]
         kept = sorted(b for b in candidates if b <= fits)
         if kept:
             return kept

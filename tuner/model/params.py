@@ -10,6 +10,7 @@ refuses, before any training, a name the task's model never reads (a misspelt
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -113,6 +114,22 @@ def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
             f"search space {space}: defines {name!r}, which the {task} model never reads; "
             f"{hint}rename or remove it (the names it reads: {', '.join(sorted(reads))})."
         )
+
+
+# The share of a trial's rounds no pruner may cut short, by model family: a
+# convolutional branch (LSTM-FCN) learns later than a recurrent stack alone
+# (tuner.study.pruning says what went wrong without it).
+FAMILY_MIN_SHARE = {"recurrent": 0.1, "convolutional": 0.4}
+
+
+def family(values: Mapping[str, Any]) -> str:
+    """The model family a configuration belongs to, for its minimum pruning share."""
+    return "convolutional" if int(values.get("conv_layers") or 0) else "recurrent"
+
+
+def min_rounds(values: Mapping[str, Any], rounds: int) -> int:
+    """Rounds a configuration trains before a pruner may stop it (at least 1)."""
+    return max(1, math.ceil(FAMILY_MIN_SHARE[family(values)] * rounds))
 
 
 def window_length(values: Mapping[str, Any], max_seq_len: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -41,37 +41,51 @@ class FitSettings:
     seed: int
 
 
-# A trial on a small training set takes few optimizer steps per epoch: its
-# epoch limit and patience grow so that one "round" (the unit of the limit, of
-# patience and of pruning) is at least this many steps, up to _MAX_SCALE epochs.
+# The training budget is counted in rounds: `--max-epochs` rounds, `--patience`
+# rounds, one pruning report a round. A round is one pass over the training
+# windows where they are many (ETTh1's 8,640: as before); on a small set it is
+# as many shuffled passes as make ROUND_WINDOWS windows (and ROUND_STEPS steps),
+# up to MAX_PASSES. So a trial on 30 sequences gets about 2,000 optimizer steps
+# (the published convolutional classifiers train 1,500-2,000 epochs), where one
+# pass per round gave it 20-40; a round is one Keras epoch either way, so
+# validation, callbacks and their overhead come once a round, not once a pass.
+ROUND_WINDOWS = 2_048
 ROUND_STEPS = 16
-_MAX_SCALE = 10
+MAX_PASSES = 100
 
 
-def epoch_scale(steps_per_epoch: int) -> int:
-    """Epochs per round for a training set of `steps_per_epoch` batches."""
-    return min(_MAX_SCALE, max(1, math.ceil(ROUND_STEPS / steps_per_epoch)))
+def passes_per_round(n_windows: int, batch_size: int) -> int:
+    """Shuffled passes over `n_windows` training windows that make one round."""
+    by_windows = math.ceil(ROUND_WINDOWS / max(1, n_windows))
+    by_steps = math.ceil(ROUND_STEPS / TrainBatches.count(n_windows, batch_size))
+    return min(MAX_PASSES, max(1, by_windows, by_steps))
+
+
+def steps_per_round(n_windows: int, batch_size: int) -> int:
+    """Optimizer steps in one round (one Keras epoch)."""
+    passes = passes_per_round(n_windows, batch_size)
+    return passes * TrainBatches.count(n_windows, batch_size)
 
 
 class RoundPruning(keras.callbacks.Callback):
     """Report `monitor` (times `factor`, to put it in the objective's unit) to the
-    Optuna trial at the end of every round and prune when the pruner says so."""
+    Optuna trial at the end of every round (a Keras epoch) and prune when the pruner
+    says so."""
 
     def __init__(self, trial: optuna.Trial, monitor: str, *, factor: float = 1.0) -> None:
         super().__init__()
         self._trial = trial
         self._monitor = monitor
         self._factor = factor
-        self.epochs_per_round = 1  # set by fit_trial from the training set's size
-        self.step_offset = 0  # steps of the earlier cross-validation folds
+        self.step_offset = 0  # rounds of the earlier cross-validation folds
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if (epoch + 1) % self.epochs_per_round or self._monitor not in (logs or {}):
+        if self._monitor not in (logs or {}):
             return
-        step = self.step_offset + (epoch + 1) // self.epochs_per_round - 1
+        step = self.step_offset + epoch
         self._trial.report(float((logs or {})[self._monitor]) * self._factor, step)
         if self._trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at round {step + 1} (epoch {epoch + 1})")
+            raise optuna.TrialPruned(f"pruned at round {epoch + 1}")
 
 
 @dataclass(frozen=True)
@@ -164,26 +178,22 @@ def fit_trial(
 ) -> FitResult:
     """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
 
-    On a small training set the epoch limit and patience are multiplied by
-    `epoch_scale` (see ROUND_STEPS). `resume` hands in a model built elsewhere
-    (KerasTuner's Hyperband continues a model from an earlier round) with the
-    epoch to start from and extra callbacks; its epochs are KerasTuner's, unscaled.
-    `init` is a pretrained model whose matching layers the new model starts from;
-    with `freeze_recurrent_epochs` its recurrent layers stay frozen that long.
+    Epochs are rounds (see ROUND_WINDOWS): on a small training set each is several
+    shuffled passes. `resume` hands in a model built elsewhere (KerasTuner's
+    Hyperband continues a model from an earlier round) with the round to start
+    from and extra callbacks. `init` is a pretrained model whose matching layers
+    the new model starts from; with `freeze_recurrent_epochs` its recurrent layers
+    stay frozen that many rounds.
     """
     keras.utils.set_random_seed(settings.seed)
     train, val = windows["train"], windows["val"]
     batch_size = hparams.batch_size(params)
     resume = resume or Resume()
-    scale = 1 if resume.epochs else epoch_scale(TrainBatches.count(len(train.x), batch_size))
-    settings = replace(
-        settings, max_epochs=settings.max_epochs * scale, patience=settings.patience * scale
-    )
-    if pruning is not None:
-        pruning.epochs_per_round = scale
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     feed = {
-        "x": TrainBatches(train, batch_size, seed=settings.seed),
+        "x": TrainBatches(
+            train, batch_size, seed=settings.seed, passes=passes_per_round(len(train.x), batch_size)
+        ),
         "validation_data": _Batches(val, _validation_batch_size(val, batch_size)),
         "verbose": 0,
     }
@@ -197,7 +207,7 @@ def fit_trial(
         start = resume.initial_epoch
         if init is not None and resume.model is None:
             moved = transfer(model, init)
-            frozen = int(hparams.Params(params)["freeze_recurrent_epochs"]) * scale
+            frozen = int(hparams.Params(params)["freeze_recurrent_epochs"])
             start = _frozen_start(model, params, data, moved, feed, callbacks, settings, frozen)
         model.fit(
             **feed,
@@ -252,7 +262,7 @@ def _frozen_start(
     frozen = min(frozen, settings.max_epochs - 1)
     if not moved.fine_tuned or frozen <= 0:
         return 0
-    train_size = len(feed["x"]) * hparams.batch_size(params)
+    train_size = feed["x"].n_windows
     set_recurrent_trainable(model, False)
     _compile(model, params, data, train_size=train_size, epochs=frozen)
     model.fit(**feed, epochs=frozen, callbacks=callbacks.as_list(early=False))
@@ -269,8 +279,8 @@ def refit(
     epochs: int,
     seed: int,
 ) -> keras.Model:
-    """Train the configuration on train plus validation for a fixed number of epochs
-    (the best epoch of its trial): no early stopping, nothing held out to choose by."""
+    """Train the configuration on train plus validation for a fixed number of rounds
+    (the best round of its trial): no early stopping, nothing held out to choose by."""
     keras.utils.set_random_seed(seed)
     both = Windows(
         x=np.concatenate([windows["train"].x, windows["val"].x]),
@@ -278,7 +288,8 @@ def refit(
     )
     batch_size = hparams.batch_size(params)
     model = compiled(params, data, train_size=len(both.x), epochs=epochs)
-    model.fit(TrainBatches(both, batch_size, seed=seed), epochs=epochs, verbose=0)
+    passes = passes_per_round(len(both.x), batch_size)
+    model.fit(TrainBatches(both, batch_size, seed=seed, passes=passes), epochs=epochs, verbose=0)
     return model
 
 
@@ -286,7 +297,7 @@ def compiled(
     params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
 ) -> keras.Model:
     """The task's model for `params`, compiled with its optimizer, loss and metrics
-    (`train_size` windows per epoch set the learning-rate schedule's length)."""
+    (`train_size` training windows and `epochs` rounds set the schedule's length)."""
     model = build_model(params, data.info)
     _compile(model, params, data, train_size=train_size, epochs=epochs)
     return model
@@ -295,8 +306,8 @@ def compiled(
 def _compile(
     model: keras.Model, params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
 ) -> None:
-    steps_per_epoch = TrainBatches.count(train_size, hparams.batch_size(params))
-    optimizer = make_optimizer(params, steps_per_epoch=steps_per_epoch, epochs=epochs)
+    steps = steps_per_round(train_size, hparams.batch_size(params))
+    optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(data.info))
 
 
@@ -342,7 +353,10 @@ class _Batches(keras.utils.PyDataset):
         return math.ceil(len(self._order) / self._batch_size)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
-        rows = np.sort(self._order[i * self._batch_size : (i + 1) * self._batch_size])
+        return self._gather(self._order[i * self._batch_size : (i + 1) * self._batch_size])
+
+    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        rows = np.sort(rows)
         x = self._split.x[rows]
         if not self._targets:
             return (x,)
@@ -353,25 +367,37 @@ class _Batches(keras.utils.PyDataset):
 
 
 class TrainBatches(_Batches):
-    """Shuffled full training batches, reshuffled every epoch. The windows left
-    over (fewer than a batch) differ from epoch to epoch, so every window is seen;
-    a split smaller than one batch is a single, short batch."""
+    """Shuffled full training batches, `passes` shuffled passes to an epoch (a round),
+    reshuffled every pass. The windows left over (fewer than a batch) differ from
+    pass to pass, so every window is seen; a split smaller than one batch is a
+    single, short batch."""
 
-    def __init__(self, split: Windows, batch_size: int, *, seed: int) -> None:
+    def __init__(self, split: Windows, batch_size: int, *, seed: int, passes: int = 1) -> None:
         super().__init__(split, batch_size)
         self._rng = np.random.default_rng(seed)
+        self._passes = passes
+        self._orders: list[np.ndarray] = []
         self.on_epoch_end()
 
     @staticmethod
     def count(n_windows: int, batch_size: int) -> int:
-        """Batches per epoch for `n_windows` training windows."""
+        """Batches per pass for `n_windows` training windows."""
         return max(1, n_windows // batch_size)
 
+    @property
+    def n_windows(self) -> int:
+        return len(self._order)
+
     def __len__(self) -> int:
-        return self.count(len(self._order), self._batch_size)
+        return self._passes * self.count(len(self._order), self._batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
+        per_pass = self.count(len(self._order), self._batch_size)
+        start = (i % per_pass) * self._batch_size
+        return self._gather(self._orders[i // per_pass][start : start + self._batch_size])
 
     def on_epoch_end(self) -> None:
-        self._rng.shuffle(self._order)
+        self._orders = [self._rng.permutation(len(self._order)) for _ in range(self._passes)]
 
 
 # Validation as a single batch when its activations stay small (about 128 MB per

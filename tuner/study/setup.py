@@ -25,6 +25,7 @@ from tuner.space import (
     probe_space,
 )
 from tuner.study.grid import GridSampler
+from tuner.study.pruning import FairPruner
 from tuner.study.storage import open_storage
 
 
@@ -209,15 +210,14 @@ def _sampler(
 
 def _pruner(config: TuneConfig, *, folds: int = 0) -> optuna.pruners.BasePruner:
     # Under cross-validation a trial's steps run on through its folds.
-    if config.engine == "keras-tuner":  # Hyperband's rounds are KerasTuner's own
+    if config.engine == "keras-tuner" or config.pruner == "none":  # KerasTuner prunes itself
         return optuna.pruners.NopPruner()
-    if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
-    if config.pruner == "none":
-        return optuna.pruners.NopPruner()
-    return optuna.pruners.HyperbandPruner(
+    inner: optuna.pruners.BasePruner = optuna.pruners.HyperbandPruner(
         min_resource=2, max_resource=config.max_epochs * max(1, folds), reduction_factor=3
     )
+    if config.pruner == "median":
+        inner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    return FairPruner(inner, rounds=config.max_epochs)
 
 
 def stored_dataset(study: optuna.Study) -> Dataset:

@@ -1,0 +1,62 @@
+"""The training budget in rounds: a tiny set gets thousands of optimizer steps, a
+large one a pass a round, as before (asserted on what Keras is asked to fit, not
+timed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from tuner.data.catalog import resolve_dataset
+from tuner.data.sequences import load_sequences
+from tuner.data.spec import Windows
+from tuner.model.train import (
+    MAX_PASSES,
+    EpochRecorder,
+    FitSettings,
+    TrainBatches,
+    fit_trial,
+    passes_per_round,
+    steps_per_round,
+)
+
+
+class _FitArguments(EpochRecorder):
+    """Keeps what Keras was asked to run: steps per epoch and epochs."""
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.fit_params = dict(self.params)
+
+
+def test_a_tiny_set_gets_thousands_of_steps_a_large_one_a_pass_a_round() -> None:
+    tiny = passes_per_round(30, 16)  # 30 sequences: 1 batch of 16 a pass
+    assert tiny == 69 and steps_per_round(30, 16) == 69
+    assert 20 * steps_per_round(30, 16) > 1_000  # --max-epochs 20 rounds
+    assert passes_per_round(30_000, 64) == 1  # 468 steps: one pass a round, as before
+    assert steps_per_round(30_000, 64) == 30_000 // 64
+    assert passes_per_round(1, 16) == MAX_PASSES  # capped
+    assert passes_per_round(8_640, 256) == 1  # ETTh1: 33 steps a pass
+
+
+def test_the_fit_runs_the_rounds_with_several_passes_each() -> None:
+    data = load_sequences(resolve_dataset("italy_power_demand"))
+    windows = data.windows(0)
+    recorder = _FitArguments()
+    params = {"units_0": 4, "batch_size": 16}
+    result = fit_trial(
+        params, windows, data, FitSettings(max_epochs=2, patience=2, seed=0), recorder=recorder
+    )
+    n = len(windows["train"].x)  # 53 sequences: 3 batches of 16 a pass
+    assert recorder.fit_params["steps"] == steps_per_round(n, 16) == 3 * passes_per_round(n, 16)
+    assert recorder.fit_params["epochs"] == 2 == result.epochs_run
+
+
+def test_each_pass_of_a_round_sees_every_full_batch_of_distinct_windows() -> None:
+    split = Windows(x=np.arange(10, dtype=np.float32)[:, None, None], y=np.arange(10))
+    batches = TrainBatches(split, 4, seed=0, passes=3)
+    assert len(batches) == 6  # 2 full batches a pass
+    for p in range(3):
+        seen = np.concatenate([batches[2 * p + i][1].ravel() for i in range(2)])
+        assert len(set(seen.tolist())) == 8
