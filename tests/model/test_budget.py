@@ -12,6 +12,7 @@ import numpy as np
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
+from tuner.engine.objective import fit_seconds
 from tuner.model.train import (
     MAX_PASSES,
     EpochRecorder,
@@ -60,3 +61,19 @@ def test_each_pass_of_a_round_sees_every_full_batch_of_distinct_windows() -> Non
     for p in range(3):
         seen = np.concatenate([batches[2 * p + i][1].ravel() for i in range(2)])
         assert len(set(seen.tolist())) == 8
+
+
+def test_a_time_limited_fit_stops_after_the_round_it_ran_out_in_and_is_scored() -> None:
+    data = load_sequences(resolve_dataset("italy_power_demand"))
+    settings = FitSettings(max_epochs=5, patience=5, seed=0, seconds=1e-3)
+    result = fit_trial(
+        {"units_0": 4, "batch_size": 16}, data.windows(0), data, settings, recorder=EpochRecorder()
+    )
+    assert result.stop_reason == "time_limit" and result.epochs_run == 1
+    assert 0 <= result.val_metrics["accuracy"] <= 1
+
+
+def test_a_timed_study_gives_a_trial_a_quarter_of_it_shared_by_its_folds() -> None:
+    assert fit_seconds(600, folds=0) == 150
+    assert fit_seconds(600, folds=5) == 30
+    assert fit_seconds(None, folds=5) is None

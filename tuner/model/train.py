@@ -12,6 +12,7 @@ batch.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +37,10 @@ _OOM_STATUS = "RESOURCE_EXHAUSTED"  # JAX raises a JaxRuntimeError with this sta
 
 @dataclass(frozen=True, kw_only=True)
 class FitSettings:
-    max_epochs: int
-    patience: int
+    max_epochs: int  # rounds
+    patience: int  # rounds
     seed: int
+    seconds: float | None = None  # stop at the end of the round in which this ran out
 
 
 # The training budget is counted in rounds: `--max-epochs` rounds, `--patience`
@@ -142,6 +144,25 @@ class StopOnRequest(keras.callbacks.Callback):
         STOP.check()
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training at the end of the round during which `seconds` ran out; early
+    stopping then restores the best round's weights, and the trial is scored as usual."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self._seconds = seconds
+        self._started = time.perf_counter()
+        self.reached = False
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if time.perf_counter() - self._started > self._seconds:
+            self.reached = True
+            self.model.stop_training = True
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Fail the trial as soon as the loss is NaN or infinite."""
 
@@ -157,6 +178,12 @@ class _Callbacks:
     recorder: EpochRecorder
     early: keras.callbacks.EarlyStopping
     extra: list[keras.callbacks.Callback] = field(default_factory=list)
+    time_limit: TimeLimit | None = None
+
+    def stop_reason(self) -> str:
+        if self.time_limit is not None and self.time_limit.reached:
+            return "time_limit"
+        return "early_stopping" if self.early.stopped_epoch > 0 else "max_epochs"
 
     def as_list(self, *, early: bool = True) -> list[keras.callbacks.Callback]:
         """All callbacks; without early stopping (and the rest) for a frozen phase."""
@@ -226,7 +253,7 @@ def fit_trial(
         model=model,
         epochs_run=len(recorder.history),
         best_epoch=callbacks.early.best_epoch + 1,
-        stop_reason="early_stopping" if callbacks.early.stopped_epoch > 0 else "max_epochs",
+        stop_reason=callbacks.stop_reason(),
         val_metrics=val_metrics,
         transfer=moved,
     )
@@ -428,4 +455,7 @@ def _make_callbacks(
         )
     if pruning is not None:
         extra.append(pruning)
-    return _Callbacks(recorder=recorder, early=early, extra=extra)
+    limit = TimeLimit(settings.seconds) if settings.seconds else None
+    if limit is not None:
+        extra.append(limit)  # after early stopping: the last round counts for the best
+    return _Callbacks(recorder=recorder, early=early, extra=extra, time_limit=limit)
