@@ -101,7 +101,7 @@ def bare(repeats: int, epochs: int) -> dict[str, list[float]]:
         for feed in FEEDS:
             keras.utils.set_random_seed(seed)
             start = time.perf_counter()
-            model = compiled(PARAMS, data, train_size=len(train.x), epochs=epochs)
+            model = compiled(PARAMS, data, train=train, epochs=epochs)
             if feed == "numpy":
                 model.fit(
                     train.x, train.y, batch_size=64, epochs=epochs,

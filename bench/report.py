@@ -49,6 +49,7 @@ def _document(results: Path, out: Path, title: str) -> list[str]:
         ("b6_parallel", _b6),
         ("b7_storage", _b7),
         ("b8_first_error", _b8),
+        ("b9_panel", _b9),
         ("windowing", _windowing),
     ]
     summary: list[str] = []
@@ -445,6 +446,73 @@ def _b8(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"{','.join(map(str, r['exit_codes']))} | `{r['line']}` |"
             for r in rows
         ),
+    ]
+    return summary, text
+
+
+def _b9(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
+    panel = data["panel"]
+    text = [
+        "## B9 the defaults on a panel of datasets nobody tuned them for",
+        "",
+        f"Protocol: {data['protocol']}. Seconds per set (`--timeout`, `--trials 60`): "
+        f"`{json.dumps(data['seconds'])}`. Data read at run time from PyPI wheels, "
+        "scikit-learn, CPython and ../shared (`bench/panel.py`); published figures and their "
+        "sources in `bench/b9_panel.py`. The portfolio holds published configurations only "
+        "(LSTM-FCN, Karim et al. 2017), none chosen on these sets.",
+        "",
+        "| set | metric | ours (test) | ours (validation) | baselines / published (test) | "
+        "best trial from | trials (complete / pruned) | training s spent / saved by pruning "
+        "(est.) | wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in data["results"].items():
+        if "skipped" in r:
+            text.append(f"| {name} | | skipped: {r['skipped']} | | | | | | |")
+            continue
+        others = {**{k: v for k, v in r["baselines"].items() if k.endswith("_test")}}
+        others |= r["published"]
+        shown = ", ".join(f"{k.removesuffix('_test')} {_f(v)}" for k, v in others.items())
+        text.append(
+            f"| {name} | {r['metric']} | {_f(r['test'])} | {_f(r['val'])} | {shown} | "
+            f"{r['best_from']} (#{r['best_trial']}) | {r['trials_complete']} / "
+            f"{r['trials_pruned']} | {r['pruning']['spent_s']:.0f} / "
+            f"{r['pruning']['saved_s']:.0f} | {r['wall_s']:.0f} |"
+        )
+    summary = []
+    if "mean_accuracy" in panel:
+        mean, rank = panel["mean_accuracy"], panel["mean_rank"]
+        text += [
+            "",
+            f"Classification panel ({', '.join(panel['classification_sets'])}): mean test "
+            "accuracy "
+            + ", ".join(f"{m} {_f(v)}" for m, v in mean.items())
+            + "; mean rank "
+            + ", ".join(f"{m} {v}" for m, v in rank.items())
+            + f". Gap to FCN per set: `{json.dumps(panel['gap_to_fcn'])}`; below the MLP: "
+            f"{', '.join(panel['below_mlp']) or 'none'}.",
+        ]
+        met = panel["met"]
+        summary += [
+            f"| B9 | panel mean test accuracy >= FCN's {_f(mean['FCN'])} - 0.01 | "
+            f"{_f(mean['ours'])} | {_yes(met['mean_at_least_fcn_minus_1pt'])} |",
+            f"| B9 | no set more than 5 points below FCN | "
+            f"{_f(min(panel['gap_to_fcn'].values()))} | {_yes(met['no_set_5pt_below_fcn'])} |",
+            f"| B9 | no set below the MLP | {len(panel['below_mlp'])} below | "
+            f"{_yes(met['none_below_mlp'])} |",
+        ]
+    beats = panel["forecast_beats_naive"]
+    if beats:
+        won = sum(beats.values())
+        summary.append(
+            f"| B9 | forecasting sets beating seasonal naive (persistence) on test | "
+            f"{won} of {len(beats)} | {_yes(won == len(beats))} |"
+        )
+    text += ["", "Selected configurations:", ""]
+    text += [
+        f"- {name}: `{json.dumps(r['best_params'])}`"
+        for name, r in data["results"].items()
+        if "best_params" in r
     ]
     return summary, text
 

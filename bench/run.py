@@ -1,4 +1,4 @@
-"""Run the benchmarks B1-B8, write their JSON results and regenerate the report.
+"""Run the benchmarks B1-B9, write their JSON results and regenerate the report.
 
     python bench/run.py            # full: bench/results/*.json -> BENCHMARKS.md
     python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
@@ -27,6 +27,7 @@ import b5_memory
 import b6_parallel
 import b7_storage
 import b8_first_error
+import b9_panel
 import report
 from common import HERE, ROOT, first_gpu
 
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "B5": ("b5_memory", b5_memory.run),
     "B2": ("b2_quality", b2_quality.run),
     "B1": ("b1_search", b1_search.run),
+    "B9": ("b9_panel", b9_panel.run),
 }
 
 

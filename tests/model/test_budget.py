@@ -12,12 +12,12 @@ import numpy as np
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
-from tuner.engine.objective import fit_seconds
 from tuner.model.train import (
     MAX_PASSES,
     EpochRecorder,
     FitSettings,
     TrainBatches,
+    fit_seconds,
     fit_trial,
     passes_per_round,
     steps_per_round,
@@ -39,6 +39,9 @@ def test_a_tiny_set_gets_thousands_of_steps_a_large_one_a_pass_a_round() -> None
     assert steps_per_round(30_000, 64) == 30_000 // 64
     assert passes_per_round(1, 16) == MAX_PASSES  # capped
     assert passes_per_round(8_640, 256) == 1  # ETTh1: 33 steps a pass
+    assert passes_per_round(1_805, 16, targets=64) == 1  # alice: 115,520 characters
+    assert passes_per_round(1_534, 64, targets=13) == 1  # co2: 13 weeks a forecast
+    assert passes_per_round(1_534, 64) == 2  # the same windows, a one-step forecast each
 
 
 def test_the_fit_runs_the_rounds_with_several_passes_each() -> None:

@@ -32,7 +32,7 @@ _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 _CHAR_WINDOWS = (64, 128, 256)
 # Fewest optimizer steps per pass the default batch sizes leave. Classification
 # sets are small: a round of several passes gives them their steps
-# (tuner.model.train.ROUND_WINDOWS), and a batch of 16 (what the published
+# (tuner.model.train.ROUND_TARGETS), and a batch of 16 (what the published
 # convolutional classifiers train with; batch norm needs it) is kept where it fits.
 MIN_STEPS = {"forecasting": 8, "char_lm": 8, "classification": 1}
 # Classification sets with fewer training plus validation sequences than this are
@@ -171,6 +171,14 @@ class DatasetInfo:
         if self.task == "char_lm":
             return max(1, (self.n_train - 1) // seq_len)
         return max(1, self.n_train - seq_len - self.horizon + 1)
+
+    def targets_per_window(self, seq_len: int) -> int:
+        """What one training window teaches: a label, a forecast, or a target a character."""
+        if self.task == "classification":
+            return 1
+        if self.task == "char_lm":
+            return seq_len
+        return self.horizon * max(1, self.n_targets)
 
     def batch_size_choices(self, candidates: tuple[int, ...]) -> list[int]:
         """The candidate batch sizes that give a pass at least the task's MIN_STEPS

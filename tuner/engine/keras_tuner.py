@@ -86,9 +86,7 @@ class SpaceHyperModel(kt.HyperModel):
         data = self._engine.data
         seq_len = hparams.window_length(params, data.info.max_seq_len)
         train = self._engine.objective.windows.get(seq_len)["train"]
-        return compiled(
-            params, data, train_size=len(train.x), epochs=self._engine.config_max_epochs
-        )
+        return compiled(params, data, train=train, epochs=self._engine.config_max_epochs)
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> float:
         resume = Resume(

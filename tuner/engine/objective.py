@@ -34,6 +34,7 @@ from tuner.model.train import (
     Resume,
     RoundPruning,
     evaluate,
+    fit_seconds,
     fit_trial,
     refit,
 )
@@ -445,13 +446,6 @@ class Objective:
         self._tracker.end(run_id, status or ("FAILED" if state == "failed" else "FINISHED"))
 
 
-# A timed study (--timeout) gives one trial at most this share of its time, its
-# folds sharing it evenly: on long series a single trial of a slow family would
-# otherwise take the whole budget. The trial stops at the end of a round, keeps its
-# best round's weights and is scored as usual (stop reason "time_limit").
-TRIAL_SHARE_OF_TIMEOUT = 0.25
-
-
 @dataclass
 class _Scored:
     """A trained configuration's validation result (the mean over folds under CV)."""
@@ -476,12 +470,6 @@ def _pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise InputError(f"--init-from {source}: cannot be loaded safely ({reason}).") from None
     return Pretrained.of(model, source=source)
-
-
-def fit_seconds(timeout: float | None, *, folds: int) -> float | None:
-    """The seconds one training run of a trial may take in a study limited to `timeout`
-    seconds: TRIAL_SHARE_OF_TIMEOUT of it, shared evenly by a trial's folds."""
-    return timeout * TRIAL_SHARE_OF_TIMEOUT / max(1, folds) if timeout else None
 
 
 def _origin_tags(trial: optuna.Trial) -> dict[str, str]:

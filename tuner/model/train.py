@@ -45,27 +45,49 @@ class FitSettings:
 
 # The training budget is counted in rounds: `--max-epochs` rounds, `--patience`
 # rounds, one pruning report a round. A round is one pass over the training
-# windows where they are many (ETTh1's 8,640: as before); on a small set it is
-# as many shuffled passes as make ROUND_WINDOWS windows (and ROUND_STEPS steps),
-# up to MAX_PASSES. So a trial on 30 sequences gets about 2,000 optimizer steps
-# (the published convolutional classifiers train 1,500-2,000 epochs), where one
-# pass per round gave it 20-40; a round is one Keras epoch either way, so
-# validation, callbacks and their overhead come once a round, not once a pass.
-ROUND_WINDOWS = 2_048
+# windows where they hold many targets (ETTh1's 8,640 windows, a text's 115,000
+# characters: as before); on a small set it is as many shuffled passes as make
+# ROUND_TARGETS targets (labels, forecast values, next characters) and ROUND_STEPS
+# optimizer steps, up to MAX_PASSES. So a trial on 30 sequences in batches of 16
+# gets 20 rounds of 69 passes, 1,380 optimizer steps (the published convolutional
+# classifiers train 1,500-2,000 epochs), where one pass a round gave it 20-40. A
+# round is one Keras epoch either way, so validation, callbacks and their
+# overhead come once a round, not once a pass.
+ROUND_TARGETS = 2_048
 ROUND_STEPS = 16
 MAX_PASSES = 100
 
 
-def passes_per_round(n_windows: int, batch_size: int) -> int:
-    """Shuffled passes over `n_windows` training windows that make one round."""
-    by_windows = math.ceil(ROUND_WINDOWS / max(1, n_windows))
+def passes_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:
+    """Shuffled passes over `n_windows` training windows of `targets` targets each
+    that make one round."""
+    by_targets = math.ceil(ROUND_TARGETS / max(1, n_windows * targets))
     by_steps = math.ceil(ROUND_STEPS / TrainBatches.count(n_windows, batch_size))
-    return min(MAX_PASSES, max(1, by_windows, by_steps))
+    return min(MAX_PASSES, max(1, by_targets, by_steps))
 
 
-def steps_per_round(n_windows: int, batch_size: int) -> int:
+def round_passes(split: Windows, batch_size: int) -> int:
+    """`passes_per_round` for a split's windows."""
+    targets = int(np.prod(split.y.shape[1:], dtype=np.int64))
+    return passes_per_round(len(split.x), batch_size, targets=targets)
+
+
+# A timed study (--timeout) gives one trial at most this share of its time, its
+# folds sharing it evenly: on long series a single trial of a slow family would
+# otherwise take the whole budget. The trial stops at the end of a round, keeps its
+# best round's weights and is scored as usual (stop reason "time_limit").
+TRIAL_SHARE_OF_TIMEOUT = 0.25
+
+
+def fit_seconds(timeout: float | None, *, folds: int) -> float | None:
+    """The seconds one training run of a trial may take in a study limited to `timeout`
+    seconds: TRIAL_SHARE_OF_TIMEOUT of it, shared evenly by a trial's folds."""
+    return timeout * TRIAL_SHARE_OF_TIMEOUT / max(1, folds) if timeout else None
+
+
+def steps_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:
     """Optimizer steps in one round (one Keras epoch)."""
-    passes = passes_per_round(n_windows, batch_size)
+    passes = passes_per_round(n_windows, batch_size, targets=targets)
     return passes * TrainBatches.count(n_windows, batch_size)
 
 
@@ -205,7 +227,7 @@ def fit_trial(
 ) -> FitResult:
     """Build, train and validate one configuration; raises TrialFailed or TrialPruned.
 
-    Epochs are rounds (see ROUND_WINDOWS): on a small training set each is several
+    Epochs are rounds (see ROUND_TARGETS): on a small training set each is several
     shuffled passes. `resume` hands in a model built elsewhere (KerasTuner's
     Hyperband continues a model from an earlier round) with the round to start
     from and extra callbacks. `init` is a pretrained model whose matching layers
@@ -219,7 +241,7 @@ def fit_trial(
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     feed = {
         "x": TrainBatches(
-            train, batch_size, seed=settings.seed, passes=passes_per_round(len(train.x), batch_size)
+            train, batch_size, seed=settings.seed, passes=round_passes(train, batch_size)
         ),
         "validation_data": _Batches(val, _validation_batch_size(val, batch_size)),
         "verbose": 0,
@@ -228,9 +250,7 @@ def fit_trial(
     if resume.model is None:
         _check_fits(params, data)
     try:
-        model = resume.model or compiled(
-            params, data, train_size=len(train.x), epochs=settings.max_epochs
-        )
+        model = resume.model or compiled(params, data, train=train, epochs=settings.max_epochs)
         start = resume.initial_epoch
         if init is not None and resume.model is None:
             moved = transfer(model, init)
@@ -289,12 +309,12 @@ def _frozen_start(
     frozen = min(frozen, settings.max_epochs - 1)
     if not moved.fine_tuned or frozen <= 0:
         return 0
-    train_size = feed["x"].n_windows
+    train = feed["x"].split
     set_recurrent_trainable(model, False)
-    _compile(model, params, data, train_size=train_size, epochs=frozen)
+    _compile(model, params, data, train=train, epochs=frozen)
     model.fit(**feed, epochs=frozen, callbacks=callbacks.as_list(early=False))
     set_recurrent_trainable(model, True)
-    _compile(model, params, data, train_size=train_size, epochs=settings.max_epochs - frozen)
+    _compile(model, params, data, train=train, epochs=settings.max_epochs - frozen)
     return frozen
 
 
@@ -314,26 +334,27 @@ def refit(
         y=np.concatenate([windows["train"].y, windows["val"].y]),
     )
     batch_size = hparams.batch_size(params)
-    model = compiled(params, data, train_size=len(both.x), epochs=epochs)
-    passes = passes_per_round(len(both.x), batch_size)
+    model = compiled(params, data, train=both, epochs=epochs)
+    passes = round_passes(both, batch_size)
     model.fit(TrainBatches(both, batch_size, seed=seed, passes=passes), epochs=epochs, verbose=0)
     return model
 
 
 def compiled(
-    params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
+    params: Mapping[str, Any], data: Dataset, *, train: Windows, epochs: int
 ) -> keras.Model:
     """The task's model for `params`, compiled with its optimizer, loss and metrics
-    (`train_size` training windows and `epochs` rounds set the schedule's length)."""
+    (the `train` windows' rounds, `epochs` of them, set the schedule's length)."""
     model = build_model(params, data.info)
-    _compile(model, params, data, train_size=train_size, epochs=epochs)
+    _compile(model, params, data, train=train, epochs=epochs)
     return model
 
 
 def _compile(
-    model: keras.Model, params: Mapping[str, Any], data: Dataset, *, train_size: int, epochs: int
+    model: keras.Model, params: Mapping[str, Any], data: Dataset, *, train: Windows, epochs: int
 ) -> None:
-    steps = steps_per_round(train_size, hparams.batch_size(params))
+    batch_size = hparams.batch_size(params)
+    steps = round_passes(train, batch_size) * TrainBatches.count(len(train.x), batch_size)
     optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(data.info))
 
@@ -412,8 +433,8 @@ class TrainBatches(_Batches):
         return max(1, n_windows // batch_size)
 
     @property
-    def n_windows(self) -> int:
-        return len(self._order)
+    def split(self) -> Windows:
+        return self._split
 
     def __len__(self) -> int:
         return self._passes * self.count(len(self._order), self._batch_size)

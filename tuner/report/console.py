@@ -17,6 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuner.data.spec import Dataset, DatasetInfo
+from tuner.model.train import (
+    MAX_PASSES,
+    ROUND_STEPS,
+    ROUND_TARGETS,
+    TRIAL_SHARE_OF_TIMEOUT,
+    passes_per_round,
+)
 from tuner.study.summary import state_name
 
 err = Console(stderr=True)
@@ -159,9 +166,23 @@ def dataset_row(data: Dataset) -> dict[str, Any]:
         "windows": info.window_rule,
         "cv": info.cv,
         "selection": f"{selection} (test split never used)",
+        "budget": budget_rule(info),
         "description": data.spec.description,
         "source": data.spec.source,
     }
+
+
+def budget_rule(info: DatasetInfo) -> str:
+    """The training budget a trial gets on this data, in words (tuner.model.train)."""
+    window = min(info.window_choices(), default=info.max_seq_len)
+    windows = info.train_windows(window)
+    passes = passes_per_round(windows, 1, targets=info.targets_per_window(window))
+    return (
+        f"--max-epochs rounds of {passes} pass{'es' if passes > 1 else ''} over "
+        f"{windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets and "
+        f"{ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
+        f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of --timeout"
+    )
 
 
 def _shape(info: DatasetInfo) -> str:
