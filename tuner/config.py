@@ -66,6 +66,10 @@ class TuneConfig:
     cv: int | None = None
 
     def __post_init__(self) -> None:
+        if self.study is not None:
+            check_name("--study", self.study)
+        else:
+            check_name("--study", self.study_name, derived=f"--dataset {self.dataset}")
         if self.trials is not None:
             _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)
@@ -248,6 +252,27 @@ def store_lock(database: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# Study names become MLflow experiment and registered-model names and parts of
+# file paths (artifacts, exports): one rule for all of them, checked before
+# anything is created. A slash or `..` would leave the store's folder.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def check_name(option: str, value: str, *, derived: str | None = None) -> None:
+    """Refuse a study name outside NAME_RULE (`derived`: the option it was taken from)."""
+    if _NAME.fullmatch(value):
+        return
+    fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("._-")[:40] or "my-study"
+    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    where = f"the study name {shown} taken from {derived}" if derived else shown
+    if len(value) > 100:
+        where += f" ({len(value)} characters)"
+    raise InputError(
+        f"{option}: {where} is not a valid name: a name is {NAME_RULE}; pass e.g. --study {fixed}."
+    )
 
 
 def _at_least(option: str, value: int, low: int) -> None:

@@ -206,3 +206,30 @@ def test_ui_refuses_what_it_cannot_serve(
     assert code == 2 and len(err.splitlines()) == 1, err
     for word in words:
         assert word in err, f"{word!r} not in {err!r}"
+
+
+BAD_NAMES = ["../../evil", "a/b", " ", "", "x" * 300, "a\nb", "_under", "tab\tname", "..", "ü"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=[repr(n)[:20] for n in BAD_NAMES])
+def test_a_bad_study_name_is_refused_before_anything_is_created(
+    stores: Stores, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    before = sorted(stores.root.parent.parent.rglob("*"))
+    code = main([*tiny_tune_args(stores), "--study", name])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and len(err) < 300, err
+    assert "is not a valid name: a name is 1-100 letters, digits" in err
+    assert sorted(stores.root.parent.parent.rglob("*")) == before  # nothing written, anywhere
+
+
+def test_a_study_name_taken_from_a_file_name_follows_the_same_rule(
+    stores: Stores, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = stores.root / "my data.csv"
+    data.write_text("y\n1\n2\n")
+    assert main(["tune", "--dataset", str(data), *stores.args()]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the study name 'my data' taken from --dataset" in err and "--study my-data" in err
+    assert not (stores.root / "optuna.db").exists() and not (stores.root / "mlflow.db").exists()
