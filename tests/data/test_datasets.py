@@ -255,3 +255,13 @@ def test_digits_are_read_row_by_row_and_split_by_class(
     sha = data.fingerprint["sha256"]
     (tmp_path / "studies/builtin/digits.npz").unlink()
     assert load_dataset(resolve_dataset("digits")).fingerprint["sha256"] == sha
+
+
+def test_a_builtin_dataset_writes_no_other_datasets_packaged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    resolve_dataset("co2")
+    assert not (tmp_path / "studies").exists()  # digits.npz is written only for digits
+    resolve_dataset("digits")
+    assert (tmp_path / "studies" / "builtin" / "digits.npz").is_file()

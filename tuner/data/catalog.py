@@ -29,9 +29,12 @@ _DEFINITION_SUFFIXES = (".toml", ".yaml", ".yml")
 
 def builtin_datasets() -> dict[str, DatasetSpec]:
     """Built-in dataset definitions by name."""
+    return {name: read_definition(path) for name, path in _builtin_files().items()}
+
+
+def _builtin_files() -> dict[str, Path]:
     folder = builtin_dir("datasets")
-    files = sorted(p for p in folder.iterdir() if p.suffix in _DEFINITION_SUFFIXES)
-    return {p.stem: read_definition(p) for p in files}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in _DEFINITION_SUFFIXES}
 
 
 _OVERRIDABLE = (
@@ -73,13 +76,15 @@ def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
 
 
 def _builtin(name: str) -> DatasetSpec:
-    known = builtin_datasets()
+    """One built-in definition, read alone: packaged data (`digits`) is written to
+    studies/builtin/ only when that dataset is the one asked for."""
+    known = _builtin_files()
     if name not in known:
         raise InputError(
             f"--dataset: unknown dataset name {name!r}; built-in names are "
             f"{sorted(known)} (see `tuner datasets`), or pass a path to a file."
         )
-    return known[name]
+    return read_definition(known[name])
 
 
 def read_definition(path: Path) -> DatasetSpec:
