@@ -12,16 +12,8 @@ import numpy as np
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
-from tuner.model.train import (
-    MAX_PASSES,
-    EpochRecorder,
-    FitSettings,
-    TrainBatches,
-    fit_seconds,
-    fit_trial,
-    passes_per_round,
-    steps_per_round,
-)
+from tuner.model.budget import MAX_PASSES, fit_seconds, passes_per_round, steps_per_round
+from tuner.model.train import EpochRecorder, FitSettings, TrainBatches, fit_trial
 
 
 class _FitArguments(EpochRecorder):

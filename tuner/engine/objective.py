@@ -24,6 +24,7 @@ from tuner.data.windows import WindowCache
 from tuner.devices import clear_compiled, describe_device
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
+from tuner.model.budget import fit_seconds
 from tuner.model.build import objective_monitor
 from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, trained_part
@@ -34,7 +35,6 @@ from tuner.model.train import (
     Resume,
     RoundPruning,
     evaluate,
-    fit_seconds,
     fit_trial,
     refit,
 )

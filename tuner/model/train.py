@@ -25,6 +25,7 @@ from tuner.data.spec import Dataset, Windows
 from tuner.devices import device_memory_mb
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
+from tuner.model.budget import batches_per_pass, passes_per_round
 from tuner.model.build import build_model, compile_args, make_optimizer
 from tuner.model.size import largest_model
 from tuner.model.stop import STOP
@@ -43,52 +44,10 @@ class FitSettings:
     seconds: float | None = None  # stop at the end of the round in which this ran out
 
 
-# The training budget is counted in rounds: `--max-epochs` rounds, `--patience`
-# rounds, one pruning report a round. A round is one pass over the training
-# windows where they hold many targets (ETTh1's 8,640 windows, a text's 115,000
-# characters: as before); on a small set it is as many shuffled passes as make
-# ROUND_TARGETS targets (labels, forecast values, next characters) and ROUND_STEPS
-# optimizer steps, up to MAX_PASSES. So a trial on 30 sequences in batches of 16
-# gets 20 rounds of 69 passes, 1,380 optimizer steps (the published convolutional
-# classifiers train 1,500-2,000 epochs), where one pass a round gave it 20-40. A
-# round is one Keras epoch either way, so validation, callbacks and their
-# overhead come once a round, not once a pass.
-ROUND_TARGETS = 2_048
-ROUND_STEPS = 16
-MAX_PASSES = 100
-
-
-def passes_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:
-    """Shuffled passes over `n_windows` training windows of `targets` targets each
-    that make one round."""
-    by_targets = math.ceil(ROUND_TARGETS / max(1, n_windows * targets))
-    by_steps = math.ceil(ROUND_STEPS / TrainBatches.count(n_windows, batch_size))
-    return min(MAX_PASSES, max(1, by_targets, by_steps))
-
-
 def round_passes(split: Windows, batch_size: int) -> int:
     """`passes_per_round` for a split's windows."""
     targets = int(np.prod(split.y.shape[1:], dtype=np.int64))
     return passes_per_round(len(split.x), batch_size, targets=targets)
-
-
-# A timed study (--timeout) gives one trial at most this share of its time, its
-# folds sharing it evenly: on long series a single trial of a slow family would
-# otherwise take the whole budget. The trial stops at the end of a round, keeps its
-# best round's weights and is scored as usual (stop reason "time_limit").
-TRIAL_SHARE_OF_TIMEOUT = 0.25
-
-
-def fit_seconds(timeout: float | None, *, folds: int) -> float | None:
-    """The seconds one training run of a trial may take in a study limited to `timeout`
-    seconds: TRIAL_SHARE_OF_TIMEOUT of it, shared evenly by a trial's folds."""
-    return timeout * TRIAL_SHARE_OF_TIMEOUT / max(1, folds) if timeout else None
-
-
-def steps_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:
-    """Optimizer steps in one round (one Keras epoch)."""
-    passes = passes_per_round(n_windows, batch_size, targets=targets)
-    return passes * TrainBatches.count(n_windows, batch_size)
 
 
 class RoundPruning(keras.callbacks.Callback):
@@ -427,10 +386,7 @@ class TrainBatches(_Batches):
         self._orders: list[np.ndarray] = []
         self.on_epoch_end()
 
-    @staticmethod
-    def count(n_windows: int, batch_size: int) -> int:
-        """Batches per pass for `n_windows` training windows."""
-        return max(1, n_windows // batch_size)
+    count = staticmethod(batches_per_pass)
 
     @property
     def split(self) -> Windows:

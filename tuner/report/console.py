@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuner.data.spec import Dataset, DatasetInfo
-from tuner.model.train import (
+from tuner.model.budget import (
     MAX_PASSES,
     ROUND_STEPS,
     ROUND_TARGETS,
