@@ -81,7 +81,11 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
     for name in names:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            row = _one(Path(tmp), name, quick)
+            try:
+                row = _one(Path(tmp), name, quick)
+            except (RuntimeError, TypeError, KeyError) as e:  # one set must not cost the rest
+                reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else repr(e)
+                row = {"kind": _kind(name), "skipped": f"failed: {reason}"}
         row["wall_s"] = round(time.perf_counter() - started, 1)
         out["results"][name] = row
         print(f"B9 {name}: {row.get('test', row.get('skipped'))}", flush=True)
@@ -144,6 +148,12 @@ def _setting(name: str) -> tuple[str, tuple[str, ...], int]:
         args = ("--dataset", str(pydoc_text()), "--split", "0.8,0.1,0.1")
         return "text", args, TEXT_SECONDS[name]
     raise KeyError(f"B9: unknown set {name!r}")
+
+
+def _kind(name: str) -> str:
+    if name in CLASSIFY_SECONDS:
+        return "classify"
+    return "forecast" if name in FORECAST_SECONDS else "text"
 
 
 def _value(trial: Any) -> str:

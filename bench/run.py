@@ -46,7 +46,7 @@ BENCHMARKS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the short run (at most 10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the short run (at most 15 minutes)")
     parser.add_argument("--only", help="comma-separated subset, e.g. B3,B5")
     args = parser.parse_args()
     chosen = [b.strip().upper() for b in args.only.split(",")] if args.only else list(BENCHMARKS)

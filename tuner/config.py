@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import InitVar, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +65,16 @@ class TuneConfig:
     seasonal_period: int | None = None
     cv: int | None = None
 
-    def __post_init__(self) -> None:
-        if self.study is not None:
-            check_name("--study", self.study)
-        else:
-            check_name("--study", self.study_name, derived=f"--dataset {self.dataset}")
+    # A study read back from storage keeps the name it was created with (made before
+    # the name rule, it can still be exported or joined); new studies are checked.
+    existing: InitVar[bool] = False
+
+    def __post_init__(self, existing: bool) -> None:
+        if not existing:
+            if self.study is not None:
+                check_name("--study", self.study)
+            else:
+                check_name("--study", self.study_name, derived=f"--dataset {self.dataset}")
         if self.trials is not None:
             _at_least("--trials", self.trials, 1)
         _at_least("--max-epochs", self.max_epochs, 1)

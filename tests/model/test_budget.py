@@ -25,9 +25,10 @@ class _FitArguments(EpochRecorder):
 
 
 def test_a_tiny_set_gets_thousands_of_steps_a_large_one_a_pass_a_round() -> None:
-    tiny = passes_per_round(30, 16)  # 30 sequences: 1 batch of 16 a pass
-    assert tiny == 69 and steps_per_round(30, 16) == 69
-    assert 20 * steps_per_round(30, 16) > 1_000  # --max-epochs 20 rounds
+    tiny = passes_per_round(30, 16)  # 30 sequences: 1 batch of 16 a pass, 128 for 2,048
+    assert tiny == MAX_PASSES == 100 and steps_per_round(30, 16) == 100
+    assert 20 * steps_per_round(30, 16) == 2_000  # --max-epochs 20 rounds
+    assert passes_per_round(53, 16) == 43  # 48 sequences a pass in full batches
     assert passes_per_round(30_000, 64) == 1  # 468 steps: one pass a round, as before
     assert steps_per_round(30_000, 64) == 30_000 // 64
     assert passes_per_round(1, 16) == MAX_PASSES  # capped
@@ -45,7 +46,7 @@ def test_the_fit_runs_the_rounds_with_several_passes_each() -> None:
     result = fit_trial(
         params, windows, data, FitSettings(max_epochs=2, patience=2, seed=0), recorder=recorder
     )
-    n = len(windows["train"].x)  # 53 sequences: 3 batches of 16 a pass
+    n = len(windows["train"].x)  # 53 sequences: 3 batches of 16 a pass, 43 passes
     assert recorder.fit_params["steps"] == steps_per_round(n, 16) == 3 * passes_per_round(n, 16)
     assert recorder.fit_params["epochs"] == 2 == result.epochs_run
 

@@ -1,4 +1,4 @@
-"""The portfolio of known-good configurations and the family-aware pruner: real
+"""The portfolio of known-good configurations and the family-aware first rung: real
 spaces replayed, a real Optuna study, a real (tiny) study trained end to end."""
 
 from __future__ import annotations
@@ -6,15 +6,15 @@ from __future__ import annotations
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
-from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from tests.conftest import SPACES, Stores
 from tuner.cli.main import main
+from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.model.params import FAMILY_MIN_SHARE, min_rounds
-from tuner.space import load_space
+from tuner.model.params import FAMILY_MIN_SHARE, space_min_rounds
+from tuner.space import load_space, probe_space
 from tuner.study.portfolio import PORTFOLIO, portfolio
-from tuner.study.pruning import FairPruner
+from tuner.study.setup import study_pruner
 
 
 def _italy_info():  # type: ignore[no-untyped-def]
@@ -74,25 +74,25 @@ def test_a_portfolio_trial_runs_first_and_is_named_in_mlflow(stores: Stores) -> 
     assert len(runs) == 1
 
 
-def _study_always_pruning() -> optuna.Study:
-    # The wrapped pruner prunes any trial that reports a value above -1: everything.
-    inner = optuna.pruners.ThresholdPruner(upper=-1.0)
-    return optuna.create_study(pruner=FairPruner(inner, rounds=20))
+def test_a_space_with_a_conv_branch_moves_the_first_rung_to_its_share() -> None:
+    classifier = probe_space(load_space("classification"), _italy_info())
+    assert space_min_rounds(classifier, 20) == 8 == round(FAMILY_MIN_SHARE["convolutional"] * 20)
+    co2 = load_dataset(resolve_dataset("co2")).info
+    assert space_min_rounds(probe_space(load_space("forecasting"), co2), 20) == 2
 
 
-_FAMILY = {"conv_layers": IntDistribution(0, 3), "cell": CategoricalDistribution(["lstm"])}
-
-
-@pytest.mark.parametrize("conv_layers", [0, 3])
-def test_no_trial_is_pruned_before_its_family_has_had_its_share(conv_layers: int) -> None:
-    study = _study_always_pruning()
-    study.enqueue_trial({"conv_layers": conv_layers, "cell": "lstm"})
-    trial = study.ask(_FAMILY)
-    minimum = min_rounds(trial.params, 20)
-    assert minimum == (8 if conv_layers else 2)
-    assert minimum == round(FAMILY_MIN_SHARE["convolutional" if conv_layers else "recurrent"] * 20)
-    for step in range(minimum - 1):
-        trial.report(1.0, step)
-        assert not trial.should_prune(), f"pruned at round {step + 1} of {minimum}"
-    trial.report(1.0, minimum - 1)
-    assert trial.should_prune()
+def test_no_trial_is_pruned_before_the_first_rung_however_bad() -> None:
+    pruner = study_pruner(TuneConfig(), first_rung=8)
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(3):  # three good trials run to the end
+        trial = study.ask()
+        for step in range(20):
+            trial.report(0.1, step)
+            assert not trial.should_prune()
+        study.tell(trial, 0.1)
+    worst = study.ask()
+    for step in range(8):
+        worst.report(1.0, step)
+        assert not worst.should_prune(), f"pruned at round {step + 1}"
+    worst.report(1.0, 8)
+    assert worst.should_prune()  # the first rung: compared with the others' round 9

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 from tuner.data.spec import DatasetInfo
 from tuner.engine.objective import Objective
 from tuner.model import params as hparams
+from tuner.model.budget import ROUNDS_ATTR, fit_seconds
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
 from tuner.study.summary import top_trials
 
@@ -99,6 +100,7 @@ def _score_part(
                 max_epochs=objective.config.max_epochs,
                 patience=objective.config.patience,
                 seed=objective.config.seed + trial.number,
+                seconds=fit_seconds(objective.config.timeout, folds=0),
             )
             model = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder()).model
             retrained.append(trial.number)
@@ -121,6 +123,7 @@ def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[ker
             data,
             epochs=int(trial.user_attrs["best_epoch"]),
             seed=objective.config.seed + trial.number,
+            in_rounds=ROUNDS_ATTR in trial.user_attrs,
         )
         for trial in members
     ]

@@ -24,7 +24,7 @@ from tuner.data.windows import WindowCache
 from tuner.devices import clear_compiled, describe_device
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
-from tuner.model.budget import fit_seconds
+from tuner.model.budget import ROUND_TARGETS, ROUNDS_ATTR, fit_seconds
 from tuner.model.build import objective_monitor
 from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, trained_part
@@ -261,6 +261,7 @@ class Objective:
         value = scored.val_metrics[info.metric]
         trial.set_user_attr("val_metrics", scored.val_metrics)
         trial.set_user_attr("best_epoch", scored.best_epoch)
+        trial.set_user_attr(ROUNDS_ATTR, ROUND_TARGETS)
         metrics = {f"val_{k}": v for k, v in scored.val_metrics.items()}
         for i, fold in enumerate(scored.fold_metrics):
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}

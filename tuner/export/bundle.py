@@ -31,6 +31,7 @@ import numpy as np
 
 from tuner.errors import InputError
 from tuner.model import params as hparams
+from tuner.model.budget import ROUNDS_ATTR
 from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
 from tuner.model.serving import SavedModel, request_example
@@ -219,7 +220,8 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs_run") or 1)
     windows = data.windows(hparams.window_length(best.params, data.info.max_seq_len))
     seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
-    model = refit(best.params, windows, data, epochs=epochs, seed=seed)
+    in_rounds = ROUNDS_ATTR in best.user_attrs
+    model = refit(best.params, windows, data, epochs=epochs, seed=seed, in_rounds=in_rounds)
     test = evaluate(model, windows["test"], data, batch_size=hparams.batch_size(best.params))
     original = test_metrics(study, best) or {}
     tracker = Tracker(

@@ -20,19 +20,23 @@ def batches_per_pass(n_windows: int, batch_size: int) -> int:
 # characters: as before); on a small set it is as many shuffled passes as make
 # ROUND_TARGETS targets (labels, forecast values, next characters) and ROUND_STEPS
 # optimizer steps, up to MAX_PASSES. So a trial on 30 sequences in batches of 16
-# gets 20 rounds of 69 passes, 1,380 optimizer steps (the published convolutional
+# gets 20 rounds of 100 passes, 2,000 optimizer steps (the published convolutional
 # classifiers train 1,500-2,000 epochs), where one pass a round gave it 20-40. A
 # round is one Keras epoch either way, so validation, callbacks and their
 # overhead come once a round, not once a pass.
 ROUND_TARGETS = 2_048
+# Trial attribute: the trial trained in rounds of this many targets, so its
+# `best_epoch` counts rounds; trials recorded before rounds counted single passes.
+ROUNDS_ATTR = "round_targets"
 ROUND_STEPS = 16
 MAX_PASSES = 100
 
 
 def passes_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:
     """Shuffled passes over `n_windows` training windows of `targets` targets each
-    that make one round."""
-    by_targets = math.ceil(ROUND_TARGETS / max(1, n_windows * targets))
+    that make one round (counting the windows a pass trains on: full batches)."""
+    used = batches_per_pass(n_windows, batch_size) * min(batch_size, n_windows)  # full batches
+    by_targets = math.ceil(ROUND_TARGETS / max(1, used * targets))
     by_steps = math.ceil(ROUND_STEPS / batches_per_pass(n_windows, batch_size))
     return min(MAX_PASSES, max(1, by_targets, by_steps))
 

@@ -118,7 +118,7 @@ def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
 
 # The share of a trial's rounds no pruner may cut short, by model family: a
 # convolutional branch (LSTM-FCN) learns later than a recurrent stack alone
-# (tuner.study.pruning says what went wrong without it).
+# (tuner.study.setup.study_pruner says what went wrong without it).
 FAMILY_MIN_SHARE = {"recurrent": 0.1, "convolutional": 0.4}
 
 
@@ -130,6 +130,13 @@ def family(values: Mapping[str, Any]) -> str:
 def min_rounds(values: Mapping[str, Any], rounds: int) -> int:
     """Rounds a configuration trains before a pruner may stop it (at least 1)."""
     return max(1, math.ceil(FAMILY_MIN_SHARE[family(values)] * rounds))
+
+
+def space_min_rounds(choices: Mapping[str, Iterable[Any]], rounds: int) -> int:
+    """The largest `min_rounds` of the families a space can build (`choices`: the
+    values each name can take, as `probe_space` returns them)."""
+    convolutional = any(int(v or 0) for v in choices.get("conv_layers", ()))
+    return min_rounds({"conv_layers": int(convolutional)}, rounds)
 
 
 def window_length(values: Mapping[str, Any], max_seq_len: int) -> int:

@@ -126,7 +126,8 @@ class StopOnRequest(keras.callbacks.Callback):
 
 
 class TimeLimit(keras.callbacks.Callback):
-    """Stop training at the end of the round during which `seconds` ran out; early
+    """Stop training at the end of the round during which `seconds` ran out (counted
+    from its creation: a frozen phase and the training after it share them); early
     stopping then restores the best round's weights, and the trial is scored as usual."""
 
     def __init__(self, seconds: float) -> None:
@@ -134,9 +135,6 @@ class TimeLimit(keras.callbacks.Callback):
         self._seconds = seconds
         self._started = time.perf_counter()
         self.reached = False
-
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if time.perf_counter() - self._started > self._seconds:
@@ -169,7 +167,8 @@ class _Callbacks:
     def as_list(self, *, early: bool = True) -> list[keras.callbacks.Callback]:
         """All callbacks; without early stopping (and the rest) for a frozen phase."""
         if not early:
-            return [self.recorder, NonFiniteGuard(), StopOnRequest()]
+            limit = [self.time_limit] if self.time_limit else []
+            return [self.recorder, NonFiniteGuard(), StopOnRequest(), *limit]
         return [self.recorder, NonFiniteGuard(), StopOnRequest(), self.early, *self.extra]
 
 
@@ -284,9 +283,11 @@ def refit(
     *,
     epochs: int,
     seed: int,
+    in_rounds: bool = True,
 ) -> keras.Model:
     """Train the configuration on train plus validation for a fixed number of rounds
-    (the best round of its trial): no early stopping, nothing held out to choose by."""
+    (the best round of its trial): no early stopping, nothing held out to choose by.
+    `in_rounds=False`: `epochs` are single passes (a trial recorded before rounds)."""
     keras.utils.set_random_seed(seed)
     both = Windows(
         x=np.concatenate([windows["train"].x, windows["val"].x]),
@@ -294,7 +295,7 @@ def refit(
     )
     batch_size = hparams.batch_size(params)
     model = compiled(params, data, train=both, epochs=epochs)
-    passes = round_passes(both, batch_size)
+    passes = round_passes(both, batch_size) if in_rounds else 1
     model.fit(TrainBatches(both, batch_size, seed=seed, passes=passes), epochs=epochs, verbose=0)
     return model
 

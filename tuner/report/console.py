@@ -176,9 +176,14 @@ def budget_rule(info: DatasetInfo) -> str:
     """The training budget a trial gets on this data, in words (tuner.model.train)."""
     window = min(info.window_choices(), default=info.max_seq_len)
     windows = info.train_windows(window)
-    passes = passes_per_round(windows, 1, targets=info.targets_per_window(window))
+    low, high = (
+        passes_per_round(windows, batch, targets=info.targets_per_window(window))
+        for batch in (16, 256)
+    )
+    passes = str(low) if low == high else f"{low}-{high}"
     return (
-        f"--max-epochs rounds of {passes} pass{'es' if passes > 1 else ''} over "
+        f"--max-epochs rounds of {passes} pass{'es' if high > 1 else ''} (batches of "
+        f"16-256) over "
         f"{windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets and "
         f"{ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
         f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of --timeout"
