@@ -215,13 +215,16 @@ BAD_NAMES = ["../../evil", "a/b", " ", "", "x" * 300, "a\nb", "_under", "tab\tna
 def test_a_bad_study_name_is_refused_before_anything_is_created(
     stores: Stores, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    before = sorted(stores.root.parent.parent.rglob("*"))
+    # This xdist worker's folder (its tests run one at a time); `../..` from the
+    # working folder is the run's folder, shared with the other workers.
+    before = sorted(stores.root.parent.rglob("*"))
     code = main([*tiny_tune_args(stores), "--study", name])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and len(err) < 300, err
     assert "is not a valid name: a name is 1-100 letters, digits" in err
-    assert sorted(stores.root.parent.parent.rglob("*")) == before  # nothing written, anywhere
+    assert sorted(stores.root.parent.rglob("*")) == before  # nothing written
+    assert not list(stores.root.parent.parent.glob("evil*"))  # nor above the stores
 
 
 def test_a_study_name_taken_from_a_file_name_follows_the_same_rule(
