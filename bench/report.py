@@ -227,13 +227,16 @@ def _b2(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
     if ensembles:
         text += ["", "Ensembles (`--ensemble K`; the table shows the champion's figures):", ""]
         text += ensembles
-    text += ["", "Selected configurations:", ""]
-    text += [
+    return summary, text + _selected(data)
+
+
+def _selected(data: dict[str, Any]) -> list[str]:
+    """The configuration each row's study chose (B2, B9)."""
+    return ["", "Selected configurations:", ""] + [
         f"- {name}: `{json.dumps(r['best_params'])}`"
         for name, r in data["results"].items()
         if "best_params" in r
     ]
-    return summary, text
 
 
 def _b3(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
@@ -508,13 +511,7 @@ def _b9(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"| B9 | forecasting sets beating seasonal naive (persistence) on test | "
             f"{won} of {len(beats)} | {_yes(won == len(beats))} |"
         )
-    text += ["", "Selected configurations:", ""]
-    text += [
-        f"- {name}: `{json.dumps(r['best_params'])}`"
-        for name, r in data["results"].items()
-        if "best_params" in r
-    ]
-    return summary, text
+    return summary, text + _selected(data)
 
 
 def _windowing(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
