@@ -73,12 +73,17 @@ def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
         assert "more than the" in t.user_attrs["fail_reason"]
 
 
-def _running(storage: str, study: str) -> bool:
+def _running(storage: str, study: str, *, before_epoch: int | None = None) -> bool:
+    """Whether a trial runs; with `before_epoch`, one that has reported at least one
+    epoch and fewer than `before_epoch` (so it is still training, not recording)."""
     try:
         s = optuna.load_study(study_name=study, storage=storage)
     except KeyError:  # not created yet
         return False
-    return bool(s.get_trials(states=(TrialState.RUNNING,)))
+    running = s.get_trials(states=(TrialState.RUNNING,))
+    if before_epoch is None:
+        return bool(running)
+    return any(1 <= len(t.intermediate_values) < before_epoch for t in running)
 
 
 def _finished(storage: str, study: str) -> int:
@@ -94,11 +99,16 @@ def _finished(storage: str, study: str) -> int:
 def test_interrupted_study_is_recorded_and_resumes(
     stores: Stores, signum: int, exit_code: int
 ) -> None:
-    args = tiny_tune_args(stores, study="intr", trials=5)
+    # Eight epochs, no pruning: the signal comes while a trial has several epochs
+    # left to train (after its last epoch it records and completes, as it should).
+    args = [*tiny_tune_args(stores, study="intr", trials=5)]
+    args += ["--max-epochs", "8", "--patience", "8", "--pruner", "none"]
     proc = start_tuner(*args)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 240
     # Interrupt while a trial trains, after one has finished.
-    while _finished(stores.storage, "intr") < 1 or not _running(stores.storage, "intr"):
+    while _finished(stores.storage, "intr") < 1 or not _running(
+        stores.storage, "intr", before_epoch=4
+    ):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
