@@ -17,8 +17,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import math
+import pickle
+import subprocess
+import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +42,9 @@ _SAMPLINGS = ("linear", "log", "reverse_log")
 MAX_GRID = 10_000  # points a grid search may have; larger grids are refused
 
 
+PROBE_SECONDS = 20  # a user's space module is imported and run once within this time
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     name: str
@@ -45,6 +54,29 @@ class SearchSpace:
     def describe(self) -> str:
         doc = (self.fn.__doc__ or "").strip().splitlines()
         return doc[0] if doc else ""
+
+    def run(self, hp: Any, info: DatasetInfo) -> None:
+        """Call the module's `space(hp, info)`: what it prints goes to stderr (stdout
+        may carry `--json`), what it raises becomes one line naming the file and line."""
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                self.fn(hp, info)
+        except InputError:
+            raise
+        except (Exception, SystemExit) as e:
+            raise InputError(
+                f"--space {self.path}: space(hp, data) {_raised(e, self.path)}; fix the file."
+            ) from None
+
+
+def _raised(e: BaseException, path: Path) -> str:
+    """`raised ValueError: ... (line 7)` or `called sys.exit(0) (line 3)`: the deepest
+    line of the user's file in the traceback."""
+    lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if f.filename == str(path)]
+    where = f" (line {lines[-1]})" if lines else ""
+    if isinstance(e, SystemExit):
+        return f"called sys.exit({e.code!r}){where}"
+    return f"raised {type(e).__name__}: {str(e)[:120]}{where}"
 
 
 class _BaseHP:
@@ -195,6 +227,9 @@ class _BaseHP:
     ) -> None:
         self._check_name(kind, name)
         where = f"search space {self._source}: hp.{kind}({name!r})"
+        for key, value in (("min_value", low), ("max_value", high), ("step", step)):
+            if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+                raise InputError(f"{where} needs finite numbers, but got {key}={value!r}.")
         if low > high:
             raise InputError(
                 f"{where} needs min_value <= max_value, but got min_value={low}, "
@@ -368,7 +403,7 @@ def default_configuration(space: SearchSpace, info: DatasetInfo) -> dict[str, An
     """The configuration of the space's declared defaults, which a new study runs
     first; None for a space that declares no default."""
     hp = _DefaultHP(space.name)
-    space.fn(hp, info)
+    space.run(hp, info)
     return dict(hp.values) if hp.defaults else None
 
 
@@ -380,7 +415,7 @@ def grid_points(space: SearchSpace, info: DatasetInfo) -> list[dict[str, Any]]:
     path: list[int] = []
     while True:
         hp = _GridHP(space.name, path)
-        space.fn(hp, info)
+        space.run(hp, info)
         points.append(dict(hp.values))
         if len(points) > MAX_GRID:
             raise InputError(
@@ -450,13 +485,23 @@ def replay(
     the values it keeps, those outside the space's ranges (name -> reason), and the
     names the space never asks for."""
     hp = _ReplayHP(space.name, given)
-    space.fn(hp, info)
+    space.run(hp, info)
     unknown = sorted(set(given) - set(hp.values))
     return hp.used, hp.outside, unknown
 
 
-def load_space(name_or_path: str) -> SearchSpace:
-    """Find a search-space module by built-in name or `.py` path and load its `space`."""
+def load_space(name_or_path: str, *, isolate_with: DatasetInfo | None = None) -> SearchSpace:
+    """Find a search-space module by built-in name or `.py` path and load its `space`;
+    with `isolate_with`, a user's module is first run once in a child process
+    (`probe_in_child`) on that dataset."""
+    path = find_space(name_or_path)
+    if isolate_with is not None and path.parent != builtin_dir("search_spaces"):
+        probe_in_child(path, isolate_with)
+    return _load(path)
+
+
+def find_space(name_or_path: str) -> Path:
+    """The module of a built-in space name or a `.py` path."""
     path = Path(name_or_path)
     if path.suffix == ".py" or "/" in name_or_path:
         if not path.is_file():
@@ -468,34 +513,32 @@ def load_space(name_or_path: str) -> SearchSpace:
                 f"--space: unknown search space {name_or_path!r}; built-in spaces are "
                 f"{sorted(builtin_spaces())} (see `tuner spaces`), or pass a .py path."
             )
+    return path.resolve()
+
+
+def _load(path: Path) -> SearchSpace:
     module_spec = importlib.util.spec_from_file_location(f"tuner_space_{path.stem}", path)
     if module_spec is None or module_spec.loader is None:
         raise InputError(f"--space: cannot import {path}; it must be a Python module.")
     module = importlib.util.module_from_spec(module_spec)
     try:
-        module_spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout may carry --json
+            module_spec.loader.exec_module(module)
     except SyntaxError as e:
         raise InputError(
             f"--space {path}: line {e.lineno}: {e.msg} (the module must be valid Python); "
             "fix the file."
         ) from None
-    except Exception as e:  # the user's module raised while it was imported
+    except (Exception, SystemExit) as e:  # the user's module raised while it was imported
         raise InputError(
-            f"--space {path}: importing it raised {type(e).__name__}: {str(e)[:120]}; fix the file."
+            f"--space {path}: importing it {_raised(e, path)}; fix the file."
         ) from None
     fn = getattr(module, "space", None)
     if not callable(fn):
         raise InputError(
             f"--space {path}: the module must define a function space(hp, data); none found."
         )
-    return SearchSpace(name=path.stem, path=path.resolve(), fn=fn)
-
-
-_TASK_SPACES = {
-    "forecasting": "forecasting",
-    "classification": "classification",
-    "char_lm": "char_lm",
-}
+    return SearchSpace(name=path.stem, path=path, fn=fn)
 
 
 def default_space(task: str) -> str:
@@ -511,7 +554,7 @@ def builtin_spaces() -> dict[str, Path]:
 def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
     """Run the space once with checking `hp`; also check window lengths against the data."""
     hp = ProbeHP(space.name)
-    space.fn(hp, info)
+    space.run(hp, info)
     if info.task == "classification":  # sequences keep their own length
         return hp.candidates
     if "seq_len" not in hp.candidates:
@@ -533,3 +576,51 @@ def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
             f"most {info.max_seq_len}; lower the range."
         )
     return hp.candidates
+
+
+_PROBED = "tuner-space-probe:"  # the child's answer line on stdout
+
+
+def probe_in_child(path: Path, info: DatasetInfo, *, seconds: float = PROBE_SECONDS) -> None:
+    """Import a user's space module and run `space(hp, data)` once in a child process
+    within `seconds`, before this process imports it: an endless loop, an exit or a
+    crash of the interpreter becomes one line (InputError) instead of a hang or a
+    silent exit of the tuner."""
+    where = f"--space {path}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from tuner.space import _child; _child()"],
+            input=pickle.dumps((str(path), info)),
+            capture_output=True,
+            timeout=seconds,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(
+            f"{where}: importing it and running space(hp, data) once took more than "
+            f"{seconds:g} s (an endless loop?); a space only declares parameters: move slow "
+            "work out of it."
+        ) from None
+    for line in done.stdout.decode(errors="replace").splitlines()[::-1]:
+        if line.startswith(_PROBED):
+            message = json.loads(line[len(_PROBED) :])
+            if message:
+                raise InputError(message)
+            return
+    raise InputError(
+        f"{where}: importing it and running space(hp, data) ended the Python process "
+        f"(exit code {done.returncode}) before it finished; a space only declares "
+        "parameters: remove what ends the process."
+    )
+
+
+def _child() -> None:
+    """The child of `probe_in_child`: its answer (an error message or null) is the
+    last line on stdout; what the module prints goes to stderr."""
+    path, info = pickle.loads(sys.stdin.buffer.read())
+    answer = None
+    try:
+        probe_space(_load(Path(path)), info)
+    except InputError as e:
+        answer = str(e)
+    sys.stdout.write(_PROBED + json.dumps(answer) + "\n")
+    sys.stdout.flush()

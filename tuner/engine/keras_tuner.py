@@ -78,7 +78,7 @@ class SpaceHyperModel(kt.HyperModel):
 
     def params(self, hp: kt.HyperParameters) -> dict[str, Any]:
         recording = RecordingHP(hp)
-        self._engine.space.fn(recording, self._engine.data.info)
+        self._engine.space.run(recording, self._engine.data.info)
         return recording.values
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:

@@ -131,7 +131,7 @@ class Objective:
             if self.config.engine == "optuna":  # KerasTuner counts its own trials
                 refuse_surplus(trial, self.config.n_trials)
             hp = OptunaHP(trial, self._space.name)
-            self._space.fn(hp, self._data.info)
+            self._space.run(hp, self._data.info)
             self._run_id = self._tracker.start_trial(
                 trial.number, hp.values, device=self._device, tags=_origin_tags(trial)
             )

@@ -36,7 +36,7 @@ def run_trials(
     called as the last trial of this process starts, when more trials will follow;
     with `go` (an event), this worker is a standby: it waits for it once set up."""
     config = job.config
-    data, space = prepare_data(config)
+    data, space = prepare_data(config, isolate=False)  # its parent checked the space
     study = open_study(
         config, data, space, tracking_uri=job.tracking_uri, seed_offset=job.seed_salt + job.slot
     )

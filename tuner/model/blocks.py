@@ -28,13 +28,11 @@ import keras
 
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, HEAD_WIDTH
 
-NORMALIZATIONS = ("none", "last", "revin")
 # What stays float32 under a mixed-precision policy: the window's own arithmetic
 # (normalisations, naive forecasts), the output layers and a saved model's scaling. In
 # bfloat16 a naive forecast would drift from the window's last value by up to 0.4 %,
 # so the residual head would not start at it.
 EXACT = "float32"
-NAIVE_HEADS = ("none", "persistence", "seasonal")
 
 
 @dataclass(frozen=True)

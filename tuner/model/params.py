@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tuner.errors import InputError
@@ -43,6 +43,14 @@ DEFAULTS: dict[str, Any] = {
     "conv_filters": 128,
     "embedding_dim": 32,  # character models
     "input_dropout": 0.0,  # character models: dropout on the embedded characters
+}
+# Where a name takes one of a few values: the ones the model builders know.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "cell": ("lstm", "gru"),
+    "optimizer": ("adam", "sgd", "rmsprop"),
+    "lr_schedule": ("constant", "plateau", "cosine"),
+    "normalize": ("none", "last", "revin"),
+    "naive_head": ("none", "persistence", "seasonal"),
 }
 # LSTM-FCN's convolutional branch (Karim et al. 2017): kernels 8, 5, 3 with
 # filters f, 2f, f (`conv_filters` = f); fewer layers keep the first ones.
@@ -114,6 +122,73 @@ def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
             f"search space {space}: defines {name!r}, which the {task} model never reads; "
             f"{hint}rename or remove it (the names it reads: {', '.join(sorted(reads))})."
         )
+
+
+def _whole(low: int, high: float = math.inf) -> tuple[Callable[[Any], bool], str]:
+    rule = f"a whole number >= {low}" if high == math.inf else f"a whole number {low}-{high:g}"
+    return (lambda v: _is_int(v) and low <= v <= high), rule
+
+
+def _number(
+    low: float, *, above: bool, below: float = math.inf
+) -> tuple[Callable[[Any], bool], str]:
+    lowest = f"> {low:g}" if above else f">= {low:g}"
+    rule = f"a finite number {lowest}" + (f" and < {below:g}" if below < math.inf else "")
+    return (
+        lambda v: (
+            _is_number(v) and math.isfinite(v) and (v > low if above else v >= low) and v < below
+        )
+    ), rule
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return _is_number(v) and float(v).is_integer()
+
+
+_FLAG = ((lambda v: isinstance(v, bool) or v in (0, 1)), "True or False")
+# What each numeric or boolean name may take (the choices above list theirs).
+VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seq_len": _whole(1),
+    "batch_size": _whole(1),
+    "layers": _whole(1),
+    "units_{i}": _whole(1),
+    "conv_layers": _whole(0, len(CONV_KERNELS)),
+    "conv_filters": _whole(1),
+    "embedding_dim": _whole(1),
+    "freeze_recurrent_epochs": _whole(0),
+    "learning_rate": _number(0, above=True),
+    "momentum": _number(0, above=False, below=1),
+    "clipnorm": _number(0, above=False),
+    "l2": _number(0, above=False),
+    "dropout": _number(0, above=False, below=1),
+    "input_dropout": _number(0, above=False, below=1),
+    **{name: _FLAG for name in ("bidirectional", "layer_norm", "attention", "seq_norm")},
+    "dim_shuffle": _FLAG,
+}
+
+
+def check_space_values(choices: Mapping[str, Iterable[Any]], *, space: str) -> None:
+    """Every value a space can give (`choices`: the candidates `probe_space` found, a
+    range's two ends) must be one the model can build and train: refused before any
+    trial starts, not 30 s into the first one."""
+    for name, values in choices.items():
+        key = pattern(name)
+        for value in values:
+            if key in CHOICES:
+                fits, rule = value in CHOICES[key], f"one of {', '.join(CHOICES[key])}"
+            elif key in VALUES:
+                fits, rule = VALUES[key][0](value), VALUES[key][1]
+            else:
+                continue
+            if not fits:
+                raise InputError(
+                    f"search space {space}: {name!r} can take {value!r}, but {name} must be "
+                    f"{rule}; change its values or range."
+                )
 
 
 # The share of a trial's rounds no pruner may cut short, by model family: a

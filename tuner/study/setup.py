@@ -15,7 +15,7 @@ from tuner.config import TuneConfig, mask_secrets
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import TASK_METRICS, TASK_OBJECTIVES, Dataset
 from tuner.errors import InputError
-from tuner.model.params import check_space_names, space_min_rounds
+from tuner.model.params import check_space_names, check_space_values, space_min_rounds
 from tuner.space import (
     SearchSpace,
     default_configuration,
@@ -29,13 +29,17 @@ from tuner.study.portfolio import PORTFOLIO_LINES, portfolio
 from tuner.study.storage import open_storage
 
 
-def prepare_data(config: TuneConfig) -> tuple[Dataset, SearchSpace]:
+def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, SearchSpace]:
     """Load the dataset and the search space (the task's default unless one is given)
-    and check the space against the data."""
+    and check the space against the data; `isolate`: run a user's space module once
+    in a child process first (the processes started after that check skip it)."""
     data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
-    space = load_space(config.space or default_space(data.spec.task))
-    names = probe_space(space, data.info)
-    check_space_names(names, task=data.spec.task, space=space.name)
+    space = load_space(
+        config.space or default_space(data.spec.task), isolate_with=data.info if isolate else None
+    )
+    choices = probe_space(space, data.info)
+    check_space_names(choices, task=data.spec.task, space=space.name)
+    check_space_values(choices, space=space.name)
     if config.engine == "keras-tuner" and data.info.cv:
         raise InputError(
             f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
