@@ -195,8 +195,12 @@ def test_bad_files_and_paths_exit_2_with_one_line(
             ],
         ),
         (["ui", "--port", "0"], ["--port must be 1-65535, but got 0"]),
+        (
+            ["ui", "--tracking-uri", "http://u:PW@127.0.0.1:5999"],
+            ["--tracking-uri http://u:***@127.0.0.1:5999 is not a local SQLite store"],
+        ),
     ],
-    ids=["ui-server", "ui-port"],
+    ids=["ui-server", "ui-port", "ui-password"],
 )
 def test_ui_refuses_what_it_cannot_serve(
     capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]
@@ -204,6 +208,7 @@ def test_ui_refuses_what_it_cannot_serve(
     code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
+    assert "PW" not in err
     for word in words:
         assert word in err, f"{word!r} not in {err!r}"
 
@@ -236,3 +241,47 @@ def test_a_study_name_taken_from_a_file_name_follows_the_same_rule(
     err = capsys.readouterr().err.strip()
     assert "the study name 'my data' taken from --dataset" in err and "--study my-data" in err
     assert not (stores.root / "optuna.db").exists() and not (stores.root / "mlflow.db").exists()
+
+
+def _foreign(stores: Stores, *, directions: list[str], trials: int) -> None:
+    study = optuna.create_study(study_name="tiny", storage=stores.storage, directions=directions)
+    for i in range(trials):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": float(i)},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 10)},
+                values=[float(i)] * len(directions),
+            )
+        )
+
+
+FOREIGN = [
+    (["maximize"], 2, ["was not created by the tuner", "it maximizes, 2 trials"]),
+    (["minimize"], 3, ["was not created by the tuner", "it minimizes, 3 trials"]),
+    (["maximize"], 0, ["was not created by the tuner", "0 trials"]),
+    (["minimize", "minimize"], 1, ["has 2 objectives", "minimise one"]),
+]
+
+
+@pytest.mark.parametrize(("directions", "trials", "words"), FOREIGN)
+@pytest.mark.parametrize("command", ["tune", "status", "best"])
+def test_a_study_the_tuner_did_not_create_is_refused_not_adopted(
+    stores: Stores,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    directions: list[str],
+    trials: int,
+    words: list[str],
+) -> None:
+    _foreign(stores, directions=directions, trials=trials)
+    if command == "tune":
+        args = tiny_tune_args(stores)
+    else:
+        args = [command, "--study", "tiny", "--storage", stores.storage]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 300 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in {err!r}"
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    assert len(study.trials) == trials and "identity" not in study.user_attrs  # untouched

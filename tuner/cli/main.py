@@ -34,6 +34,7 @@ from tuner.config import (
     PRUNERS,
     SAMPLERS,
     TuneConfig,
+    mask_secrets,
     storage_url,
     tracking_server,
     tracking_uri,
@@ -506,8 +507,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     uri = tracking_uri(args.tracking_uri)
     if not uri.startswith("sqlite:///"):
         raise InputError(
-            f"--tracking-uri {uri} is not a local SQLite store: a tracking server serves "
-            "its own UI; open its address"
+            f"--tracking-uri {mask_secrets(uri)} is not a local SQLite store: a tracking "
+            "server serves its own UI; open its address"
         )
     base = f"http://{args.host}:{args.port}"
     for study, link in ui_links(uri, base):

@@ -26,7 +26,7 @@ from tuner.space import (
 )
 from tuner.study.grid import GridSampler
 from tuner.study.portfolio import PORTFOLIO_LINES, portfolio
-from tuner.study.storage import open_storage
+from tuner.study.storage import IDENTITY, open_storage, refuse_foreign
 
 
 def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, SearchSpace]:
@@ -57,6 +57,7 @@ def open_study(
     seed_offset: int = 0,
 ) -> optuna.Study:
     storage = open_storage(config.storage_url, tracking_uri=tracking_uri)
+    refuse_foreign(storage, config.study_name, config.storage_url)
     n_before = _existing_trials(storage, config.study_name)
     study = optuna.create_study(
         study_name=config.study_name,
@@ -109,9 +110,9 @@ def _check_same_study(
         "space": space.name,
         "engine": config.engine,
     }
-    stored = study.user_attrs.get("identity")
+    stored = study.user_attrs.get(IDENTITY)
     if stored is None:
-        study.set_user_attr("identity", identity)
+        study.set_user_attr(IDENTITY, identity)
         study.set_user_attr("config", _shareable(config))
         study.set_user_attr("fingerprint", data.fingerprint)
         study.set_user_attr("baselines", data.baselines())

@@ -225,6 +225,7 @@ def load_study(name: str, url: str) -> optuna.Study:
             "run `tuner tune` first, or pass the --storage URL the study was created with."
         )
     storage = open_storage(url)
+    refuse_foreign(storage, name, url)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -232,6 +233,33 @@ def load_study(name: str, url: str) -> optuna.Study:
         raise InputError(
             f"--study: no study named {name!r} in {mask_secrets(url)}; it has {names}."
         ) from None
+
+
+IDENTITY = "identity"  # the study attribute every study the tuner creates carries
+
+
+def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) -> None:
+    """A study of that name the tuner did not create (another tool's, or one with
+    several objectives) is refused with one line, never adopted or misread."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return
+    where = f"--study {name}: the study of that name in {mask_secrets(url)}"
+    directions = storage.get_study_directions(study_id)
+    if len(directions) != 1:
+        raise InputError(
+            f"{where} has {len(directions)} objectives, but the tuner's studies minimise one; "
+            "pass another --study name."
+        )
+    ours = IDENTITY in storage.get_study_user_attrs(study_id)
+    trials = len(storage.get_all_trials(study_id, deepcopy=False))
+    if not ours and (trials or directions[0] != optuna.study.StudyDirection.MINIMIZE):
+        raise InputError(
+            f"{where} was not created by the tuner (no '{IDENTITY}' attribute; it "
+            f"{directions[0].name.lower()}s, {trials} trials); pass another --study name, or "
+            "remove it with `optuna delete-study`."
+        )
 
 
 def has_trials(name: str, url: str) -> bool:
