@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import InitVar, asdict, dataclass
@@ -243,6 +245,42 @@ def make_folder(folder: Path, *, option: str) -> None:
         raise InputError(
             f"{option}: the folder {folder} is not writable; make it writable or choose "
             "another path."
+        )
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
+    """A local store file that exists must be an SQLite database that is empty or holds
+    this kind of store (`table`: one of its tables): a damaged file or another
+    application's database is refused before anything writes to it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as f:
+        header = f.read(len(_SQLITE_HEADER))
+    fix = "pass a new file, or restore this one from a copy"
+    if header != _SQLITE_HEADER:
+        raise InputError(
+            f"{option}: {path} is not an SQLite database (damaged, or another kind of file); {fix}."
+        )
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+    except sqlite3.OperationalError as e:
+        if "locked" in str(e):
+            raise InputError(
+                f"{option}: {path} is locked by another process (waited 30 s); retry when "
+                "it has finished."
+            ) from None
+        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
+    except sqlite3.DatabaseError as e:
+        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
+    tables = sorted(r[0] for r in rows)
+    if tables and table not in tables:
+        raise InputError(
+            f"{option}: {path} is another application's SQLite database (tables "
+            f"{', '.join(tables[:4])}), not {kind}; pass a new file."
         )
 
 

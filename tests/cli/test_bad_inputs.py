@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -285,3 +288,46 @@ def test_a_study_the_tuner_did_not_create_is_refused_not_adopted(
         assert word in err, f"{word!r} not in {err!r}"
     study = optuna.load_study(study_name="tiny", storage=stores.storage)
     assert len(study.trials) == trials and "identity" not in study.user_attrs  # untouched
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 20)
+
+
+def _other_application(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        db.execute("INSERT INTO invoices VALUES (1, 9.5)")
+        db.commit()
+
+
+def _damaged_sqlite(path: Path) -> None:
+    _other_application(path)
+    data = bytearray(path.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)  # the header survives, the pages do not
+    path.write_bytes(bytes(data))
+
+
+STORE_FILES = [
+    (_random_bytes, "is not an SQLite database (damaged, or another kind of file)"),
+    (_other_application, "is another application's SQLite database (tables invoices)"),
+    (_damaged_sqlite, "cannot be read as SQLite"),
+]
+
+
+@pytest.mark.parametrize("store", ["optuna.db", "mlflow.db"])
+@pytest.mark.parametrize(("make", "words"), STORE_FILES, ids=["bytes", "foreign", "damaged"])
+def test_a_damaged_or_foreign_store_file_is_refused_and_left_as_it_was(
+    stores: Stores, capsys: pytest.CaptureFixture[str], store: str, make: Any, words: str
+) -> None:
+    path = stores.root / store
+    make(path)
+    before = path.read_bytes()
+    assert main(tiny_tune_args(stores)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 300 and "Traceback" not in err, err
+    option = "--storage" if store == "optuna.db" else "--tracking-uri"
+    assert f"{option}: {path} " in err and words in err, err
+    assert path.read_bytes() == before  # nothing written into it
+    other = "mlflow.db" if store == "optuna.db" else "optuna.db"
+    assert not (stores.root / other).exists()  # nor the other store created

@@ -38,6 +38,7 @@ from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace, probe_space
 from tuner.study.portfolio import PORTFOLIO_LINES
 from tuner.study.setup import grid_trials, open_study, prepare_data
+from tuner.study.storage import check_storage_file
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
 from tuner.tracking.tracker import Tracker, resolve_tracking_uri, tracking_down
@@ -72,6 +73,7 @@ def run_tune(
         backend = os.environ.get("KERAS_BACKEND") or default_backend(gpu=gpus[0] if gpus else None)
         trials_per_process = TRIALS_PER_PROCESS.get(backend, 10)
     warm = _warm_start(config, data.info, space)
+    check_storage_file(config.storage_url)  # before the MLflow store is created
     tracking_uri = resolve_tracking_uri(config.tracking)
     study = open_study(config, data, space, tracking_uri=tracking_uri)
     if warm is not None:

@@ -23,7 +23,7 @@ from optuna.storages import (
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config import make_folder, mask_secrets, store_lock
+from tuner.config import check_sqlite, make_folder, mask_secrets, store_lock
 from tuner.errors import InputError
 
 # Heartbeats, their retry callback, metric names and multivariate TPE are marked
@@ -170,6 +170,7 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
         path = Path(url.removeprefix("sqlite:///"))
         guard = store_lock(path)
         make_folder(path.parent, option="--storage")
+        check_storage_file(url)
         if path.exists() and not os.access(path, os.W_OK):
             raise InputError(
                 f"--storage: the study storage {path} is read-only; make it writable, or copy "
@@ -214,6 +215,13 @@ def _write_ahead(storage: RDBStorage) -> None:
     storage.engine.dispose()  # connections made before the listener
     with contextlib.suppress(sqlalchemy.exc.OperationalError), storage.engine.connect() as db:
         db.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+
+def check_storage_file(url: str) -> None:
+    """A local storage file that exists must be an Optuna storage (see check_sqlite)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        check_sqlite(path, option="--storage", table="studies", kind="an Optuna study storage")
 
 
 def load_study(name: str, url: str) -> optuna.Study:

@@ -27,7 +27,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-from tuner.config import make_folder, mask_secrets, store_lock, tracking_server
+from tuner.config import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.devices import serving_backend
 from tuner.errors import InputError
 from tuner.model.params import Params
@@ -111,6 +111,7 @@ def resolve_tracking_uri(uri: str) -> str:
     if parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
         make_folder(path.parent, option="--tracking-uri")
+        check_sqlite(path, option="--tracking-uri", table="experiments", kind="an MLflow store")
         with store_lock(path):  # the first client creates and migrates the tables
             MlflowClient(uri).search_experiments(max_results=1)
         return f"sqlite:///{path.resolve()}"
