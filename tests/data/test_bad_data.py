@@ -183,6 +183,16 @@ CASES = [
     ("text too short", _bytes("book.txt", b"abcdefghij"), [], ["text too short"]),
     ("unknown file type", _bytes("data.xlsx", b"PK"), [], ["unknown file type '.xlsx'"]),
     (
+        "complex X",
+        _npz(X=_X.astype(np.complex64), y=_Y),
+        [],
+        ["X holds complex numbers", "real and imaginary parts"],
+    ),
+    ("complex y", _npz(X=_X, y=_Y.astype(np.complex64)), [], ["y holds complex numbers"]),
+    ("zero steps", _npz(X=np.zeros((10, 0, 1)), y=_Y), [], ["X has shape (10, 0, 1)", "one step"]),
+    ("zero features", _npz(X=np.zeros((10, 5, 0)), y=_Y), [], ["X has shape (10, 5, 0)"]),
+    ("boolean X", _npz(X=_X > 0, y=_Y), [], ["X must be a numeric array", "dtype bool"]),
+    (
         "continuous labels",
         _npz(X=np.zeros((40, 5, 1)), y=np.linspace(0.0, 1.0, 40)),
         [],

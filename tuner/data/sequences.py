@@ -159,6 +159,16 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
             f"{spec.path}: X must be a numeric array shaped (samples, steps, features), but "
             f"has shape {x.shape} and dtype {x.dtype}; reshape it."
         )
+    if np.iscomplexobj(x) or np.iscomplexobj(y):
+        raise InputError(
+            f"{spec.path}: {'X' if np.iscomplexobj(x) else 'y'} holds complex numbers; give "
+            "real values (e.g. the real and imaginary parts of X as two features)."
+        )
+    if 0 in x.shape:
+        raise InputError(
+            f"{spec.path}: X has shape {x.shape}: it needs at least one sequence, one step "
+            "and one feature; check how it was saved."
+        )
     if y.ndim != 1 or len(y) != len(x):
         raise InputError(
             f"{spec.path}: X and y must have one label per sequence, but X has {len(x)} "
