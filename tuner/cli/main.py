@@ -419,8 +419,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _cpu_backend()  # before anything imports Keras
     import_keras_quietly()
     from tuner import api
-    from tuner.export.predict import predict_file
+    from tuner.export.predict import check_out, predict_file, read_input
 
+    check_out(args.out)  # the input and the output path before the model loads
+    rows = read_input(args.input) if args.input is not None else None
     model = api.load_bundle(args.model)
     if model.task == "char_lm":
         if args.prompt is None:
@@ -432,7 +434,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if args.input is None:
         raise InputError(f"--input: a {model.task} model needs an input file; pass --input FILE.")
-    frame = predict_file(model.bundle, args.input)
+    frame = predict_file(model.bundle, args.input, rows)
     if args.out:
         frame.to_csv(args.out, index=False)
     else:

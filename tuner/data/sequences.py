@@ -238,8 +238,10 @@ def read_npz(path: Path, *, need: tuple[str, ...] = ("X", "y")) -> dict[str, np.
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        reason = "it holds pickled objects" if "pickled" in str(e) else str(e)[:80]
         raise InputError(
-            f"{path}: not a readable .npz archive ({e}); save it with numpy.savez(X=..., y=...)."
+            f"{path}: not a readable .npz archive ({reason}); save it with "
+            "numpy.savez(X=..., y=...)."
         ) from None
     missing = [k for k in need if k not in arrays]
     if missing:

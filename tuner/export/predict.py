@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tuner.data.sequences import read_npz
@@ -12,26 +15,77 @@ from tuner.errors import InputError
 from tuner.export.bundle import Bundle
 from tuner.model.serving import check_labels, classify, forecast
 
+_READERS = (".csv", ".parquet", ".npz")
 
-def predict_file(bundle: Bundle, path: Path) -> pd.DataFrame:
-    """Forecast after a CSV/Parquet history, or classify the sequences of an `.npz`."""
+
+def read_input(path: Path) -> pd.DataFrame | dict[str, np.ndarray]:
+    """The rows of a CSV/Parquet history or the arrays of an `.npz`, read before any
+    model loads: a file that cannot be read is one line, not a traceback."""
     if not path.is_file():
         raise InputError(f"--input: file {path} does not exist; check the path.")
+    if path.suffix not in _READERS:
+        raise InputError(
+            f"--input {path}: unknown file type {path.suffix!r}; a forecasting model reads a "
+            ".csv or .parquet history, a classification model an .npz with X."
+        )
+    if path.stat().st_size == 0:
+        raise InputError(f"--input {path}: the file is empty; pass a file with data.")
+    if path.suffix == ".npz":
+        return read_npz(path, need=("X",))
+    with path.open("rb") as f:
+        if path.suffix == ".csv" and b"\0" in f.read(1 << 16):
+            raise InputError(
+                f"--input {path}: holds NUL bytes, so it is a binary file, not CSV text; "
+                "pass the CSV history."
+            )
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"--input {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+            f"{e.start}); re-save the file as UTF-8 CSV."
+        ) from None
+    except (ValueError, OSError, pd.errors.ParserError) as e:  # pyarrow's errors are ValueErrors
+        first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"--input {path}: cannot be read as {path.suffix[1:]} ({first}); check the file."
+        ) from None
+
+
+def predict_file(bundle: Bundle, path: Path, rows: Any = None) -> pd.DataFrame:
+    """Forecast after a CSV/Parquet history, or classify the sequences of an `.npz`
+    (`rows`: what `read_input` read from `path`, else it is read here)."""
+    rows = read_input(path) if rows is None else rows
     if bundle.task == "forecasting":
         if path.suffix not in (".csv", ".parquet"):
             raise InputError(
                 f"--input {path}: a forecasting model reads a .csv or .parquet history, "
                 f"not {path.suffix!r}."
             )
-        history = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        return forecast(bundle, history, source=str(path))
+        return forecast(bundle, rows, source=str(path))
     if path.suffix != ".npz":
         raise InputError(
             f"--input {path}: a classification model reads an .npz with X, not {path.suffix!r}."
         )
-    arrays = read_npz(path, need=("X",))
+    arrays = rows
     frame = classify(bundle, arrays["X"], lengths=arrays.get("lengths"), source=str(path))
     if "y" in arrays:
         known = check_labels(bundle, arrays["y"], source=str(path))
         frame.insert(1, "true_label", [bundle.preprocessing["classes"][i] for i in known])
     return frame
+
+
+def check_out(path: Path | None) -> None:
+    """`--out` must name a file in a folder that exists and is writable: checked
+    before the model loads, so a typo costs no load."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"--out {path}: is a folder; pass a file name, e.g. {path}/out.csv.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"--out {path}: the folder {folder} does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--out {path}: the folder {folder} is not writable.")
