@@ -248,22 +248,15 @@ def make_folder(folder: Path, *, option: str) -> None:
         )
 
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
     """A local store file that exists must be an SQLite database that is empty or holds
     this kind of store (`table`: one of its tables): a damaged file or another
     application's database is refused before anything writes to it."""
     if not path.is_file() or path.stat().st_size == 0:
         return
-    with path.open("rb") as f:
-        header = f.read(len(_SQLITE_HEADER))
     fix = "pass a new file, or restore this one from a copy"
-    if header != _SQLITE_HEADER:
-        raise InputError(
-            f"{option}: {path} is not an SQLite database (damaged, or another kind of file); {fix}."
-        )
+    # Read through SQLite only: closing any other descriptor of the file would drop
+    # every POSIX lock this process holds on it, an open store connection's too.
     try:
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
@@ -275,6 +268,11 @@ def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
             ) from None
         raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
     except sqlite3.DatabaseError as e:
+        if "not a database" in str(e):
+            raise InputError(
+                f"{option}: {path} is not an SQLite database (damaged, or another kind of "
+                f"file); {fix}."
+            ) from None
         raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
     tables = sorted(r[0] for r in rows)
     if tables and table not in tables:

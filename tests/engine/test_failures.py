@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import os
 import signal
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -73,7 +74,9 @@ def test_out_of_memory_fails_that_trial_only(stores: Stores) -> None:
         assert "more than the" in t.user_attrs["fail_reason"]
 
 
-def _running(storage: str, study: str, *, before_epoch: int | None = None) -> bool:
+def _running(
+    storage: str | optuna.storages.BaseStorage, study: str, *, before_epoch: int | None = None
+) -> bool:
     """Whether a trial runs; with `before_epoch`, one that has reported at least one
     epoch and fewer than `before_epoch` (so it is still training, not recording)."""
     try:
@@ -86,7 +89,7 @@ def _running(storage: str, study: str, *, before_epoch: int | None = None) -> bo
     return any(1 <= len(t.intermediate_values) < before_epoch for t in running)
 
 
-def _finished(storage: str, study: str) -> int:
+def _finished(storage: str | optuna.storages.BaseStorage, study: str) -> int:
     try:
         s = optuna.load_study(study_name=study, storage=storage)
     except KeyError:
@@ -99,19 +102,23 @@ def _finished(storage: str, study: str) -> int:
 def test_interrupted_study_is_recorded_and_resumes(
     stores: Stores, signum: int, exit_code: int
 ) -> None:
-    # Eight epochs, no pruning: the signal comes while a trial has several epochs
+    # Twelve epochs, no pruning: the signal comes while a trial has several epochs
     # left to train (after its last epoch it records and completes, as it should).
     args = [*tiny_tune_args(stores, study="intr", trials=5)]
-    args += ["--max-epochs", "8", "--patience", "8", "--pruner", "none"]
+    args += ["--max-epochs", "12", "--patience", "12", "--pruner", "none"]
     proc = start_tuner(*args)
     deadline = time.monotonic() + 240
-    # Interrupt while a trial trains, after one has finished.
-    while _finished(stores.storage, "intr") < 1 or not _running(
-        stores.storage, "intr", before_epoch=4
-    ):
+    # Interrupt while a trial trains, after one has finished. One storage object for
+    # all the polls: opening one per poll is slower than a tiny trial's epochs.
+    while _finished(stores.storage, "intr") < 1:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
+    storage = optuna.storages.RDBStorage(stores.storage)
+    while not _running(storage, "intr", before_epoch=7):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.05)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == exit_code, err
@@ -206,11 +213,12 @@ def test_worker_replacements_keep_memory_flat_and_cost_no_start_up(stores: Store
     trials = optuna.load_study(study_name="mem", storage=stores.storage).trials
     rss = [t.user_attrs["rss_mb"] for t in trials]
     assert len(rss) == 12
-    # No growth across replacements: the later processes' peak against the first's.
-    # A fresh process's RSS after its first trial differs by up to about 10 % from
-    # another's under the parallel suite (one CI run: 643, 791 and 590 MB), hence
-    # 15 %; B5 (`make bench`) measures the memory itself over 50 trials.
-    growth = (max(rss[5:]) - max(rss[:5])) / max(rss[:5])
+    # No growth across replacements: the later processes' median against the first's.
+    # A process's RSS after a trial differs by up to about 10-20 % from another's
+    # under the parallel suite (643, 791 and 590 MB in one CI run; a single 775 among
+    # 620-660 in another), so medians, within 15 %; B5 (`make bench`) measures the
+    # memory itself over 50 trials.
+    growth = (statistics.median(rss[5:]) - statistics.median(rss[:5])) / statistics.median(rss[:5])
     assert growth <= 0.15, f"RSS grew {growth:.1%} after trial 5: {[round(r) for r in rss]}"
 
     processes = [trials[0:5], trials[5:10], trials[10:12]]  # one slot: 5, 5, then the rest

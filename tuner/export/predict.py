@@ -48,7 +48,8 @@ def read_input(path: Path) -> pd.DataFrame | dict[str, np.ndarray]:
             f"{e.start}); re-save the file as UTF-8 CSV."
         ) from None
     except (ValueError, OSError, pd.errors.ParserError) as e:  # pyarrow's errors are ValueErrors
-        first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        text = str(e).replace(f"'{path}'", "").replace(str(path), "").strip()  # named once
+        first = text.splitlines()[0][:100] if text else type(e).__name__
         raise InputError(
             f"--input {path}: cannot be read as {path.suffix[1:]} ({first}); check the file."
         ) from None
