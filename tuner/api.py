@@ -86,8 +86,27 @@ class TuneResult:
         return dict(self.study.user_attrs.get("baselines") or {})
 
     def trials(self) -> pd.DataFrame:
-        """One row per trial: number, state, value, metrics, parameters."""
-        return pd.DataFrame(trial_rows(self.study))
+        """One row per trial: number, state, value, duration, epochs and stop reason,
+        then one column per parameter (`params_units_0`, ...) and per scalar trial
+        attribute (`user_attrs_val_mse`, ...), as Optuna's `trials_dataframe` names them."""
+        rows = trial_rows(self.study)
+        for row, t in zip(rows, self.study.get_trials(deepcopy=False), strict=True):
+            row.update({f"params_{k}": v for k, v in row.pop("params").items()})
+            row.update(
+                {
+                    f"user_attrs_{k}": v
+                    for k, v in sorted(t.user_attrs.items())
+                    if isinstance(v, str | int | float | bool)
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def best_model(self) -> Model:
+        """The champion, loaded in memory as `load_bundle(result.export(...))` would load
+        it, with nothing left on disk: `.model` is the Keras model, `.predict` reads
+        raw data (KerasTuner's `get_best_models()[0]`, with its preprocessing)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_bundle(self.export(Path(tmp) / "bundle"))
 
     def export(
         self, path: str | Path, *, formats: tuple[str, ...] = ("keras",), refit: bool = False

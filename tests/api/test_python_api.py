@@ -4,10 +4,16 @@ the best trial, an exported bundle and its predictions out."""
 from __future__ import annotations
 
 import linecache
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
 
 import tuner
 from tests.conftest import ROOT, Stores
@@ -58,6 +64,9 @@ def test_readme_python_example_runs(stores: Stores, monkeypatch: pytest.MonkeyPa
     assert best["test"]["mse"] > 0  # scored on the test split once, for the best trial
     trials = result.trials()
     assert len(trials) == 2 and set(trials["state"]) <= {"complete", "pruned"}
+    # Flat as Optuna's trials_dataframe: a column per parameter and per attribute.
+    assert {"params_seq_len", "params_units_0", "user_attrs_epochs_run"} <= set(trials.columns)
+    assert set(trials["params_seq_len"]) <= {24, 48} and "params" not in trials.columns
     assert "persistence_test" in result.baselines
     assert ns["path"] == (stores.root / "exports" / "load").resolve() or ns["path"].is_dir()
 
@@ -67,6 +76,9 @@ def test_readme_python_example_runs(stores: Stores, monkeypatch: pytest.MonkeyPa
     assert forecast["step"].tolist() == [1, 2, 3, 4]
     assert forecast["time"].iloc[0] == frame["time"].iloc[-4]
     assert np.abs(forecast["load"] - frame["load"].iloc[-4:].to_numpy()).max() < 5
+    in_memory = result.best_model()  # the same champion, nothing written
+    assert in_memory.model.count_params() == model.model.count_params()
+    pd.testing.assert_frame_equal(in_memory.predict(history), forecast, rtol=1e-5)
 
     # The frame and the space were staged as files the workers and the fingerprint read.
     staged = stores.root / "studies" / "staged" / "load"
@@ -77,6 +89,28 @@ def test_readme_python_example_runs(stores: Stores, monkeypatch: pytest.MonkeyPa
     assert len(again.trials()) == 2
     with pytest.raises(tuner.InputError, match="study=load: was tuned on a different dataset"):
         tuner.tune(frame.iloc[:500], space=ns["space"], study="load", target="load")
+
+
+@pytest.mark.slow
+def test_readme_example_runs_as_a_script_without_a_main_guard(stores: Stores) -> None:
+    """Saved as a file and run with `python example.py`, as a user would: the spawned
+    workers must not import the script again (no `if __name__ == "__main__":`
+    guard), which used to start a study in every worker and kill them all."""
+    _load_frame().to_csv(stores.root / "load.csv", index=False)
+    script = stores.root / "example.py"
+    script.write_text(_readme_example() + '\nprint("best trial", result.best["trial"])\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TUNER_STORAGE": stores.storage,
+           "MLFLOW_TRACKING_URI": stores.tracking}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=stores.root, env=env,
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "worker processes died" not in done.stderr
+    assert re.search(r"^best trial [01]$", done.stdout, re.MULTILINE), done.stdout
+    study = optuna.load_study(study_name="load", storage=stores.storage)
+    assert len(study.trials) == 2  # one study, not one more per worker
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
 
 @pytest.mark.slow

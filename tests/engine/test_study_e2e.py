@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -216,8 +217,10 @@ NATIVE_LOG = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]")
 
 
 def test_no_command_prints_library_warnings(finished: tuple[Stores, dict], tmp_path: Path) -> None:
-    """As a user runs them: no ExperimentalWarning (or any library warning) on stderr."""
-    stores, _ = finished
+    """As a user runs them: no ExperimentalWarning (or any library warning) on stderr.
+    On a copy of the shared study: `tune` and `worker` add parent runs to it."""
+    shutil.copytree(finished[0].root, tmp_path / "stores", ignore=shutil.ignore_patterns("*.lock"))
+    stores = Stores(tmp_path / "stores")
     study = ("--study", "tiny", "--storage", stores.storage)
     bundle = tmp_path / "bundle"
     history = ROOT / "datasets" / "mauna_loa_co2_weekly.csv"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from tests.conftest import Finished
 from tuner.cli.notebook import run_notebook
@@ -49,3 +50,24 @@ def test_notebook_produces_every_figure(
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= len(SECTIONS)  # shown inline as well as saved
+
+
+def test_study_figures_display_in_jupyter(
+    finished_studies: Callable[[str], Finished], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a Jupyter kernel (its own inline backend, as Jupyter starts it), the figures
+    of `tuner.open_study(...).figures()` display as images: importing the library
+    must not switch matplotlib to a file-only backend."""
+    co2 = finished_studies("co2")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the CLI's setting, not Jupyter's
+    source = (
+        "import tuner\n"
+        f"result = tuner.open_study('co2', storage={co2.stores.storage!r}, "
+        f"tracking_uri={co2.stores.tracking!r})\n"
+        "result.figures()['optimization_history']"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    assert [o for o in outputs if "image/png" in o.get("data", {})], outputs

@@ -24,6 +24,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # MLflow's "View run ... at URL" lines would break --json on stdout and show the URL's password.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# The CLI draws to files only (the library forces no backend: notebooks display).
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.

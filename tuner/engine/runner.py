@@ -8,11 +8,15 @@ after another, each replaced after a fixed number of trials.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
+from collections.abc import Iterator
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -253,6 +257,24 @@ def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
     return None
 
 
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start a spawned worker without the caller's main module.
+
+    A spawned child imports the parent's `__main__` again (from its file or module
+    name) before it runs its target, so a script calling `tuner.tune` without an
+    `if __name__ == "__main__":` guard would start another study in every worker.
+    A worker needs nothing from it: its job holds the study's options and staged
+    files only (pickling it fails here, loudly, should that change).
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class _Worker:
     """One worker process and the pipe it reports through; `standby`: the process
     that replaces it, started during its last trial."""
@@ -265,7 +287,8 @@ class _Worker:
         self.process = ctx.Process(
             target=worker_main, args=(job, sender, self._go), name="tuner-worker"
         )
-        self.process.start()
+        with _main_hidden():
+            self.process.start()
         sender.close()
         self.standby: _Worker | None = None
         self.listening = True  # its notice of the last trial may still come

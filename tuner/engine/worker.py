@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
+import matplotlib
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -67,6 +69,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     """Process entry: run trials and send a `WorkerResult` back through `conn` (and,
     before it, `LAST_TRIAL` when the last trial starts). A standby worker gets `go`,
     an event: it does its start-up, then waits for the event before any trial."""
+    matplotlib.use("Agg")  # figures go to files and MLflow (the library forces no backend)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     _die_with_parent(job.parent_pid)

@@ -8,13 +8,9 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-import matplotlib
-import optuna
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
+import optuna
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 

@@ -8,10 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import optuna
 from optuna import visualization as vis
@@ -77,7 +73,7 @@ def write_study_plots(
                 axes = static(study)
                 axes = axes.flat[0] if hasattr(axes, "flat") else axes
                 axes.figure.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-                plt.close("all")
+                plt.close(axes.figure)  # only its own: a notebook's figures stay open
         except (ValueError, RuntimeError, InputError) as e:
             err.print(f"plot {name} skipped: {e}")
             continue
@@ -85,8 +81,9 @@ def write_study_plots(
         sections.append(figure.to_html(full_html=False, include_plotlyjs=not sections))
         written.append(folder / f"{name}.png")
     if tracking_uri:
-        learning_curves(study, tracking_uri).savefig(folder / "learning_curves.png", dpi=100)
-        plt.close("all")
+        curves_figure = learning_curves(study, tracking_uri)
+        curves_figure.savefig(folder / "learning_curves.png", dpi=100)
+        plt.close(curves_figure)
         written.append(folder / "learning_curves.png")
         curves = _learning_curves_interactive(study, tracking_uri)
         sections.append(curves.to_html(full_html=False, include_plotlyjs=not sections))

@@ -10,10 +10,6 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna

@@ -59,7 +59,13 @@ HTTP_RETRIES = {
 }
 for _name, _value in HTTP_RETRIES.items():  # read by MLflow at each request
     os.environ.setdefault(_name, _value)
-_UNREACHABLE = ("Max retries exceeded", "Connection refused", "Read timed out", "ConnectionError")
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Read timed out",
+    "ConnectionError",
+    "Connection broken",  # the server died while answering: MLflow does not retry that
+)
 
 
 def tracking_down(error: BaseException) -> bool:
@@ -182,9 +188,22 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment
         self.client = MlflowClient(tracking_uri)
-        self.experiment_id = self._experiment_id()
+        self.experiment_id = self._experiment_id_retried()
         self._pending: dict[str, _Pending] = {}  # per run: buffered metrics
         self.parent_id = ""
+
+    def _experiment_id_retried(self) -> str:
+        """`_experiment_id`, asked again after a server restart cut an answer short (a
+        worker starting while the server restarts; MLflow retries only requests that
+        got no answer at all)."""
+        for wait in (1, 2, 4, 8):
+            try:
+                return self._experiment_id()
+            except MlflowException as e:
+                if "Connection broken" not in str(e):
+                    raise
+                time.sleep(wait)
+        return self._experiment_id()
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
