@@ -9,6 +9,7 @@ import pytest
 
 from tuner.data.catalog import builtin_datasets, load_dataset, resolve_dataset
 from tuner.model.build import build_model
+from tuner.model.cells import CELLS, weights_per_direction
 from tuner.model.size import largest_model, largest_values
 from tuner.space import default_space, load_space, probe_space
 
@@ -39,3 +40,19 @@ def test_a_wider_longer_batch_needs_more_memory() -> None:
     assert small.training_mb < wide.training_mb and small.training_mb < long.training_mb
     assert wide.weights > 100 * small.weights / 2
     assert small.summary == "1 x LSTM(16) over 52 steps, batch 32"
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_each_registered_cell_builds_and_is_counted_from_its_entry(cell: str) -> None:
+    """A cell is one entry in `tuner.model.cells.CELLS`: the builder makes its layer
+    and the estimate counts its gates and biases, for Keras' own count exactly."""
+    info = load_dataset(resolve_dataset("co2")).info
+    candidates = {"cell": [cell], "seq_len": [52], "layers": [2], "units_0": [24]}
+    model = build_model(_largest(candidates), info)
+    recurrent = [layer for layer in model.layers if type(layer).__name__ == CELLS[cell].layer]
+    assert len(recurrent) == 2
+    stack = sum(layer.count_params() for layer in recurrent)
+    inputs = [info.n_features, 24]
+    expected = sum(weights_per_direction(cell, units=24, inputs=i) for i in inputs)
+    assert stack == expected
+    assert CELLS[cell].layer in largest_model(candidates, info).summary

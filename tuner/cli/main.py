@@ -197,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--target", type=_columns, help="target column(s), comma-separated")
     data.add_argument("--covariates", type=_columns, help="input-only columns, comma-separated")
     data.add_argument("--time-col", help="timestamp column (checked: parsable, sorted, unique)")
-    data.add_argument("--horizon", type=_positive_int, help="forecast horizon (steps)")
+    data.add_argument(
+        "--horizon",
+        type=_positive_int,
+        help="forecast horizon in steps (default: the dataset definition's, else 1)",
+    )
     data.add_argument(
         "--seasonal-period",
         type=_positive_int,

@@ -24,9 +24,8 @@ from tuner.model.blocks import (
     normalization,
     residual_head,
 )
+from tuner.model.cells import CELLS
 from tuner.model.params import Params
-
-_CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
@@ -150,7 +149,7 @@ def _char_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
 
 
 def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = False) -> Any:
-    cell = _CELLS[params["cell"]]
+    cell = getattr(keras.layers, CELLS[params["cell"]].layer)
     layers = int(params["layers"])
     attention = not sequences and bool(params["attention"])
     for i in range(layers):
@@ -170,12 +169,13 @@ def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fal
 
 
 def _cell_dtype(cell: str) -> str | None:
-    """The dtype policy of a recurrent layer: the global one (None), except an LSTM under
-    JAX with a mixed policy, which computes in float32. On a GPU, Keras' JAX backend
-    runs LSTM through cuDNN (`jax.experimental.rnn`), which takes float32 only: in
-    bfloat16 or float16 every trial failed ("Unknown output type bfloat16", on an H200)."""
+    """The dtype policy of a recurrent layer: the global one (None), except a cell that
+    Keras' JAX backend runs through cuDNN (`jax.experimental.rnn`, LSTM) under a mixed
+    policy, which computes in float32: cuDNN takes float32 only, and in bfloat16 or
+    float16 every trial failed ("Unknown output type bfloat16", on an H200)."""
     mixed = keras.config.dtype_policy().compute_dtype != "float32"
-    return "float32" if cell == "lstm" and mixed and keras.backend.backend() == "jax" else None
+    cudnn = CELLS[cell].float32_on_jax_gpu and keras.backend.backend() == "jax"
+    return "float32" if cudnn and mixed else None
 
 
 def _l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:

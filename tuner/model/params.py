@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tuner.errors import InputError
+from tuner.model.cells import CELLS
 
 REQUIRED = object()  # no default: the space must define it
 DEFAULTS: dict[str, Any] = {
@@ -46,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # Where a name takes one of a few values: the ones the model builders know.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "cell": ("lstm", "gru"),
+    "cell": tuple(CELLS),
     "optimizer": ("adam", "sgd", "rmsprop"),
     "lr_schedule": ("constant", "plateau", "cosine"),
     "normalize": ("none", "last", "revin"),

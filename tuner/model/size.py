@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuner.data.spec import DatasetInfo
+from tuner.model.cells import CELLS, weights_per_direction
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, DEFAULTS, HEAD_WIDTH, pattern
 
-_GATES = {"lstm": 4, "gru": 3}
 _SAVED_PER_UNIT = 10  # floats a backward pass keeps per unit and step (gates, states, output)
 
 
@@ -34,12 +34,12 @@ class ModelSize:
 
 def largest_values(candidates: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """The value of each sizing parameter that makes the model largest (the high end
-    of a range, the largest choice, True for a switch, LSTM over GRU)."""
+    of a range, the largest choice, True for a switch, the cell with the most gates)."""
     values: dict[str, Any] = {}
     for name, options in candidates.items():
         numbers = [v for v in options if isinstance(v, int | float)]
         if name == "cell":
-            values[name] = "lstm" if "lstm" in options else options[0]
+            values[name] = max(options, key=lambda c: CELLS[c].gates if c in CELLS else 0)
         elif numbers:
             values[name] = max(numbers)
         elif options:
@@ -55,7 +55,6 @@ def largest_model(candidates: Mapping[str, Sequence[Any]], info: DatasetInfo) ->
         return values.get(name, DEFAULTS[pattern(name)])
 
     cell = str(get("cell"))
-    gates = _GATES.get(cell, 4)
     layers = int(get("layers"))
     widths = [
         max(int(v) for k, v in values.items() if pattern(k) == "units_{i}")
@@ -74,10 +73,7 @@ def largest_model(candidates: Mapping[str, Sequence[Any]], info: DatasetInfo) ->
 
     weights, inputs, saved = 0, features, 0
     for i, units in enumerate(widths):
-        per_direction = gates * (units * (inputs + units) + units)
-        if cell == "gru":  # Keras' GRU keeps a second bias (reset_after)
-            per_direction += gates * units
-        weights += directions * per_direction
+        weights += directions * weights_per_direction(cell, units=units, inputs=inputs)
         inputs = directions * units
         saved += batch * steps * directions * units * _SAVED_PER_UNIT
         if get("layer_norm") and i < layers - 1:
@@ -86,8 +82,7 @@ def largest_model(candidates: Mapping[str, Sequence[Any]], info: DatasetInfo) ->
         weights += inputs * inputs
     weights, saved = _heads(weights, saved, inputs, values, info, batch=batch, steps=steps)
     megabytes = 4 * (4 * weights + 2 * saved) / 2**20
-    name = "LSTM" if cell == "lstm" else cell.upper()
-    summary = f"{layers} x {name}({widths[0]}) over {steps} steps, batch {batch}"
+    summary = f"{layers} x {CELLS[cell].layer}({widths[0]}) over {steps} steps, batch {batch}"
     return ModelSize(weights=weights, training_mb=megabytes, summary=summary)
 
 

@@ -17,10 +17,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from tuner.model.cells import CELLS
 from tuner.model.portable import trained_part
 
 INIT_FROM = "init_from"  # trial attribute and MLflow tag: where the trial started from
-_RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.Bidirectional)
+_RECURRENT = (
+    *(getattr(keras.layers, cell.layer) for cell in CELLS.values()),
+    keras.layers.Bidirectional,
+)
 
 
 @dataclass(frozen=True)
