@@ -7,6 +7,7 @@ each finished trial is one plain line.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,10 @@ class TrialProgress:
 
     def __init__(self, total: int, done: int, *, console: Console = err) -> None:
         self._total = total
-        self._live = console.is_terminal
+        # Live bars on a terminal only: Jupyter sets FORCE_COLOR=1 in its kernels (and
+        # so in their worker processes), where redrawn bars filled a cell with escapes.
+        tty = getattr(console.file, "isatty", lambda: False)()
+        self._live = console.is_terminal and (tty or not os.environ.get("FORCE_COLOR"))
         self._progress = Progress(
             TextColumn("[bold]{task.fields[label]}"),
             BarColumn(),
