@@ -59,12 +59,13 @@ HTTP_RETRIES = {
 }
 for _name, _value in HTTP_RETRIES.items():  # read by MLflow at each request
     os.environ.setdefault(_name, _value)
+_CUT_SHORT = "Connection broken"  # the server died while answering: MLflow does not retry that
 _UNREACHABLE = (
     "Max retries exceeded",
     "Connection refused",
     "Read timed out",
     "ConnectionError",
-    "Connection broken",  # the server died while answering: MLflow does not retry that
+    _CUT_SHORT,
 )
 
 
@@ -200,7 +201,7 @@ class Tracker:
             try:
                 return self._experiment_id()
             except MlflowException as e:
-                if "Connection broken" not in str(e):
+                if _CUT_SHORT not in str(e):
                     raise
                 time.sleep(wait)
         return self._experiment_id()
