@@ -47,6 +47,20 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """A failing test's report carries the crash logs `tuner` wrote in its folder
+    (`tuner: unexpected error; traceback written to ...`): CI keeps the report, not
+    the folder."""
+    report = yield
+    if report.failed and call.when == "call":
+        stores = getattr(item, "funcargs", {}).get("stores")
+        if isinstance(stores, Stores):
+            for log in sorted(stores.root.glob("**/logs/tuner-*.log")):
+                report.sections.append((f"crash log {log.name}", log.read_text()[-6000:]))
+    return report
+
+
 @dataclass(frozen=True)
 class Stores:
     root: Path

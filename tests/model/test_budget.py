@@ -14,6 +14,7 @@ from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
 from tuner.model.budget import MAX_PASSES, fit_seconds, passes_per_round, steps_per_round
+from tuner.model.params import min_rounds
 from tuner.model.train import EpochRecorder, FitSettings, TrainBatches, fit_trial
 
 
@@ -68,6 +69,21 @@ def test_a_time_limited_fit_stops_after_the_round_it_ran_out_in_and_is_scored() 
     )
     assert result.stop_reason == "time_limit" and result.epochs_run == 1
     assert 0 <= result.val_metrics["accuracy"] <= 1
+
+
+def test_no_early_stop_and_no_best_round_before_the_familys_share() -> None:
+    # A learning rate too small to move a weight: the validation loss never improves
+    # (a convolutional branch's batch norm statistics still move it, so it may).
+    data = load_sequences(resolve_dataset("italy_power_demand"))
+    settings = FitSettings(max_epochs=10, patience=1, seed=0)
+    still = {"units_0": 4, "batch_size": 16, "learning_rate": 1e-12}
+    recurrent = fit_trial(still, data.windows(0), data, settings, recorder=EpochRecorder())
+    assert min_rounds(still, 10) == 1
+    assert recurrent.stop_reason == "early_stopping" and recurrent.epochs_run == 2
+    conv = {**still, "conv_layers": 1, "conv_filters": 4}
+    assert min_rounds(conv, 10) == 4  # FAMILY_MIN_SHARE: 40 % of the rounds
+    result = fit_trial(conv, data.windows(0), data, settings, recorder=EpochRecorder())
+    assert result.epochs_run >= 5 and result.best_epoch >= 4
 
 
 def test_a_timed_study_gives_a_trial_a_quarter_of_it_shared_by_its_folds() -> None:

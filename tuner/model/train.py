@@ -164,6 +164,11 @@ class _Callbacks:
             return "time_limit"
         return "early_stopping" if self.early.stopped_epoch > 0 else "max_epochs"
 
+    def best_epoch(self, rounds_run: int) -> int:
+        """The round whose weights the model holds (from 1): early stopping's best, or
+        the last round where training ended before its first monitored round."""
+        return self.early.best_epoch + 1 if self.early.best_weights is not None else rounds_run
+
     def as_list(self, *, early: bool = True) -> list[keras.callbacks.Callback]:
         """All callbacks; without early stopping (and the rest) for a frozen phase."""
         if not early:
@@ -230,7 +235,7 @@ def fit_trial(
     return FitResult(
         model=model,
         epochs_run=len(recorder.history),
-        best_epoch=callbacks.early.best_epoch + 1,
+        best_epoch=callbacks.best_epoch(len(recorder.history)),
         stop_reason=callbacks.stop_reason(),
         val_metrics=val_metrics,
         transfer=moved,
@@ -421,8 +426,14 @@ def _make_callbacks(
     recorder: EpochRecorder,
     pruning: RoundPruning | None,
 ) -> _Callbacks:
+    # No stop, and no best round, before the family's share of the rounds (the share no
+    # pruner may cut either): on a validation split of 20 sequences a convolutional
+    # branch's second round can score best by chance and stop the trial at its sixth.
     early = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+        monitor="val_loss",
+        patience=settings.patience,
+        restore_best_weights=True,
+        start_from_epoch=hparams.min_rounds(params, settings.max_epochs) - 1,
     )
     extra: list[keras.callbacks.Callback] = []
     if hparams.Params(params)["lr_schedule"] == "plateau":
