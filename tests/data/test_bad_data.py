@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import Stores
@@ -180,6 +181,19 @@ CASES = [
         ["not UTF-8 text", "byte 0xff at offset 10", "re-save the file as UTF-8"],
     ),
     ("empty text", _bytes("book.txt", b"  \n\n "), [], ["the text is empty"]),
+    ("one NUL character", _bytes("book.txt", b"\x00"), [], ["text too short"]),
+    (
+        "bare carriage return in the header",
+        _bytes("data.csv", b"y,\r,"),
+        ["--target", "y"],
+        ["cannot be read as a csv table"],
+    ),
+    (
+        "spreadsheet serial dates",
+        _csv("t,y\n" + "".join(f"{45000 + i / 24},{i}\n" for i in range(60))),
+        ["--target", "y", "--time-col", "t"],
+        ["time column 't' holds numbers such as 45000", "serial days", "ISO 8601"],
+    ),
     ("text too short", _bytes("book.txt", b"abcdefghij"), [], ["text too short"]),
     ("unknown file type", _bytes("data.xlsx", b"PK"), [], ["unknown file type '.xlsx'"]),
     (
@@ -249,6 +263,20 @@ def test_integer_dates_parse_as_yyyymmdd_or_yyyymm(stores: Stores) -> None:
         assert str(times[0])[:10] == first and str(times[-1])[:4] in ("2024", "2020")
         if step:
             assert (times[1:] - times[:-1] == np.timedelta64(1, "D")).all()
+
+
+def test_offsets_across_a_daylight_saving_change_are_read_in_utc(stores: Stores) -> None:
+    from tuner.data.catalog import load_dataset, resolve_dataset
+
+    # Europe/Berlin, 2024-03-31: 01:00+01:00 is followed by 03:00+02:00 (both 01:00 UTC+1h).
+    local = pd.date_range("2024-03-30 12:00", periods=48, freq="h", tz="Europe/Berlin")
+    rows = [f"{t.isoformat()},{i}\n" for i, t in enumerate(local)]
+    assert {r[19:25] for r in rows} == {"+01:00", "+02:00"}
+    path = _csv("t,y\n" + "".join(rows))(stores.root)
+    data = load_dataset(resolve_dataset(str(path), target=("y",), time_col="t", horizon=2))
+    times = data.timestamps
+    assert str(times[0]).startswith("2024-03-30T11:00")  # 12:00+01:00 in UTC
+    assert (times[1:] - times[:-1] == np.timedelta64(1, "h")).all()  # one hour a row
 
 
 @pytest.mark.parametrize("name", ["data.csv", "book.txt", "data.npz"])

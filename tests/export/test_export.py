@@ -306,6 +306,7 @@ BAD = [
     ("tampered model", "tamper", "model.keras does not match its SHA-256"),
     ("wrong columns", "columns", "column(s) ['co2'] missing"),
     ("too little history", "short", "too little history: 10 rows"),
+    ("unparsable last timestamp", "last time", "'yesterday') is not a timestamp"),
 ]
 
 
@@ -334,6 +335,9 @@ def test_bad_bundle_or_input_exits_2(
         frame = _co2()
         if make == "columns":
             frame = frame.rename(columns={"co2": "ppm"})
+        if make == "last time":
+            frame = frame.astype({"date": str})
+            frame.loc[frame.index[-1], "date"] = "yesterday"
         frame.tail(10 if make == "short" else 200).to_csv(history, index=False)
         args = ["--model", str(bundle), "--input", str(history)]
     code = main(["predict", *args])

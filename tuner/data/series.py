@@ -220,7 +220,7 @@ def _header(path: Path) -> list[str]:
         raise
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: the file has no header and no rows; give a table.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+    except (pd.errors.ParserError, csv.Error, UnicodeDecodeError, OSError, ValueError) as e:
         raise InputError(
             f"{path}: cannot be read as a {path.suffix[1:]} table ({_first(e)})."
         ) from None
@@ -323,9 +323,24 @@ _INTEGER_DATES = {8: "%Y%m%d", 6: "%Y%m"}
 def parse_times(column: pd.Series, *, where: str) -> pd.Series:
     """Timestamps of a time column (unparsable values become NaT). Integers are
     read as YYYYMMDD or YYYYMM dates, never as nanoseconds since 1970; other
-    integers stop with a line saying how to write the dates."""
+    integers stop with a line saying how to write the dates, as do fractional numbers
+    (a spreadsheet's serial days). Timestamps with UTC offsets are read in UTC: a
+    daylight-saving change mixes +01:00 and +02:00 in one column."""
+    if pd.api.types.is_float_dtype(column) and column.notna().any():
+        first = column[column.notna()].iloc[0]
+        raise InputError(
+            f"{where}: time column {column.name!r} holds numbers such as {first:g}, which are "
+            "not dates (spreadsheet serial days?); write the dates as ISO 8601 "
+            "(2001-12-29 13:00) or as YYYYMMDD."
+        )
     if not pd.api.types.is_integer_dtype(column):
-        return pd.to_datetime(column, errors="coerce")
+        try:
+            times = pd.to_datetime(column, errors="coerce")
+        except (ValueError, TypeError):  # mixed UTC offsets, or offsets beside none
+            times = pd.to_datetime(column, errors="coerce", utc=True)
+        if isinstance(times.dtype, pd.DatetimeTZDtype):
+            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        return times
     digits = column.abs().astype(str).str.len()
     width = int(digits.iloc[0]) if len(column) else 0
     if width not in _INTEGER_DATES or not (digits == width).all():

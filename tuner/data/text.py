@@ -133,6 +133,8 @@ def encode(text: str, vocab: tuple[str, ...]) -> np.ndarray:
     """Vocabulary indices of every character (0 where unknown), without a Python loop."""
     points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     known = np.array([ord(c) for c in vocab[1:]], dtype=np.uint32)  # sorted, as vocab is
+    if not len(known):  # a training text of unknown characters alone
+        return np.zeros(len(points), np.int32)
     pos = np.searchsorted(known, points)
     hit = known[np.minimum(pos, len(known) - 1)] == points
     return np.where(hit, pos + 1, 0).astype(np.int32)
@@ -161,8 +163,6 @@ def load_text(spec: DatasetSpec) -> TextData:
     if not text.strip():
         raise InputError(f"{spec.path}: the text is empty (only whitespace); give a text file.")
     borders = split_borders(len(text), spec, unit="characters")
-    vocab = (UNKNOWN, *sorted(set(text[: borders[0]]) - {UNKNOWN}))
-    codes = encode(text[: borders[2]], vocab)
     sizes = {"training": borders[0], "validation": borders[1] - borders[0]}
     sizes["test"] = borders[2] - borders[1]
     for name, size in sizes.items():
@@ -171,6 +171,8 @@ def load_text(spec: DatasetSpec) -> TextData:
                 f"{spec.path}: text too short: the {name} split has {size} characters, "
                 "at least 2 are needed; give a longer text or another --split."
             )
+    vocab = (UNKNOWN, *sorted(set(text[: borders[0]]) - {UNKNOWN}))
+    codes = encode(text[: borders[2]], vocab)
     return TextData(
         spec=spec,
         codes=codes,

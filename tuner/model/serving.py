@@ -68,6 +68,11 @@ def forecast(bundle: SavedModel, history: pd.DataFrame, *, source: str = "input"
     time_col, step = prep.get("time_col"), prep.get("time_step")
     if time_col and step and time_col in history.columns:
         last = parse_times(history[time_col].iloc[-1:], where=source).iloc[0]
+        if pd.isna(last):
+            raise InputError(
+                f"{source}: the last row's {time_col!r} ({history[time_col].iloc[-1]!r}) is not a "
+                "timestamp, so the forecasts cannot be dated; fix that row."
+            )
         frame.insert(0, time_col, last + pd.Timedelta(step) * frame["step"])
     return frame
 
