@@ -32,36 +32,15 @@ ONE_LINE = 300  # characters a refusal may take
 
 # Cells a hostile or careless table holds: numbers, gaps, words, dates with and
 # without offsets, spreadsheet serials, quotes, separators, control characters.
+_WORDS = (
+    "", "nan", "NaN", "inf", "-inf", "NULL", "True", "false", "1e400", "0x1F",
+    "2024-03-31 01:00:00+01:00", "2024-03-31 03:00:00+02:00", "2024-13-45",
+    "45000.5", "1,5", '"a,b"', '"', "\x00", "é", "日本", " ", "\t", "1;2",
+)  # fmt: skip
 CELLS = st.one_of(
     st.integers(-(10**6), 10**6).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(
-        [
-            "",
-            "nan",
-            "NaN",
-            "inf",
-            "-inf",
-            "NULL",
-            "True",
-            "false",
-            "1e400",
-            "0x1F",
-            "2024-03-31 01:00:00+01:00",
-            "2024-03-31 03:00:00+02:00",
-            "2024-13-45",
-            "45000.5",
-            "1,5",
-            '"a,b"',
-            '"',
-            "\x00",
-            "é",
-            "日本",
-            " ",
-            "\t",
-            "1;2",
-        ]
-    ),  # fmt: skip
+    st.sampled_from(_WORDS),
     st.text(max_size=8),
 )
 
