@@ -248,6 +248,15 @@ def make_folder(folder: Path, *, option: str) -> None:
         )
 
 
+# Seconds a command waits for a local SQLite store another process holds locked
+# (a long write, an open `sqlite3` shell) before it says so.
+LOCK_WAIT_S = 60.0
+
+
+def lock_wait_s() -> float:
+    return LOCK_WAIT_S
+
+
 def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
     """A local store file that exists must be an SQLite database that is empty or holds
     this kind of store (`table`: one of its tables): a damaged file or another
@@ -258,14 +267,11 @@ def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
     # Read through SQLite only: closing any other descriptor of the file would drop
     # every POSIX lock this process holds on it, an open store connection's too.
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        with contextlib.closing(sqlite3.connect(path, timeout=lock_wait_s())) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     except sqlite3.OperationalError as e:
         if "locked" in str(e):
-            raise InputError(
-                f"{option}: {path} is locked by another process (waited 30 s); retry when "
-                "it has finished."
-            ) from None
+            raise InputError(_locked(option, str(path), lock_wait_s())) from None
         raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
     except sqlite3.DatabaseError as e:
         if "not a database" in str(e):
@@ -293,6 +299,30 @@ def store_lock(database: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def locked_store(option: str, store: str, *, waited: float) -> Iterator[None]:
+    """Say in one line that `store` (given by `option`) is locked by another process,
+    where SQLite gave up waiting `waited` seconds for it ("database is locked"
+    anywhere in the exception's chain)."""
+    try:
+        yield
+    except Exception as e:
+        cause: BaseException | None = e
+        while cause is not None and "database is locked" not in str(cause):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        shown = mask_secrets(store).removeprefix("sqlite:///")  # a local store: its path
+        raise InputError(_locked(option, shown, waited)) from None
+
+
+def _locked(option: str, store: str, waited: float) -> str:
+    return (
+        f"{option}: {store} is locked by another process (waited {waited:g} s); let it "
+        "finish or stop it, then run the command again."
+    )
 
 
 # Study names become MLflow experiment and registered-model names and parts of

@@ -331,3 +331,64 @@ def test_a_damaged_or_foreign_store_file_is_refused_and_left_as_it_was(
     assert path.read_bytes() == before  # nothing written into it
     other = "mlflow.db" if store == "optuna.db" else "optuna.db"
     assert not (stores.root / other).exists()  # nor the other store created
+
+
+@pytest.mark.parametrize("study_exists", [False, True], ids=["new study", "resumed study"])
+def test_a_deleted_mlflow_experiment_is_refused_and_no_study_is_left(
+    stores: Stores, capsys: pytest.CaptureFixture[str], study_exists: bool
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    if study_exists:  # a finished study of one trial, then its experiment deleted
+        assert main(tiny_tune_args(stores, trials=1)) == 0
+        capsys.readouterr()
+    client = MlflowClient(stores.tracking)
+    found = client.get_experiment_by_name("tiny")
+    experiment = found.experiment_id if found else client.create_experiment("tiny")
+    client.delete_experiment(experiment)
+    assert main(tiny_tune_args(stores, trials=2)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 300 and "Traceback" not in err, err
+    assert f"MLflow experiment 'tiny' (id {experiment}) was deleted" in err
+    assert "--experiment NEW_NAME" in err
+    names = [s.study_name for s in optuna.get_all_study_summaries(stores.storage)]
+    if study_exists:
+        assert len(optuna.load_study(study_name="tiny", storage=stores.storage).trials) == 1
+    else:
+        assert names == []  # nothing created
+
+
+@pytest.mark.parametrize("store", ["optuna.db", "mlflow.db"])
+def test_a_locked_store_is_named_after_a_bounded_wait(
+    stores: Stores,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    store: str,
+) -> None:
+    import subprocess
+    import sys
+
+    import tuner.config
+
+    assert main(tiny_tune_args(stores, trials=1)) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(tuner.config, "LOCK_WAIT_S", 2.0)
+    holder = subprocess.Popen(  # another process holds the file locked for writing
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         f"db = sqlite3.connect({str(stores.root / store)!r}, isolation_level=None)\n"
+         "db.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(tiny_tune_args(stores, trials=2)) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 300 and "Traceback" not in err, err
+    option = "--storage" if store == "optuna.db" else "--tracking-uri"
+    assert f"{option}: {stores.root / store} is locked by another process (waited 2 s)" in err
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    assert len(study.trials) == 1  # nothing lost, nothing added

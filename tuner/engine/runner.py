@@ -24,8 +24,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.config import TuneConfig, mask_secrets
-from tuner.data.spec import DatasetInfo
+from tuner.config import TuneConfig, lock_wait_s, locked_store, mask_secrets
+from tuner.data.spec import Dataset, DatasetInfo
 from tuner.devices import (
     choose_gpus,
     default_backend,
@@ -45,7 +45,13 @@ from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.storage import check_storage_file
 from tuner.study.summary import finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
-from tuner.tracking.tracker import Tracker, resolve_tracking_uri, tracking_down
+from tuner.tracking.tracker import (
+    MLFLOW_LOCK_WAIT_S,
+    Tracker,
+    check_experiment,
+    resolve_tracking_uri,
+    tracking_down,
+)
 
 # Trials a worker process runs before a fresh one replaces it, by backend: TensorFlow
 # keeps about 10 MB per trained model after `clear_session` (PyTorch unmeasured).
@@ -79,24 +85,16 @@ def run_tune(
     warm = _warm_start(config, data.info, space)
     check_storage_file(config.storage_url)  # before the MLflow store is created
     tracking_uri = resolve_tracking_uri(config.tracking)
-    study = open_study(config, data, space, tracking_uri=tracking_uri)
-    if warm is not None:
-        warm.enqueue(study)
+    with locked_store("--tracking-uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
+        check_experiment(tracking_uri, config.experiment or config.study_name)
+    with locked_store("--storage", config.storage_url, waited=lock_wait_s()):
+        study = open_study(config, data, space, tracking_uri=tracking_uri)
+        if warm is not None:
+            warm.enqueue(study)
     if not any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
         for line in study.user_attrs.get(PORTFOLIO_LINES, []):  # a new study
             err.print(line)
-    tracker = Tracker(tracking_uri, config.experiment or config.study_name)
-    study.set_user_attr("mlflow_ui", tracker.set_runs_view((study.metric_names or ["value"])[0]))
-    closed = tracker.close_dead_runs()
-    if closed:
-        err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
-    resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
-    tracker.start_parent(
-        f"{config.study_name}-{role}-{time.strftime('%Y%m%d-%H%M%S')}",
-        resolved,
-        tags={"study": config.study_name, "role": role},
-    )
-    _log_dataset(tracker, study, data.spec.path)
+    tracker = _open_tracker(config, study, data, space, tracking_uri=tracking_uri, role=role)
     job = WorkerJob(
         config=config,
         tracking_uri=tracking_uri,
@@ -133,6 +131,34 @@ def run_tune(
                 raise
             err.print("the MLflow parent run stays open: the next run closes it")
     return summary
+
+
+def _open_tracker(
+    config: TuneConfig,
+    study: optuna.Study,
+    data: Dataset,
+    space: SearchSpace,
+    *,
+    tracking_uri: str,
+    role: str,
+) -> Tracker:
+    """The invocation's Tracker, its parent run started: runs left RUNNING by dead
+    processes closed, the study's MLflow view and dataset recorded."""
+    with locked_store("--tracking-uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
+        tracker = Tracker(tracking_uri, config.experiment or config.study_name)
+        view = tracker.set_runs_view((study.metric_names or ["value"])[0])
+        closed = tracker.close_dead_runs()
+        resolved = config.resolved() | {"space": str(space.path), "tracking_uri": tracking_uri}
+        tracker.start_parent(
+            f"{config.study_name}-{role}-{time.strftime('%Y%m%d-%H%M%S')}",
+            resolved,
+            tags={"study": config.study_name, "role": role},
+        )
+    study.set_user_attr("mlflow_ui", view)
+    if closed:
+        err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
+    _log_dataset(tracker, study, data.spec.path)
+    return tracker
 
 
 def worker_gpus(

@@ -23,7 +23,7 @@ from optuna.storages import (
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config import check_sqlite, make_folder, mask_secrets, store_lock
+from tuner.config import check_sqlite, lock_wait_s, make_folder, mask_secrets, store_lock
 from tuner.errors import InputError
 
 # Heartbeats, their retry callback, metric names and multivariate TPE are marked
@@ -177,7 +177,7 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
                 "it and pass the copy's --storage URL."
             )
         # Wait for a lock instead of failing with "database is locked".
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+        engine_kwargs = {"connect_args": {"timeout": lock_wait_s()}}
     try:
         with guard:
             storage = RDBStorage(

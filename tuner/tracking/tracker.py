@@ -182,6 +182,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+MLFLOW_LOCK_WAIT_S = 20  # MLflow's own busy_timeout on SQLite (mlflow/store/db/utils.py)
+
+
+def check_experiment(tracking_uri: str, name: str) -> None:
+    """Refuse, before a study is created or resumed, an experiment `name` that was
+    deleted in MLflow (its runs cannot be written to); creates nothing."""
+    refuse_deleted(MlflowClient(tracking_uri).get_experiment_by_name(name), name)
+
+
+def refuse_deleted(found: Any, name: str) -> None:
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise InputError(
+            f"MLflow experiment {name!r} (id {found.experiment_id}) was deleted; restore it "
+            f"(mlflow experiments restore --experiment-id {found.experiment_id}) or pass "
+            "--experiment NEW_NAME."
+        )
+
+
 class Tracker:
     """Writes one invocation's runs; every call names the run it writes to."""
 
@@ -208,6 +226,7 @@ class Tracker:
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
+        refuse_deleted(found, self.experiment_name)
         if found is not None:
             if EXPERIMENT_KIND not in found.tags:  # created by an earlier version
                 self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
