@@ -392,3 +392,16 @@ def test_a_locked_store_is_named_after_a_bounded_wait(
     assert f"{option}: {stores.root / store} is locked by another process (waited 2 s)" in err
     study = optuna.load_study(study_name="tiny", storage=stores.storage)
     assert len(study.trials) == 1  # nothing lost, nothing added
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:pw@127.0.0.1:9/db", "grpc://127.0.0.1:9"], ids=["postgres", "proxy"]
+)
+def test_an_unreachable_storage_server_creates_no_mlflow_store(
+    stores: Stores, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    assert main([*tiny_tune_args(stores), "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "pw" not in err, err
+    assert "127.0.0.1:9" in err
+    assert not (stores.root / "mlflow.db").exists() and not (stores.root / "optuna.db").exists()

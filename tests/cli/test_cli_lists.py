@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,25 @@ def test_help_exits_0_and_every_tune_option_says_what_and_its_default(
             assert f"(default: {action.default})" in text or "default" in action.help, (
                 action.option_strings[0]
             )
+
+
+def test_an_unexpected_error_where_logs_cannot_be_written_still_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A working folder where logs/ cannot be made (here: a file named logs; as a
+    # read-only folder does for a user who is not root): the log goes to the
+    # temporary folder, and the crash logger itself does not crash.
+    import tuner.cli.main as cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").write_text("not a folder")
+    monkeypatch.setattr(cli, "_cmd_datasets", broken)
+    assert main(["datasets"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    log = Path(err.split("traceback written to ")[1])
+    assert log.parent.name == "tuner-logs" and "RuntimeError: a bug" in log.read_text()
+    log.unlink()

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -594,11 +595,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         flag_wording.reset(wording)
 
 
-def _write_crash_log() -> Path:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    path = (LOG_DIR / f"tuner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log").resolve()
-    path.write_text(traceback.format_exc())
-    return path
+def _write_crash_log() -> Path | str:
+    """The traceback in logs/ of the working folder, or of the temporary folder where
+    that one cannot be written (a read-only folder); its last line where neither can."""
+    name = f"tuner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    for folder in (LOG_DIR, Path(tempfile.gettempdir()) / "tuner-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = (folder / name).resolve()
+            path.write_text(traceback.format_exc())
+            return path
+        except OSError:
+            continue
+    return f"nowhere (no folder writable); the error: {traceback.format_exc().splitlines()[-1]}"
 
 
 def console_entry(argv: Sequence[str] | None = None) -> Any:

@@ -156,6 +156,9 @@ def serve_proxy(url: str, *, host: str, port: int) -> None:
     optuna.storages.run_grpc_proxy_server(storage, host=host, port=port)
 
 
+_CONNECT_TIMEOUT_S = 10  # seconds a database server has to answer
+
+
 def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
     """An RDB storage (or a storage proxy, grpc://HOST:PORT) with heartbeats, so trials
     of a dead process are failed and retried.
@@ -164,7 +167,9 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
     """
     if url.startswith(PROXY_SCHEME):
         return _open_proxy(url, tracking_uri)
-    engine_kwargs = {}
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql"):  # an unroutable host must not hang for minutes
+        engine_kwargs = {"connect_args": {"connect_timeout": _CONNECT_TIMEOUT_S}}
     guard: AbstractContextManager[None] = nullcontext()
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -218,10 +223,16 @@ def _write_ahead(storage: RDBStorage) -> None:
 
 
 def check_storage_file(url: str) -> None:
-    """A local storage file that exists must be an Optuna storage (see check_sqlite)."""
+    """A local storage file that exists must be an Optuna storage (see check_sqlite); a
+    database server must answer (opened once): checked before the MLflow store is
+    created, so a storage that fails leaves nothing behind."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         check_sqlite(path, option="--storage", table="studies", kind="an Optuna study storage")
+        return
+    storage = open_storage(url)
+    if isinstance(storage, RDBStorage):
+        storage.engine.dispose()
 
 
 def load_study(name: str, url: str) -> optuna.Study:
