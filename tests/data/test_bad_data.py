@@ -183,6 +183,28 @@ CASES = [
     ("empty text", _bytes("book.txt", b"  \n\n "), [], ["the text is empty"]),
     ("one NUL character", _bytes("book.txt", b"\x00"), [], ["text too short"]),
     (
+        "definition reading a system file",
+        _bytes("d.toml", b'task = "char_lm"\nfile = "/etc/passwd"\n'),
+        [],
+        ["d.toml: file '/etc/passwd' lies outside the definition's folder", "--dataset"],
+    ),
+    (
+        "definition reading a file above its folder",
+        _bytes("d.yaml", b"file: ../../secret.csv\ntarget: y\n"),
+        [],
+        ["d.yaml: file '../../secret.csv' lies outside the definition's folder"],
+    ),
+    (
+        "a class only in the test split",
+        _npz(
+            X=np.zeros((44, 5, 1)),
+            y=np.array([0, 1] * 20 + [2] * 4),
+            split=np.array([0] * 30 + [1] * 5 + [2] * 9),
+        ),
+        [],
+        ["class(es) ['2'] have no sequence in the training or validation splits", "--split"],
+    ),
+    (
         "bare carriage return in the header",
         _bytes("data.csv", b"y,\r,"),
         ["--target", "y"],

@@ -32,3 +32,18 @@ def test_forecast_figure_has_dates_and_units() -> None:
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("date", "co2 (ppm)")
     observed = ax.lines[0].get_xdata()
     assert str(observed[0])[:10] == str(data.timestamps[data.borders[1]])[:10]
+
+
+def test_a_confusion_matrix_shows_every_class_when_the_test_lacks_one() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tuner.report.model_figures import _confusion
+
+    data = SimpleNamespace(classes=("a", "b", "c"))
+    test = SimpleNamespace(y=np.array([0, 1, 1, 0]))  # no 'c' in the test split
+    outputs = np.eye(3)[[0, 1, 0, 0]].astype("float32")
+    figure = _confusion(outputs, data, test, "set")
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert labels == ["a", "b", "c"]

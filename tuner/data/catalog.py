@@ -105,6 +105,14 @@ def read_definition(path: Path) -> DatasetSpec:
         data_path = packaged_file(file.removeprefix(PACKAGED), definition=path)
     else:
         data_path = (path.parent / file).resolve()
+        if not data_path.is_relative_to(path.parent.resolve()):
+            # A definition from elsewhere must not read (and quote in its errors)
+            # files it was not shipped with: /etc/passwd, ~/.ssh, ../../secrets.
+            raise InputError(
+                f"dataset definition {path}: file {file!r} lies outside the definition's "
+                "folder; put the data beside the definition (or below it), or pass the data "
+                "file itself with --dataset."
+            )
     for key in ("target", "covariates"):
         if isinstance(values.get(key), str):
             values[key] = (values[key],)

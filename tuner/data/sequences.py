@@ -192,7 +192,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
         )
     _check_folds(labels, parts, spec)
     scaled, mean, scale = _scale(x, lengths, parts["train"])
-    return SequenceData(
+    data = SequenceData(
         spec=spec,
         x=scaled,
         labels=labels.astype(np.int32),
@@ -210,6 +210,23 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
             split_sizes=[len(parts[s]) for s in ("train", "val", "test")],
         ),
     )
+    _check_classes_trained(data)
+    return data
+
+
+def _check_classes_trained(data: SequenceData) -> None:
+    """Every class needs a sequence the trials train on (the training split; under
+    cross-validation the training and validation splits, pooled into folds): a class
+    seen only in the held-out splits can never be predicted."""
+    trained = data._non_test if data.cv else data.parts["train"]
+    missing = sorted(set(range(len(data.classes))) - set(data.labels[trained].tolist()))
+    if missing:
+        where = "training or validation splits" if data.cv else "training split"
+        names = [data.classes[i] for i in missing[:5]]
+        raise InputError(
+            f"{data.spec.path}: class(es) {names} have no sequence in the {where}, so no "
+            "model can learn them; give them training samples or another --split."
+        )
 
 
 _MAX_CLASSES = 1000

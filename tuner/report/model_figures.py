@@ -63,8 +63,13 @@ def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Fi
 def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
     predicted = class_probabilities(outputs).argmax(1)
     figure, ax = plt.subplots(figsize=(7, 6))
-    ConfusionMatrixDisplay.from_predictions(
-        test.y, predicted, display_labels=list(data.classes), ax=ax, colorbar=False
+    ConfusionMatrixDisplay.from_predictions(  # every class, those absent from the test too
+        test.y,
+        predicted,
+        labels=list(range(len(data.classes))),
+        display_labels=list(data.classes),
+        ax=ax,
+        colorbar=False,
     )
     ax.set_title(f"{name}: test split")
     return figure
