@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from contextvars import ContextVar
 
@@ -41,3 +42,28 @@ class TrackingUnavailable(Exception):
     """The MLflow tracking server stopped answering within its retries: the study
     stops with exit code 1 (its Optuna records are intact; runs left open are
     closed by the next run)."""
+
+
+class DiskFull(Exception):
+    """The disk holding a store filled up: the study stops with exit code 1 and one
+    line (what was committed stays; the next run closes the runs left open)."""
+
+
+_FULL = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def disk_full(error: BaseException) -> DiskFull | None:
+    """A DiskFull in one line where `error` (or an exception in its chain) says the
+    disk is full (SQLite's own words, or ENOSPC/EDQUOT from the OS), else None."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {cause.filename}" if cause.filename else ""
+            return DiskFull(f"the disk is full{where}; free space, then run the same command again")
+        if any(words in str(cause) for words in _FULL):
+            return DiskFull(
+                "the disk holding the stores is full (database or disk is full); free space, "
+                "then run the same command again"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None

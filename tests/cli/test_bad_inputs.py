@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
-from tests.conftest import SPACES, Stores, tiny_tune_args
+from tests.conftest import SPACES, Stores, start_tuner, tiny_tune_args
 from tuner.cli.main import main
 
 CASES = [
@@ -405,3 +406,34 @@ def test_an_unreachable_storage_server_creates_no_mlflow_store(
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "pw" not in err, err
     assert "127.0.0.1:9" in err
     assert not (stores.root / "mlflow.db").exists() and not (stores.root / "optuna.db").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB file system (tmpfs) for the stores; needs the right to mount (root here)."""
+    import subprocess
+
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_study_with_one_line(small_disk: Path) -> None:
+    small = Stores(small_disk)
+    proc = start_tuner(*tiny_tune_args(small, trials=20))
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tuner: error: the disk holding the stores is full"), err
+    assert "Traceback" not in err and "INSERT INTO" not in err, err
+    study = optuna.load_study(study_name="tiny", storage=small.storage)
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # kept

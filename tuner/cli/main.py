@@ -43,7 +43,7 @@ from tuner.config import (
     tracking_uri,
 )
 from tuner.devices import PRECISIONS, default_backend, import_keras_quietly
-from tuner.errors import InputError, TrackingUnavailable, flag_wording
+from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
 from tuner.paths import DEFAULT_STORAGE, LOG_DIR
 
 
@@ -587,7 +587,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 143 if signame == "SIGTERM" else 130
-    except Exception:
+    except DiskFull as e:
+        print(f"tuner: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if (full := disk_full(e)) is not None:  # in this process: the crash log cannot be
+            print(f"tuner: error: {full}", file=sys.stderr)  # written either
+            return 1
         log = _write_crash_log()
         print(f"tuner: unexpected error; traceback written to {log}", file=sys.stderr)
         return 1

@@ -35,7 +35,7 @@ from tuner.devices import (
 )
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.engine.worker import worker_main
-from tuner.errors import InputError, TrackingUnavailable
+from tuner.errors import DiskFull, InputError, TrackingUnavailable
 from tuner.model.size import largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
@@ -274,6 +274,8 @@ def _problem(result: WorkerResult, job: WorkerJob) -> BaseException | None:
         return InputError(result.message)
     if result.reason == "tracking":
         return TrackingUnavailable(result.message)
+    if result.reason == "disk_full":
+        return DiskFull(result.message)
     if result.reason == "crash":
         return RuntimeError(f"a worker process failed:\n{result.message}")
     if result.reason == "interrupted":

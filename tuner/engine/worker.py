@@ -29,7 +29,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from tuner.devices import import_keras_quietly, prepare_process, set_precision
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
-from tuner.errors import InputError, TrackingUnavailable
+from tuner.errors import InputError, TrackingUnavailable, disk_full
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
 
@@ -97,6 +97,8 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
 
         if tracking_down(e):  # between trials: registering the champion, closing runs
             result = WorkerResult("tracking", message=unavailable(job.tracking_uri))
+        elif (full := disk_full(e)) is not None:
+            result = WorkerResult("disk_full", message=str(full))
         else:
             result = WorkerResult("crash", message=traceback.format_exc())
     try:

@@ -218,3 +218,6 @@ def quiet_libraries() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # It logs each database error with its SQL and parameters, then raises it: the
+    # error is reported once, in one line (a full disk, a locked file).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
