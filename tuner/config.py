@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
-from tuner.errors import InputError
+from tuner.errors import InputError, causes
 from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, MODEL_FILE
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid")
@@ -309,10 +309,7 @@ def locked_store(option: str, store: str, *, waited: float) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        cause: BaseException | None = e
-        while cause is not None and "database is locked" not in str(cause):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        if not any("database is locked" in str(cause) for cause in causes(e)):
             raise
         shown = mask_secrets(store).removeprefix("sqlite:///")  # a local store: its path
         raise InputError(_locked(option, shown, waited)) from None

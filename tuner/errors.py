@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import re
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 # `--max-epochs 0` -> `max_epochs=0`; `--study co2:` -> `study=co2:`; `--format:` -> `format:`
@@ -52,11 +53,19 @@ class DiskFull(Exception):
 _FULL = ("database or disk is full", "No space left on device", "Disk quota exceeded")
 
 
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what caused it, outermost first (`raise ... from`, or raised while
+    handling)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
 def disk_full(error: BaseException) -> DiskFull | None:
     """A DiskFull in one line where `error` (or an exception in its chain) says the
     disk is full (SQLite's own words, or ENOSPC/EDQUOT from the OS), else None."""
-    cause: BaseException | None = error
-    while cause is not None:
+    for cause in causes(error):
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" writing {cause.filename}" if cause.filename else ""
             return DiskFull(f"the disk is full{where}; free space, then run the same command again")
@@ -65,5 +74,4 @@ def disk_full(error: BaseException) -> DiskFull | None:
                 "the disk holding the stores is full (database or disk is full); free space, "
                 "then run the same command again"
             )
-        cause = cause.__cause__ or cause.__context__
     return None

@@ -29,7 +29,7 @@ from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from tuner.config import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.devices import serving_backend
-from tuner.errors import InputError
+from tuner.errors import InputError, causes
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
 from tuner.paths import MODEL_FILE
@@ -71,13 +71,11 @@ _UNREACHABLE = (
 
 def tracking_down(error: BaseException) -> bool:
     """Whether `error` (or what caused it) is a tracking server that did not answer."""
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in causes(error):
         if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             return True
         if isinstance(seen, MlflowException) and any(m in str(seen) for m in _UNREACHABLE):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 
