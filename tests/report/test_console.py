@@ -41,3 +41,28 @@ def test_forced_colour_without_a_terminal_gets_lines_not_bars(
     with TrialProgress(5, 1, console=console) as bar:
         bar.epoch(3, 1, 10, {"val_loss": 0.25})
     assert cell.getvalue() == ""
+
+
+def test_status_table_gives_each_trial_one_line_at_80_columns() -> None:
+    from rich.console import Console
+
+    from tuner.report.console import trials_table
+
+    rows = [
+        {
+            "number": i, "state": "complete", "value": 0.1 + i / 100, "epochs": 20,
+            "duration_s": 12.5,
+            "params": {"cell": "lstm", "units_0": 16 * (1 + i % 4), "dropout": 0.05 * (i % 3),
+                       "learning_rate": 1e-3, "optimizer": "adam", "batch_size": 16},
+        }
+        for i in range(25)
+    ]  # fmt: skip
+    console = Console(width=80, record=True)
+    console.print(trials_table(rows, title="study x: 25 trials", metric="val_mse", best=3))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    body = [line for line in lines if line.startswith("│")]
+    assert len(body) == 25  # one line a trial (368 lines at 80 columns before)
+    assert body[3].startswith("│ 3* │") and "units_0=32, dropout=0.1" in body[5]
+    caption = " ".join(" ".join(lines[-3:]).split())
+    assert "in every trial: cell=lstm, learning_rate=0.001, optimizer=adam" in caption

@@ -109,20 +109,43 @@ def trials_table(
     limit: int | None = None,
 ) -> Table:
     """Trials with their objective (`metric`, e.g. val_mse): a pruned trial shows the
-    last value it reported, marked; the best trial is starred."""
-    table = Table(title=title, caption=f"* best trial; {metric} (last): reported before pruning")
-    for col, justify in (("#", "right"), ("state", "left"), (metric, "right"), ("epochs", "right"),
-                         ("seconds", "right"), ("params", "left")):  # fmt: skip
-        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for row in rows[:limit]:
+    last value it reported, marked; the best trial is starred. One line a trial: its
+    parameters that differ between the trials shown (cut at the terminal's width);
+    those alike in all of them are said once, under the table."""
+    shown = rows[:limit]
+    alike = _alike(shown)
+    caption = f"* best trial; {metric} (last): reported before pruning"
+    if alike:
+        caption += "; in every trial: " + ", ".join(f"{k}={_short(v)}" for k, v in alike.items())
+    table = Table(title=title, caption=caption)
+    cells = []
+    for row in shown:
         value = f"{row['value']:.5f}" if row["value"] is not None else "-"
         if row["state"] == "pruned" and row["value"] is not None:
             value += " (last)"
         secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
-        params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
         number = f"{row['number']}*" if row["number"] == best else str(row["number"])
-        table.add_row(number, row["state"], value, str(row["epochs"] or "-"), secs, params)
+        params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items() if k not in alike)
+        cells.append((number, row["state"], value, str(row["epochs"] or "-"), secs, params))
+    heads = (("#", "right"), ("state", "left"), (metric, "right"), ("epochs", "right"),
+             ("seconds", "right"))  # fmt: skip
+    widths = [max([len(head), *(len(c[i]) for c in cells)]) for i, (head, _) in enumerate(heads)]
+    for (head, justify), width in zip(heads, widths, strict=True):
+        table.add_column(head, justify=justify, min_width=width)  # type: ignore[arg-type]
+    # What the terminal leaves (each column takes 3 more: padding and a border).
+    room = out.width - sum(widths) - 3 * len(heads) - 4
+    table.add_column("params", no_wrap=True, overflow="ellipsis", max_width=max(20, room))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
+
+
+def _alike(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters every one of several trials with parameters has, at one value."""
+    drawn = [row["params"] for row in rows if row["params"]]
+    if len(drawn) < 2:
+        return {}
+    return {k: v for k, v in drawn[0].items() if all(k in p and p[k] == v for p in drawn[1:])}
 
 
 def results_table(summary: dict[str, Any]) -> Table:
