@@ -415,7 +415,15 @@ import keras
 
 folder = Path(sys.argv[1])
 model = keras.saving.load_model(sys.argv[2], safe_mode=True)
-print(json.dumps(model.predict(np.load(folder / "x.npy"), verbose=0).tolist()))
+x = np.load(folder / "x.npy")
+if model.inputs[0].shape[1] is not None:  # a declared window: a wrong one is refused,
+    try:  # with Keras' own shape error, and the model keeps working after it
+        model(np.concatenate([x, x[:, :1]], axis=1))
+    except ValueError as e:
+        assert "expected shape" in str(e), e
+    else:
+        raise AssertionError("a window one step too long was accepted")
+print(json.dumps(model.predict(x, verbose=0).tolist()))
 for name in list(sys.modules):
     assert not name.startswith("tuner"), name
 """
