@@ -154,26 +154,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     x, y = arrays["X"], arrays["y"]
     if x.ndim == 2:
         x = x[:, :, None]
-    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
-        raise InputError(
-            f"{spec.path}: X must be a numeric array shaped (samples, steps, features), but "
-            f"has shape {x.shape} and dtype {x.dtype}; reshape it."
-        )
-    if np.iscomplexobj(x) or np.iscomplexobj(y):
-        raise InputError(
-            f"{spec.path}: {'X' if np.iscomplexobj(x) else 'y'} holds complex numbers; give "
-            "real values (e.g. the real and imaginary parts of X as two features)."
-        )
-    if 0 in x.shape:
-        raise InputError(
-            f"{spec.path}: X has shape {x.shape}: it needs at least one sequence, one step "
-            "and one feature; check how it was saved."
-        )
-    if y.ndim != 1 or len(y) != len(x):
-        raise InputError(
-            f"{spec.path}: X and y must have one label per sequence, but X has {len(x)} "
-            f"sequences and y has shape {y.shape}; give y shaped ({len(x)},)."
-        )
+    _check_shapes(x, y, spec.path)
     _check_labels(y, spec.path)
     x = x.astype(np.float32)
     lengths = _lengths(x, arrays.get("lengths"), spec.path)
@@ -212,6 +193,30 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     )
     _check_classes_trained(data)
     return data
+
+
+def _check_shapes(x: np.ndarray, y: np.ndarray, path: Path) -> None:
+    """X real numbers shaped (samples, steps, features), none of them 0; one label each."""
+    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
+        raise InputError(
+            f"{path}: X must be a numeric array shaped (samples, steps, features), but "
+            f"has shape {x.shape} and dtype {x.dtype}; reshape it."
+        )
+    if np.iscomplexobj(x) or np.iscomplexobj(y):
+        raise InputError(
+            f"{path}: {'X' if np.iscomplexobj(x) else 'y'} holds complex numbers; give "
+            "real values (e.g. the real and imaginary parts of X as two features)."
+        )
+    if 0 in x.shape:
+        raise InputError(
+            f"{path}: X has shape {x.shape}: it needs at least one sequence, one step "
+            "and one feature; check how it was saved."
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise InputError(
+            f"{path}: X and y must have one label per sequence, but X has {len(x)} "
+            f"sequences and y has shape {y.shape}; give y shaped ({len(x)},)."
+        )
 
 
 def _check_classes_trained(data: SequenceData) -> None:
