@@ -50,6 +50,7 @@ def _document(results: Path, out: Path, title: str) -> list[str]:
         ("b7_storage", _b7),
         ("b8_first_error", _b8),
         ("b9_panel", _b9),
+        ("b11_generation", _b11),
         ("windowing", _windowing),
     ]
     summary: list[str] = []
@@ -448,6 +449,34 @@ def _b8(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"| {r['case']} | `{r['command']}` | {r['median_s']} | {r['max_s']} | "
             f"{','.join(map(str, r['exit_codes']))} | `{r['line']}` |"
             for r in rows
+        ),
+    ]
+    return summary, text
+
+
+def _b11(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
+    summary = [
+        f"| B11 | characters per second generated from a fresh model ({data['default']}) "
+        f">= {data['target']:g} | {data['slowest_first_chars_per_s']:g} | "
+        f"{_yes(data['target_met'])} |"
+    ]
+    text = [
+        "## B11 character generation speed",
+        "",
+        f"Model: {data['model']} (B2's alice champion configuration, initial weights). Each "
+        f"prompt is continued by {data['length']} characters: first by a fresh model (one "
+        "`tuner predict` call, compilation included), then the median of three more runs. "
+        "Every character goes through one compiled predict step on a full window "
+        "(`tuner/model/sample.py`).",
+        "",
+        "| backend | prompt characters | first run s | characters/s, first run | "
+        "characters/s, steady |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['backend']} | {row['prompt_chars']} | {row['first_s']} | "
+            f"{row['first_chars_per_s']} | {row['steady_chars_per_s']} |"
+            for r in data["results"]
+            for row in r["rows"]
         ),
     ]
     return summary, text

@@ -9,8 +9,9 @@ import pytest
 from tests.conftest import Stores, tiny_tune_args
 from tuner.cli.main import main
 from tuner.data.catalog import builtin_datasets, load_dataset
+from tuner.errors import InputError
 from tuner.model.build import build_model, make_optimizer
-from tuner.model.params import DEFAULTS, READS, Params, pattern
+from tuner.model.params import DEFAULTS, READS, Params, check_space_names, pattern
 from tuner.space import load_space, probe_space
 
 TASK_DATASETS = {"forecasting": "co2", "classification": "japanese_vowels", "char_lm": "alice"}
@@ -73,3 +74,10 @@ def test_a_misspelt_or_unused_name_exits_2_before_training(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (stores.root / "mlflow.db").exists() or "Run" not in err[0]
+
+
+def test_a_character_space_cannot_make_its_model_read_ahead() -> None:
+    """A bidirectional character model would see the character it predicts."""
+    check_space_names(["bidirectional"], task="classification", space="s")
+    with pytest.raises(InputError, match="so it never reads ahead; rename or remove it"):
+        check_space_names(["bidirectional"], task="char_lm", space="s")

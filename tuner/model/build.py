@@ -160,7 +160,8 @@ def _recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fal
             kernel_regularizer=_l2(params),
             dtype=_cell_dtype(params["cell"]),
         )
-        x = keras.layers.Bidirectional(layer)(x) if params["bidirectional"] else layer(x)
+        both_ways = not sequences and params["bidirectional"]  # sequences: a causal model
+        x = keras.layers.Bidirectional(layer)(x) if both_ways else layer(x)
         if params["layer_norm"] and not last:
             x = keras.layers.LayerNormalization()(x)
         if params["dropout"]:

@@ -72,8 +72,10 @@ READS: dict[str, frozenset[str]] = {
         | _RECURRENT
         | {"attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters"}
     ),
-    "char_lm": frozenset(
-        _TRAINING | _RECURRENT | {"seq_len", "embedding_dim", "input_dropout", "attention"}
+    "char_lm": frozenset(  # a character model reads the past only: never bidirectional
+        _TRAINING
+        | _RECURRENT - {"bidirectional"}
+        | {"seq_len", "embedding_dim", "input_dropout", "attention"}
     ),
 }
 _INDEXED = re.compile(r"^(?P<stem>[a-z_]+_)\d+$")
@@ -110,6 +112,13 @@ class Params(Mapping[str, Any]):
         return len(self._values)
 
 
+# Names a task's model refuses to read, and why.
+_NEVER = {
+    ("char_lm", "bidirectional"): "a character model predicts each character from the "
+    "ones before it, so it never reads ahead; ",
+}
+
+
 def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
     """Every name a space defines must be read by the task's model."""
     reads = READS[task]
@@ -119,6 +128,7 @@ def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
         known = sorted(n.replace("{i}", "0") for n in reads)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = _NEVER.get((task, name), hint)
         raise InputError(
             f"search space {space}: defines {name!r}, which the {task} model never reads; "
             f"{hint}rename or remove it (the names it reads: {', '.join(sorted(reads))})."

@@ -196,6 +196,6 @@ def request_example(data: Any, seq_len: int) -> tuple[Any, dict[str, Any] | None
         rows = data.parts["val"][:2]
         steps = int(min(data.lengths[rows]))
         return (data.x[rows, :steps] * data.scale + data.mean).astype(np.float32), None
-    start = data.borders[0]  # a prompt as long as the model's window: generated compiled
+    start = data.borders[0]  # a prompt of the validation text
     prompt = "".join(data.vocab[c] for c in data.codes[start : start + max(20, seq_len)])
     return pd.DataFrame({"prompt": [prompt]}), dict(GENERATION, length=20)
