@@ -26,7 +26,7 @@ TUNE_ARGS := --dataset $(DATASET) $(if $(TRIALS),--trials $(TRIALS)) --max-epoch
 	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
 	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
 
-.PHONY: help install tune test test-fast ui lint clean bench bench-quick
+.PHONY: help install tune test test-fast ui lint clean bench bench-quick readme-figures
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ dashboard: $(STAMP) ## serve optuna-dashboard over the study storage on 127.0.0.
 
 ui: $(STAMP) ## serve the MLflow UI over the local store on 127.0.0.1:5000; prints each study's link
 	$(BIN)/tuner ui
+
+readme-figures: $(STAMP) ## rerun `make tune` in a fresh clone of HEAD and write README.md's figures from it
+	$(BIN)/python bench/readme_tune.py
 
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py

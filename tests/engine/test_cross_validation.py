@@ -19,7 +19,7 @@ from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.sequences import SequenceData
 from tuner.data.series import SeriesData
-from tuner.data.spec import rolling_origin
+from tuner.data.spec import CV_STEPS, rolling_origin
 from tuner.data.text import TextData
 from tuner.engine.objective import Objective
 from tuner.errors import InputError
@@ -66,6 +66,23 @@ def test_classification_folds_partition_train_and_validation_only() -> None:
         seen += fold.parts["val"].tolist()
     pool = np.concatenate([data.parts["train"], data.parts["val"]])
     assert sorted(seen) == sorted(pool.tolist())  # every sequence validated once
+
+
+@pytest.mark.parametrize(("steps", "folds"), [(400, 5), (600, 0)])
+def test_small_sets_of_long_sequences_are_not_cross_validated_by_default(
+    tmp_path: Path, steps: int, folds: int
+) -> None:
+    """100 training sequences: 40,000 steps in all are cross-validated, 60,000
+    (five trainings of a long-series model) are selected on the validation split."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "long.npz"
+    np.savez(path, X=rng.normal(size=(150, steps, 1)).astype(np.float32),
+             y=np.repeat(["a", "b"], 75), split=np.repeat([0, 1, 2], [80, 20, 50]))  # fmt: skip
+    data = load_dataset(resolve_dataset(str(path)))
+    assert data.info.cv == folds == len(data.folds())
+    assert CV_STEPS == 50_000
+    explicit = load_dataset(resolve_dataset(str(path), cv=3))
+    assert explicit.info.cv == 3  # --cv always decides
 
 
 def test_text_folds_are_contiguous_blocks_before_the_test_text() -> None:

@@ -23,7 +23,8 @@ def _italy_info():  # type: ignore[no-untyped-def]
 
 def test_the_default_classification_space_expresses_both_lstm_fcn_entries() -> None:
     first = portfolio(load_space("classification"), _italy_info())
-    assert [name for _, name in first.configurations] == ["lstm-fcn-2017", "lstm-fcn-2017-128"]
+    names = [name for _, name in first.configurations]
+    assert names == ["lstm-fcn-2017", "lstm-fcn-2017-half", "lstm-fcn-2017-128"]
     params, _ = first.configurations[0]
     assert params["conv_layers"] == 3 and params["conv_filters"] == 128
     assert params["dim_shuffle"] and params["batch_size"] == 16 and params["units_0"] == 16
@@ -49,7 +50,7 @@ def test_an_entry_the_space_cannot_express_is_skipped_with_the_reason(
 ) -> None:
     first = portfolio(load_space(str(SPACES / space)), _italy_info())
     assert first.configurations == []
-    assert len(first.lines) == 2
+    assert len(first.lines) == 3
     assert first.lines[0].startswith("portfolio: skipped lstm-fcn-2017, space")
     assert reason in first.lines[0]
 

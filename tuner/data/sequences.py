@@ -20,6 +20,7 @@ from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from tuner.data.spec import (
+    CV_STEPS,
     DEFAULT_FOLDS,
     SMALL_SET,
     DatasetInfo,
@@ -50,10 +51,13 @@ class SequenceData:
 
     @property
     def cv(self) -> int:
-        """Folds: the definition's or --cv's; by default K-fold on small sets."""
+        """Folds: the definition's or --cv's; by default K-fold on small sets of
+        short sequences."""
         if self.spec.cv is not None:
             return self.spec.cv
-        return DEFAULT_FOLDS if len(self._non_test) < SMALL_SET else 0
+        pool = self._non_test
+        small = len(pool) < SMALL_SET and int(self.lengths[pool].sum()) <= CV_STEPS
+        return DEFAULT_FOLDS if small else 0
 
     @property
     def info(self) -> DatasetInfo:

@@ -36,8 +36,13 @@ _CHAR_WINDOWS = (64, 128, 256)
 # convolutional classifiers train with; batch norm needs it) is kept where it fits.
 MIN_STEPS = {"forecasting": 8, "char_lm": 8, "classification": 1}
 # Classification sets with fewer training plus validation sequences than this are
-# scored by stratified K-fold cross-validation unless the definition or --cv says.
+# scored by stratified K-fold cross-validation unless the definition or --cv says,
+# where their steps (summed over those sequences) are at most CV_STEPS: K trainings
+# of a trial cost K times one, and on long series (ACSF1: 100 x 1,460 steps, an
+# LSTM-FCN round 10-25 s on two cores) five of them leave each fold a round or two
+# of a timed trial's share. Longer small sets are selected on the validation split.
 SMALL_SET = 200
+CV_STEPS = 50_000
 DEFAULT_FOLDS = 5
 _MAX_FOLDS = 20
 
