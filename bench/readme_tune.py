@@ -57,7 +57,8 @@ def main() -> int:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, str]:

@@ -29,9 +29,7 @@ def test_the_default_study_gives_the_same_trials_twice(
         assert main([*args, "--sampler", "tpe", "--pruner", "hyperband", "--seed", "42",
                      *stores.args()]) == 0  # fmt: skip
         study = optuna.load_study(study_name="co2", storage=stores.storage)
-        runs.append(
-            [(t.params, t.state, t.intermediate_values, t.value) for t in study.trials]
-        )
+        runs.append([(t.params, t.state, t.intermediate_values, t.value) for t in study.trials])
     assert len(runs[0]) == 5
     for number, (first, second) in enumerate(zip(*runs, strict=True)):
         assert first == second, f"trial {number} differs between two identical runs"
