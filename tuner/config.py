@@ -53,7 +53,9 @@ class TuneConfig:
     engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
     kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
     epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
-    ensemble: int = 0  # average the K best trials into one champion if it validates better
+    # Average the K best trials into one champion if it validates better; None: the
+    # data's default (DatasetInfo.default_ensemble: 3 on small sets not cross-validated).
+    ensemble: int | None = None
     warm_start: str | None = None  # STUDY or STORAGE_URL#STUDY: enqueue its best configurations
     warm_start_trials: int = 5  # how many of them
     init_from: str | None = None  # bundle folder or models:/ URI whose weights trials start from
@@ -109,7 +111,9 @@ class TuneConfig:
         _one_of("--precision", self.precision, PRECISIONS)
         _one_of("--engine", self.engine, ENGINES)
         _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
-        if self.ensemble == 1 or not 0 <= self.ensemble <= _MAX_ENSEMBLE:
+        if self.ensemble is not None and (
+            self.ensemble == 1 or not 0 <= self.ensemble <= _MAX_ENSEMBLE
+        ):
             raise InputError(
                 f"--ensemble must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got "
                 f"{self.ensemble}; pass --ensemble 3, or leave it out."

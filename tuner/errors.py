@@ -1,4 +1,5 @@
-"""The two kinds of error: one stops the run, one fails a single trial."""
+"""The kinds of error: bad input stops the run (exit 2), a failed trial stops only
+itself, and a tracking server gone or a full disk stop the study with one line (exit 1)."""
 
 from __future__ import annotations
 

@@ -144,3 +144,31 @@ def test_ensemble_of_one_exits_2(stores: Stores) -> None:
     with contextlib.redirect_stderr(err):
         code = main(["tune", "--ensemble", "1", *stores.args()])
     assert code == 2 and "--ensemble must be 0 (off) or 2-10" in err.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flag", "members"), [([], [0, 1]), (["--ensemble", "0"], None)])
+def test_small_classification_sets_on_a_validation_split_average_by_default(
+    stores: Stores, flag: list[str], members: list[int] | None
+) -> None:
+    """Under 200 training sequences and no cross-validation, the champion may be the
+    top-3 ensemble of the models the trials kept (two here: two trials); `--ensemble
+    0` turns it off."""
+    data = load_dataset(resolve_dataset("italy_power_demand", cv=0))
+    assert (
+        data.info.default_ensemble == 3
+        and load_dataset(resolve_dataset("italy_power_demand")).info.default_ensemble == 0
+    )  # cross-validated: its folds would need every member again
+    out = io.StringIO()
+    argv = [
+        "tune", "--dataset", "italy_power_demand", "--cv", "0", "--trials", "2",
+        "--space", str(SPACES / "recurrent_classifier.py"), "--max-epochs", "2",
+        "--pruner", "none", *flag, *stores.args(), "--json",
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    ensemble = json.loads(out.getvalue())["ensemble"]
+    if members is None:
+        assert ensemble is None
+    else:
+        assert sorted(ensemble["members"]) == members and ensemble["retrained"] == []

@@ -307,6 +307,7 @@ BAD = [
     ("wrong columns", "columns", "column(s) ['co2'] missing"),
     ("too little history", "short", "too little history: 10 rows"),
     ("unparsable last timestamp", "last time", "'yesterday') is not a timestamp"),
+    ("NaN in the window", "nan", "at row 198 (line 199); values must be finite: the model reads"),
 ]
 
 
@@ -338,12 +339,63 @@ def test_bad_bundle_or_input_exits_2(
         if make == "last time":
             frame = frame.astype({"date": str})
             frame.loc[frame.index[-1], "date"] = "yesterday"
-        frame.tail(10 if make == "short" else 200).to_csv(history, index=False)
+        frame = frame.tail(10 if make == "short" else 200)
+        if make == "nan":  # named by its line in the file, not its row in the window
+            frame.loc[frame.index[197], "co2"] = np.nan
+        frame.to_csv(history, index=False)
         args = ["--model", str(bundle), "--input", str(history)]
     code = main(["predict", *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert expected in err[0]
+
+
+def _sequences(change: str) -> dict[str, np.ndarray]:
+    x = np.load(ROOT / "datasets" / "japanese_vowels.npz")["X"][:5]
+    lengths = np.full(5, 20)
+    if change == "none":
+        x = x[:0]
+    elif change == "bool":
+        x = x > 0
+    elif change == "complex":
+        x = x * 1j
+    elif change == "nan":
+        x = x.copy()
+        x[1, 2, 0] = np.nan
+    else:
+        lengths = {"short": np.ones(3, int), "past": np.full(5, 40), "fraction": np.full(5, 2.5)}[
+            change
+        ]
+    return {"X": x, "lengths": lengths}
+
+
+BAD_SEQUENCES = [
+    ("no sequences", "none", "has shape (0, 29, 12): it needs at least one sequence"),
+    ("boolean X", "bool", "X must be a numeric array"),
+    ("complex X", "complex", "X holds complex numbers"),
+    ("NaN inside", "nan", "the first at sequence 1, step 2, feature 0"),
+    ("lengths for 3 of 5", "short", "lengths must hold one whole number in [1, 29] per sequence"),
+    ("lengths past the end", "past", "(5 of them), but has shape (5,) and range [40, 40]"),
+    ("fractional lengths", "fraction", "but has shape (5,) and dtype float64"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), [b[1:] for b in BAD_SEQUENCES],
+                         ids=[b[0] for b in BAD_SEQUENCES])  # fmt: skip
+def test_bad_sequences_get_the_training_readers_line(
+    change: str,
+    expected: str,
+    bundles: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`tuner predict` checks sequences with the training reader's checks."""
+    path = tmp_path / "bad.npz"
+    np.savez(path, **_sequences(change))
+    code = main(["predict", "--model", str(bundles["japanese_vowels"]), "--input", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and len(err[0]) < 300, err
+    assert expected in err[0] and str(path) in err[0], err
 
 
 def test_unknown_classes_and_bad_exports_exit_2(

@@ -42,6 +42,7 @@ from tuner.config import (
     tracking_server,
     tracking_uri,
 )
+from tuner.data.spec import SMALL_SET, SMALL_SET_ENSEMBLE
 from tuner.devices import PRECISIONS, default_backend, import_keras_quietly
 from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
 from tuner.paths import DEFAULT_STORAGE, LOG_DIR
@@ -151,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=defaults.ensemble,
         help="average the K best trials into one champion when that validates better "
-        "(every task: forecasts, class probabilities, character logits; default 0: off)",
+        "(every task: forecasts, class probabilities, character logits; 0: off; default: "
+        f"{SMALL_SET_ENSEMBLE} on classification sets under {SMALL_SET} training sequences "
+        "that are not cross-validated, else off)",
     )
     tune.add_argument(
         "--warm-start",

@@ -155,13 +155,10 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, n_classes: int) -> 
 def load_sequences(spec: DatasetSpec) -> SequenceData:
     """Read `X`/`y` (and `lengths`, `split` if present), check, split and scale them."""
     arrays = read_npz(spec.path)
-    x, y = arrays["X"], arrays["y"]
-    if x.ndim == 2:
-        x = x[:, :, None]
-    _check_shapes(x, y, spec.path)
+    x, y = sequence_array(arrays["X"], spec.path), arrays["y"]
+    _check_one_label_each(x, y, spec.path)
     _check_labels(y, spec.path)
-    x = x.astype(np.float32)
-    lengths = _lengths(x, arrays.get("lengths"), spec.path)
+    lengths = sequence_lengths(x, arrays.get("lengths"), spec.path)
     classes, labels = np.unique(y.astype(str), return_inverse=True)
     if len(classes) < 2:
         raise InputError(
@@ -199,23 +196,34 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     return data
 
 
-def _check_shapes(x: np.ndarray, y: np.ndarray, path: Path) -> None:
-    """X real numbers shaped (samples, steps, features), none of them 0; one label each."""
+def sequence_array(x: np.ndarray, path: Path) -> np.ndarray:
+    """X as float32 (samples, steps, features), a 2-D X read as one feature: real
+    numbers, none of its sizes 0. The check of every reader of sequences (training
+    data, `tuner predict`, a served request), so each says the same."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        x = x[:, :, None]
     if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
         raise InputError(
             f"{path}: X must be a numeric array shaped (samples, steps, features), but "
             f"has shape {x.shape} and dtype {x.dtype}; reshape it."
         )
-    if np.iscomplexobj(x) or np.iscomplexobj(y):
+    if np.iscomplexobj(x):
         raise InputError(
-            f"{path}: {'X' if np.iscomplexobj(x) else 'y'} holds complex numbers; give "
-            "real values (e.g. the real and imaginary parts of X as two features)."
+            f"{path}: X holds complex numbers; give real values (e.g. the real and imaginary "
+            "parts as two features)."
         )
     if 0 in x.shape:
         raise InputError(
             f"{path}: X has shape {x.shape}: it needs at least one sequence, one step "
             "and one feature; check how it was saved."
         )
+    return x.astype(np.float32)
+
+
+def _check_one_label_each(x: np.ndarray, y: np.ndarray, path: Path) -> None:
+    if np.iscomplexobj(y):
+        raise InputError(f"{path}: y holds complex numbers; give class labels.")
     if y.ndim != 1 or len(y) != len(x):
         raise InputError(
             f"{path}: X and y must have one label per sequence, but X has {len(x)} "
@@ -278,16 +286,26 @@ def read_npz(path: Path, *, need: tuple[str, ...] = ("X", "y")) -> dict[str, np.
     return arrays
 
 
-def _lengths(x: np.ndarray, given: np.ndarray | None, path: Path) -> np.ndarray:
-    """Each sequence's length; checks that every step inside it is finite."""
+def sequence_lengths(x: np.ndarray, given: Any, path: Path) -> np.ndarray:
+    """Each sequence's length (`given`, or up to its last step not all NaN); checks
+    that every step inside it is finite."""
     steps = x.shape[1]
     if given is not None:
-        lengths = given.astype(np.int64)
-        if lengths.shape != (len(x),) or lengths.min() < 1 or lengths.max() > steps:
-            raise InputError(
-                f"{path}: lengths must hold one value in [1, {steps}] per sequence, but has "
-                f"shape {given.shape} and range [{given.min()}, {given.max()}]."
+        given = np.asarray(given)
+        whole = np.issubdtype(given.dtype, np.integer) or (
+            np.issubdtype(given.dtype, np.floating) and bool((given == np.round(given)).all())
+        )
+        if not whole or given.shape != (len(x),) or given.min() < 1 or given.max() > steps:
+            shown = (
+                f"range [{given.min()}, {given.max()}]"
+                if given.size and whole
+                else f"dtype {given.dtype}"
             )
+            raise InputError(
+                f"{path}: lengths must hold one whole number in [1, {steps}] per sequence "
+                f"({len(x)} of them), but has shape {given.shape} and {shown}."
+            )
+        lengths = given.astype(np.int64)
     else:
         present = ~np.isnan(x).all(axis=2)  # a step of all NaN is padding
         last = steps - np.argmax(present[:, ::-1], axis=1)

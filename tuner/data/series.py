@@ -304,15 +304,23 @@ def _in_float32_range(column: pd.Series, path: Path) -> pd.Series:
     return column
 
 
-def check_finite(raw: np.ndarray, columns: tuple[str, ...], path: Path) -> None:
+def check_finite(
+    raw: np.ndarray,
+    columns: tuple[str, ...],
+    path: Path,
+    *,
+    first_row: int = 0,
+    fix: str = "fix the file or pass --fill interpolate",
+) -> None:
+    """Every value finite; the first that is not named by its row in the file
+    (`raw` starts at row `first_row`)."""
     bad = ~np.isfinite(raw)
     if not bad.any():
         return
     row, col = (int(v[0]) for v in np.nonzero(bad))
     raise InputError(
         f"{path}: {int(bad.sum())} missing (NaN) or infinite value(s), the first in column "
-        f"{columns[col]!r} at {_row(path, row)}; values must be finite: fix the file or "
-        "pass --fill interpolate."
+        f"{columns[col]!r} at {_row(path, first_row + row)}; values must be finite: {fix}."
     )
 
 

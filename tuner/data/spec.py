@@ -44,6 +44,10 @@ MIN_STEPS = {"forecasting": 8, "char_lm": 8, "classification": 1}
 SMALL_SET = 200
 CV_STEPS = 50_000
 DEFAULT_FOLDS = 5
+# Those selected on a validation split (a few dozen sequences, so a noisy choice)
+# average their best trials by default: the top-K ensemble of the models the trials
+# kept, champion where it validates better (no training added).
+SMALL_SET_ENSEMBLE = 3
 _MAX_FOLDS = 20
 
 
@@ -130,6 +134,13 @@ class DatasetInfo:
     vocab_size: int = 0
     variable_length: bool = False
     cv: int = 0  # cross-validation folds a trial trains (0: the validation split)
+
+    @property
+    def default_ensemble(self) -> int:
+        """`--ensemble` left out: SMALL_SET_ENSEMBLE on small classification sets
+        selected on a validation split, else 0 (off)."""
+        small = self.task == "classification" and not self.cv and self.n_train < SMALL_SET
+        return SMALL_SET_ENSEMBLE if small else 0
 
     @property
     def metric(self) -> str:

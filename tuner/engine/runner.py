@@ -43,7 +43,7 @@ from tuner.space import SearchSpace, probe_space
 from tuner.study.portfolio import PORTFOLIO_LINES
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.storage import check_storage_file
-from tuner.study.summary import finished, summarize, trial_rows
+from tuner.study.summary import completed, finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
 from tuner.tracking.tracker import (
     MLFLOW_LOCK_WAIT_S,
@@ -72,6 +72,8 @@ def run_tune(
     a worker process runs before another replaces it.
     """
     data, space = prepare_data(config)
+    if config.ensemble is None:
+        config = dataclasses.replace(config, ensemble=data.info.default_ensemble)
     gpus = worker_gpus(config, space, data.info)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
@@ -112,7 +114,7 @@ def run_tune(
     status = "FAILED"
     try:
         _run_workers(study, job, n_workers)
-        if config.ensemble:
+        if config.ensemble and len(completed(study)) >= 2:  # an ensemble needs two
             _run_ensemble(study, job)
         status = "FINISHED"
     except KeyboardInterrupt:

@@ -57,7 +57,7 @@ def run_trials(
     try:
         STOP.check()
         if job.task == "ensemble":
-            return _ensemble(study, objective, config.ensemble)
+            return _ensemble(study, objective, config.ensemble or 0)
         stop.first_is_last(study)
         if config.engine == "keras-tuner":
             result = _keras_tuner_search(study, objective, data, space, job)

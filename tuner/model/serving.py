@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuner.data.sequences import class_probabilities
+from tuner.data.sequences import class_probabilities, sequence_array, sequence_lengths
 from tuner.data.series import check_finite, numeric_column, parse_times
 from tuner.errors import InputError
 from tuner.model import sample
@@ -61,7 +61,8 @@ def forecast(bundle: SavedModel, history: pd.DataFrame, *, source: str = "input"
         [numeric_column(history[c], c, where).to_numpy(np.float64) for c in columns], 1
     )
     window = values[-seq_len:].astype(np.float32)
-    check_finite(window, tuple(columns), where)
+    fix = f"the model reads the last {seq_len} rows; fill or drop the missing values there"
+    check_finite(window, tuple(columns), where, first_row=len(values) - seq_len, fix=fix)
     out = np.asarray(bundle.model.predict(window[None], verbose=0))[0]  # (horizon, targets)
     frame = pd.DataFrame(out, columns=targets)
     frame.insert(0, "step", np.arange(1, len(frame) + 1))
@@ -83,22 +84,14 @@ def classify(
     """Label and class probabilities of each sequence."""
     prep = bundle.preprocessing
     steps, features = prep["steps"], prep["n_features"]
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[:, :, None]
-    if x.ndim != 3 or x.shape[2] != features or x.shape[1] > steps:
+    x = sequence_array(x, Path(source))  # the training data's checks and messages
+    if x.shape[2] != features or x.shape[1] > steps:
         raise InputError(
             f"{source}: X must be shaped (samples, up to {steps} steps, {features} features) "
             f"like the training data, but has shape {x.shape}."
         )
-    if lengths is None:
-        present = ~np.isnan(x).all(axis=2)
-        lengths = np.where(present.any(1), x.shape[1] - np.argmax(present[:, ::-1], 1), 0)
-    inside = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
-    bad = ~np.isfinite(x) & inside[:, :, None]
-    if bad.any():
-        i = int(np.nonzero(bad)[0][0])
-        raise InputError(f"{source}: sequence {i} holds NaN or infinite values; fill or drop it.")
+    lengths = sequence_lengths(x, lengths, Path(source))
+    inside = np.arange(x.shape[1])[None, :] < lengths[:, None]
     # Short sequences are padded with the training mean: the model's padding value.
     mean = np.asarray(prep["mean"], np.float32)
     padded = np.broadcast_to(mean, (len(x), steps, features)).copy()
