@@ -131,6 +131,10 @@ def test_cv_study_logs_each_fold_and_tests_only_the_best_trial(stores: Stores) -
     assert list(study.user_attrs["test_metrics"]) == [str(study.best_trial.number)]
     assert summary["best_test"] == study.user_attrs["test_metrics"][str(summary["best_trial"])]
     assert summary["best_trial"] == study.best_trial.number
+    folds = study.best_trial.user_attrs["fold_values"]
+    assert summary["fold_spread"] == {
+        "low": min(folds), "high": max(folds), "std": pytest.approx(np.std(folds)), "folds": 2
+    }  # fmt: skip
 
 
 class _PruneFromStep(optuna.pruners.BasePruner):

@@ -66,3 +66,26 @@ def test_status_table_gives_each_trial_one_line_at_80_columns() -> None:
     assert body[3].startswith("│ 3* │") and "units_0=32, dropout=0.1" in body[5]
     caption = " ".join(" ".join(lines[-3:]).split())
     assert "in every trial: cell=lstm, learning_rate=0.001, optimizer=adam" in caption
+
+
+def test_the_results_table_says_how_far_folds_stray() -> None:
+    import io
+
+    from rich.console import Console
+
+    from tuner.report.console import results_table
+
+    summary = {
+        "study": "s",
+        "best_val": {"accuracy": 0.95},
+        "best_test": {"accuracy": 0.9},
+        "baselines": {"majority_val": {"accuracy": 0.5}},
+        "fold_spread": {"low": 0.81, "high": 0.99, "std": 0.061, "folds": 5},
+    }
+    screen = io.StringIO()
+    Console(file=screen, width=200).print(results_table(summary))
+    text = " ".join(screen.getvalue().split())
+    assert "objective over its 5 folds: 0.81-0.99 (std 0.061); the test score may differ" in text
+    screen = io.StringIO()
+    Console(file=screen, width=200).print(results_table({**summary, "fold_spread": None}))
+    assert "folds" not in screen.getvalue()

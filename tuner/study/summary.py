@@ -108,11 +108,24 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "best_val": best.user_attrs.get("val_metrics") if best else None,
         "best_test": test_metrics(study, best) if best else None,
         "best_epoch": best.user_attrs.get("best_epoch") if best else None,
+        "fold_spread": fold_spread(best) if best else None,
         "baselines": study.user_attrs.get("baselines", {}),
         "dataset": study.user_attrs.get("fingerprint", {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
         "ensemble": study.user_attrs.get("ensemble"),
     }
+
+
+def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:
+    """A cross-validated trial's objective over its folds (lowest, highest, standard
+    deviation): how far one held-out part's score strays from the mean, so about
+    how far the test score may stray from validation. None without folds."""
+    values = trial.user_attrs.get("fold_values")
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    return {"low": min(values), "high": max(values), "std": std, "folds": len(values)}
 
 
 def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
