@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -42,6 +42,9 @@ from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
 from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
+
+if TYPE_CHECKING:  # the bundle module loads Keras: imported where a bundle is opened
+    from tuner.export.bundle import Bundle
 
 _OPTIONS = {f.name for f in fields(TuneConfig)} - {"dataset", "space", "study"}
 
@@ -140,7 +143,7 @@ class TuneResult:
 class Model:
     """An exported bundle, checked and loaded: `predict` in the data's own units."""
 
-    bundle: Any  # tuner.export.bundle.Bundle
+    bundle: Bundle
 
     @property
     def task(self) -> str:

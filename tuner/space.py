@@ -105,7 +105,10 @@ class _BaseHP:
         self._define(name, f"hp.Int({name!r}, {min_value}, {max_value}, step={step})")
         self._declare("Int", name, default, min_value <= (default or min_value) <= max_value)
         with self._scope(parent_name, parent_values):
-            return self._record(name, lambda: self._int(name, min_value, max_value, step, sampling))
+            drawn: int | None = self._record(
+                name, lambda: self._int(name, min_value, max_value, step, sampling)
+            )
+        return drawn
 
     def Float(
         self,
@@ -122,9 +125,10 @@ class _BaseHP:
         self._define(name, f"hp.Float({name!r}, {min_value}, {max_value}, step={step}, {sampling})")
         self._declare("Float", name, default, min_value <= (default or min_value) <= max_value)
         with self._scope(parent_name, parent_values):
-            return self._record(
+            drawn: float | None = self._record(
                 name, lambda: self._float(name, min_value, max_value, step, sampling)
             )
+        return drawn
 
     def Choice(
         self,
@@ -158,13 +162,14 @@ class _BaseHP:
         parent_name: str | None = None,
         parent_values: Sequence[Any] | None = None,
     ) -> bool | None:
-        return self.Choice(
+        drawn: bool | None = self.Choice(
             name,
             [False, True],
             default=True if default else None,  # False is the first value anyway
             parent_name=parent_name,
             parent_values=parent_values,
         )
+        return drawn
 
     def Fixed(
         self,

@@ -305,7 +305,7 @@ def sequence_lengths(x: np.ndarray, given: Any, path: Path) -> np.ndarray:
                 f"{path}: lengths must hold one whole number in [1, {steps}] per sequence "
                 f"({len(x)} of them), but has shape {given.shape} and {shown}."
             )
-        lengths = given.astype(np.int64)
+        lengths: np.ndarray = given.astype(np.int64)
     else:
         present = ~np.isnan(x).all(axis=2)  # a step of all NaN is padding
         last = steps - np.argmax(present[:, ::-1], axis=1)

@@ -112,7 +112,8 @@ class SeriesData:
     def to_original_units(self, y: np.ndarray) -> np.ndarray:
         """Undo the scaling of target values shaped (..., n_targets)."""
         k = self.n_targets
-        return y * self.scale[:k] + self.mean[:k]
+        original: np.ndarray = y * self.scale[:k] + self.mean[:k]
+        return original
 
 
 def load_series(spec: DatasetSpec) -> SeriesData:
@@ -180,7 +181,8 @@ def _fill(values: np.ndarray, how: str) -> np.ndarray:
         frame = frame.interpolate(limit_direction="both")
     else:
         frame = frame.ffill().bfill()
-    return frame.to_numpy(dtype=np.float32, copy=True)
+    filled: np.ndarray = frame.to_numpy(dtype=np.float32, copy=True)
+    return filled
 
 
 def _read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
@@ -384,7 +386,8 @@ def _check_time(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
             f"{spec.path}: time column {spec.time_col!r} repeats {column.iloc[i]} at "
             f"{_row(spec.path, i)}; timestamps must be unique: drop or aggregate duplicates."
         )
-    return times.to_numpy()
+    stamps: np.ndarray = times.to_numpy()
+    return stamps
 
 
 def _check_folds(end: int, spec: DatasetSpec) -> None:
