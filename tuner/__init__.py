@@ -15,11 +15,16 @@ package's layout and its import rule are in the README ("Architecture").
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from tuner.config import TuneConfig
 from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError, TrialFailed
+
+# Optuna imports tqdm.auto, which warns in a Jupyter kernel without ipywidgets; the
+# tuner draws no tqdm bar, so a notebook cell would show the warning for nothing.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 if TYPE_CHECKING:
     from tuner.api import Model, TuneResult, load_bundle, open_study, tune

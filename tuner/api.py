@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import inspect
 import shutil
+import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
@@ -36,10 +37,12 @@ import optuna
 import pandas as pd
 
 from tuner.config import TuneConfig, mask_secrets
+from tuner.devices import import_keras_quietly
 from tuner.engine.runner import run_tune
 from tuner.errors import InputError, flag_wording
 from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
+from tuner.report.console import quiet_libraries
 from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
 
@@ -117,6 +120,7 @@ class TuneResult:
         """Write the champion's bundle to `path` (a new or empty folder)."""
         from tuner.export.bundle import export_study  # deferred: Keras, as in load_bundle
 
+        _quiet_keras()
         with python_wording():
             return export_study(
                 self.study,
@@ -130,6 +134,7 @@ class TuneResult:
         """The study's figures by name (matplotlib), as the notebook shows them."""
         from tuner import analysis  # deferred: matplotlib, needed only here
 
+        _quiet_keras()  # the best model's figure loads it
         study = self.study
         out = {"optimization_history": analysis.optimization_history(study)}
         if len(self.study.trials) >= 2:
@@ -229,7 +234,9 @@ def tune(
 
 
 def run(config: TuneConfig, *, role: str = "tune") -> TuneResult:
-    """Run the study of a resolved configuration (what `tuner tune` does)."""
+    """Run the study of a resolved configuration (what `tuner tune` does). Optuna's
+    and MLflow's info logs are silenced, as in the CLI: the tuner reports each trial."""
+    quiet_libraries()
     run_tune(config, role=role)
     return open_study(config.study_name, storage=config.storage_url, tracking_uri=config.tracking)
 
@@ -250,8 +257,16 @@ def load_bundle(path: str | Path) -> Model:
     # worker processes and never imports it in the calling process.
     from tuner.export.bundle import load_bundle as load
 
+    _quiet_keras()
     with python_wording():
         return Model(load(Path(path)))
+
+
+def _quiet_keras() -> None:
+    """Keras, imported once without its backend's start-up lines (C++ log lines such
+    as a CPU machine's "cuInit" error, which a notebook cell would show as output)."""
+    if "keras" not in sys.modules:
+        import_keras_quietly()
 
 
 @contextmanager

@@ -229,6 +229,12 @@ def test_the_registry_champion_and_the_bundle_serve_raw_data_like_tuner_predict(
             status, answer = _post(url, {"dataframe_split": short})
             assert status == 400 and answer["message"].startswith("request: too little history")
             assert "\n" not in answer["message"], answer  # one line, not the request echoed
+            renamed = {"columns": ["ppm"], "data": short["data"]}
+            status, answer = _post(url, {"dataframe_split": renamed})
+            assert status == 400, answer  # the model's own line, not MLflow's schema error
+            # (MLflow drops the columns its signature does not name before the model reads)
+            expected_line = "request: column(s) ['co2'] missing; the model reads ['co2']."
+            assert answer["message"] == expected_line, answer
 
     # Classification: raw sequences (NaN after each one's end) -> labels and probabilities.
     arrays = np.load(ROOT / "datasets" / "japanese_vowels.npz")

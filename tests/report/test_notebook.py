@@ -71,3 +71,32 @@ def test_study_figures_display_in_jupyter(
     outputs = nb.cells[0].outputs
     assert not [o for o in outputs if o.output_type == "error"], outputs
     assert [o for o in outputs if "image/png" in o.get("data", {})], outputs
+
+
+def test_a_study_tuned_in_a_notebook_cell_shows_its_figures_and_little_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tuner.tune` in a real Jupyter kernel: the trials report one line each (no
+    redrawn progress bars in the cell), and `result.figures()` displays images."""
+    from tests.conftest import SPACES, Stores
+
+    stores = Stores(tmp_path)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the CLI's setting, not Jupyter's
+    source = (
+        "import tuner\n"
+        f"result = tuner.tune('co2', {str(SPACES / 'tiny.py')!r}, study='nb', trials=2, "
+        f"max_epochs=1, storage={stores.storage!r}, tracking_uri={stores.tracking!r})\n"
+        "figures = result.figures()\n"
+        "figures['optimization_history']"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    assert [o for o in outputs if "image/png" in o.get("data", {})], outputs
+    stream = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert len(stream.encode()) < 5_000, stream[-2000:]
+    assert "\x1b[" not in stream and "Downloading artifacts" not in stream, stream[-2000:]

@@ -47,9 +47,9 @@ def forecast(bundle: SavedModel, history: pd.DataFrame, *, source: str = "input"
     where = Path(source)
     missing = [c for c in columns if c not in history.columns]
     if missing:
+        given = f", the input has {list(history.columns)}" if len(history.columns) else ""
         raise InputError(
-            f"{source}: column(s) {missing} missing; the model reads {columns}, the input has "
-            f"{list(history.columns)}."
+            f"{source}: column(s) {missing} missing; the model reads {columns}{given}."
         )
     seq_len = bundle.seq_len
     if len(history) < seq_len:

@@ -47,9 +47,13 @@ def optimization_history(study: optuna.Study) -> Figure:
 
 
 def param_importances(study: optuna.Study) -> Figure:
-    """fANOVA importance of each parameter for the objective."""
+    """The importance of each parameter for the objective (Optuna's default
+    evaluator, PED-ANOVA). Its warning that a parameter has few trials in a region is
+    left out: on a short study every parameter has, and the figure is still drawn."""
     need_trials(study, 2, "parameter importances")
-    return _figure(vis_mpl.plot_param_importances(study))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Some regimes for parameter")
+        return _figure(vis_mpl.plot_param_importances(study))
 
 
 PARALLEL_AXES = 6  # parameters a static parallel-coordinates figure shows legibly
@@ -67,7 +71,9 @@ def top_params(study: optuna.Study, k: int) -> list[str]:
     """The `k` most important parameters that every complete trial has."""
     need_trials(study, 2, "parameter importances")
     shared = set.intersection(*(set(t.params) for t in completed(study)))
-    ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
+    with warnings.catch_warnings():  # as in param_importances
+        warnings.filterwarnings("ignore", message="Some regimes for parameter")
+        ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
     return list(ranked)[:k]
 
 

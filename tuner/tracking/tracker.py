@@ -464,11 +464,12 @@ def served_signature(
         # refuses a request with missing values anyway (400, with the column named).
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(request, answer, params=params)
-    time_col = preprocessing.get("time_col")
-    if time_col:  # history with or without its dates
-        columns = [
-            ColSpec(c.type, c.name, required=False) if c.name == time_col else c
-            for c in signature.inputs.inputs
+    if preprocessing["task"] == "forecasting":
+        # Every column optional to MLflow: the time column may be left out, and a
+        # missing value column is refused by the model's own code in one line (MLflow's
+        # schema check would answer with the whole request, twice, before the reason).
+        columns: list[ColSpec | TensorSpec] = [
+            ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs
         ]
         signature = ModelSignature(Schema(columns), signature.outputs, signature.params)
     if preprocessing["task"] == "classification":
