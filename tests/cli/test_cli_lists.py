@@ -94,3 +94,29 @@ def test_an_unexpected_error_where_logs_cannot_be_written_still_gets_one_line(
     log = Path(err.split("traceback written to ")[1])
     assert log.parent.name == "tuner-logs" and "RuntimeError: a bug" in log.read_text()
     log.unlink()
+
+
+def test_help_states_the_defaults_a_user_asks_about(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tune", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "forecast horizon in steps (default: the dataset definition's, else 1)" in text
+    assert "default: 3 on classification sets under 200 training sequences" in text
+
+
+def test_make_ui_is_offered_for_a_local_store_only() -> None:
+    from tuner.cli.main import mlflow_line
+
+    link = "http://127.0.0.1:5000/#/experiments/1"
+    assert mlflow_line(link, "sqlite:///mlflow/mlflow.db").endswith("(`make ui` serves it)")
+    assert mlflow_line(link, "http://tracking.example:5000") == f"MLflow runs: {link}"
+
+
+@pytest.mark.parametrize(("study", "folder"), [("co2", "exports/co2-"), ("", "exports/latest-")])
+def test_make_export_names_the_folder_after_the_study(study: str, folder: str) -> None:
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    dry = subprocess.run(["make", "-n", "export", f"STUDY={study}"], cwd=ROOT, text=True,
+                         capture_output=True, check=True).stdout  # fmt: skip
+    assert f"--out {folder}" in dry, dry

@@ -66,11 +66,19 @@ def test_study_figures_display_in_jupyter(
         f"tracking_uri={co2.stores.tracking!r})\n"
         "result.figures()['optimization_history']"
     )
+    _run_cell_showing_an_image(source, Path.cwd())
+
+
+def _run_cell_showing_an_image(source: str, folder: Path) -> list[dict]:
+    """Run `source` as one cell in a real kernel started in `folder`; it must raise
+    nothing and display an image. Returns the cell's outputs."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    NotebookClient(nb, timeout=300, kernel_name="python3").execute()
-    outputs = nb.cells[0].outputs
+    resources = {"metadata": {"path": str(folder)}}
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources=resources).execute()
+    outputs: list[dict] = nb.cells[0].outputs
     assert not [o for o in outputs if o.output_type == "error"], outputs
     assert [o for o in outputs if "image/png" in o.get("data", {})], outputs
+    return outputs
 
 
 def test_a_study_tuned_in_a_notebook_cell_shows_its_figures_and_little_text(
@@ -89,14 +97,7 @@ def test_a_study_tuned_in_a_notebook_cell_shows_its_figures_and_little_text(
         "figures = result.figures()\n"
         "figures['optimization_history']"
     )
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
-    outputs = nb.cells[0].outputs
-    assert not [o for o in outputs if o.output_type == "error"], outputs
-    assert [o for o in outputs if "image/png" in o.get("data", {})], outputs
+    outputs = _run_cell_showing_an_image(source, tmp_path)
     stream = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert len(stream.encode()) < 5_000, stream[-2000:]
     assert "\x1b[" not in stream and "Downloading artifacts" not in stream, stream[-2000:]

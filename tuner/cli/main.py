@@ -391,12 +391,14 @@ def _report(result: Any, *, as_json: bool) -> None:
     err.print(results_table(summary))
     link = summary.get("mlflow_ui")
     if link:
-        local = not tracking_server(summary["tracking_uri"])
-        err.print(
-            f"MLflow runs: {link}" + ("  (`make ui` serves it)" if local else ""), soft_wrap=True
-        )
+        err.print(mlflow_line(link, summary["tracking_uri"]), soft_wrap=True)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
+
+
+def mlflow_line(link: str, tracking: str) -> str:
+    """Where the study's runs are; `make ui` serves a local store only."""
+    return f"MLflow runs: {link}" + ("" if tracking_server(tracking) else "  (`make ui` serves it)")
 
 
 def _cpu_backend() -> None:
