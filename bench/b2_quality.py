@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import ETTH1, ROOT, environment, tune
+from common import ETTH1, ROOT, champion, environment, tune
 
 COLUMNS = "HUFL,HULL,MUFL,MULL,LUFL,LULL,OT"
 _ETTH1 = (
@@ -108,14 +108,11 @@ def _one(
     baselines = {
         k: v[metric] for k, v in summary["baselines"].items() if metric in v
     }  # e.g. persistence_test, majority_val
-    single = {"test": summary["best_test"][metric], "val": summary["best_val"][metric]}
+    best, single = champion(summary, metric)
     record = summary.get("ensemble") or {}
-    champion = single
-    if record.get("champion"):  # it validated better than the best single trial
-        champion = {"test": record["test_metrics"][metric], "val": record["val_metrics"][metric]}
     return {
         "metric": metric,
-        **champion,
+        **best,
         "single": single,
         "ensemble": _ensemble_row(record, metric),
         "baselines": baselines,

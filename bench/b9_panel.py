@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ETTH1, ROOT, environment, load_study, tune
+from common import ETTH1, ROOT, champion, environment, load_study, tune
 from panel import CLASSIFICATION, FORECASTING, classification_npz, forecasting_csv, pydoc_text
 
 # Published test accuracy on the archive's own split (fractions).
@@ -103,11 +103,14 @@ def _one(folder: Path, name: str, quick: bool) -> dict[str, Any]:
     metric = {"classify": "accuracy", "forecast": "mse", "text": "bpc"}[kind]
     trials = load_study(folder, study).trials
     best = next(t for t in trials if t.number == summary["best_trial"])
+    chosen, single = champion(summary, metric)
+    record = summary.get("ensemble") or {}
     return {
         "kind": kind,
         "metric": metric,
-        "test": summary["best_test"][metric],
-        "val": summary["best_val"][metric],
+        **chosen,  # the ensemble's figures where it is the champion
+        "single": single,
+        "ensemble": record.get("members") if record.get("champion") else None,
         "baselines": {k: v[metric] for k, v in summary["baselines"].items() if metric in v},
         "published": PUBLISHED.get(name, {}),
         "seconds": seconds,

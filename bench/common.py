@@ -81,6 +81,19 @@ def tune(folder: Path, study: str, *args: str, env: dict[str, str] | None = None
     return summary
 
 
+def champion(summary: dict[str, Any], metric: str) -> tuple[dict[str, float], dict[str, float]]:
+    """The champion's test and validation `metric` (the ensemble's where it validated
+    better than the best single trial), and the best single trial's."""
+    single = {"test": summary["best_test"][metric], "val": summary["best_val"][metric]}
+    record = summary.get("ensemble") or {}
+    if record.get("champion"):
+        return {
+            "test": record["test_metrics"][metric],
+            "val": record["val_metrics"][metric],
+        }, single
+    return single, single
+
+
 def storage(folder: Path) -> str:
     return f"sqlite:///{folder / 'optuna.db'}"
 

@@ -454,6 +454,16 @@ def _b8(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
     return summary, text
 
 
+def _chosen(row: dict[str, Any]) -> str:
+    """Where a B9 row's champion came from: a trial (portfolio entry or sampler), or
+    the ensemble of trials that validated better than the best of them alone."""
+    best = f"{row['best_from']} (#{row['best_trial']})"
+    if row.get("ensemble"):
+        single = _f(row["single"]["test"])
+        return f"ensemble of {row['ensemble']} (best trial {best}: test {single})"
+    return best
+
+
 def _b11(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
     summary = [
         f"| B11 | characters per second generated from a fresh model ({data['default']}) "
@@ -494,7 +504,7 @@ def _b9(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         "(LSTM-FCN, Karim et al. 2017), none chosen on these sets.",
         "",
         "| set | metric | ours (test) | ours (validation) | baselines / published (test) | "
-        "best trial from | trials (complete / pruned) | training s spent / saved by pruning "
+        "champion from | trials (complete / pruned) | training s spent / saved by pruning "
         "(est.) | wall s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -507,7 +517,7 @@ def _b9(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
         shown = ", ".join(f"{k.removesuffix('_test')} {_f(v)}" for k, v in others.items())
         text.append(
             f"| {name} | {r['metric']} | {_f(r['test'])} | {_f(r['val'])} | {shown} | "
-            f"{r['best_from']} (#{r['best_trial']}) | {r['trials_complete']} / "
+            f"{_chosen(r)} | {r['trials_complete']} / "
             f"{r['trials_pruned']} | {r['pruning']['spent_s']:.0f} / "
             f"{r['pruning']['saved_s']:.0f} | {r['wall_s']:.0f} |"
         )
