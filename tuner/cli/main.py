@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="average the K best trials into one champion when that validates better "
         "(every task: forecasts, class probabilities, character logits; 0: off; default: "
         f"{SMALL_SET_ENSEMBLE} on classification sets under {SMALL_SET} training sequences "
-        "that are not cross-validated, else off)",
+        "that are not cross-validated, optuna engine; else off)",
     )
     tune.add_argument(
         "--warm-start",

@@ -72,8 +72,9 @@ def run_tune(
     a worker process runs before another replaces it.
     """
     data, space = prepare_data(config)
-    if config.ensemble is None:
-        config = dataclasses.replace(config, ensemble=data.info.default_ensemble)
+    if config.ensemble is None:  # KerasTuner's trials keep no models: no default there
+        default = data.info.default_ensemble if config.engine == "optuna" else 0
+        config = dataclasses.replace(config, ensemble=default)
     gpus = worker_gpus(config, space, data.info)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
