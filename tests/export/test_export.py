@@ -365,6 +365,8 @@ def _sequences(change: str) -> dict[str, np.ndarray]:
         x = x > 0
     elif change == "complex":
         x = x * 1j
+    elif change == "strings":
+        x = x.astype(str)
     elif change == "nan":
         x = x.copy()
         x[1, 2, 0] = np.nan
@@ -379,6 +381,7 @@ BAD_SEQUENCES = [
     ("no sequences", "none", "has shape (0, 29, 12): it needs at least one sequence"),
     ("boolean X", "bool", "X must be a numeric array"),
     ("complex X", "complex", "X holds complex numbers"),
+    ("numbers as strings", "strings", "X must be a numeric array"),
     ("NaN inside", "nan", "the first at sequence 1, step 2, feature 0"),
     ("lengths for 3 of 5", "short", "lengths must hold one whole number in [1, 29] per sequence"),
     ("lengths past the end", "past", "(5 of them), but has shape (5,) and range [40, 40]"),
