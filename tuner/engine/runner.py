@@ -72,9 +72,7 @@ def run_tune(
     a worker process runs before another replaces it.
     """
     data, space = prepare_data(config)
-    if config.ensemble is None:  # KerasTuner's trials keep no models: no default there
-        default = data.info.default_ensemble if config.engine == "optuna" else 0
-        config = dataclasses.replace(config, ensemble=default)
+    config = _with_default_ensemble(config, data.info)
     gpus = worker_gpus(config, space, data.info)
     n_workers = config.workers or max(1, len(gpus))
     if config.engine == "keras-tuner":  # one search, in one process, start to end
@@ -257,6 +255,15 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
         raise
     if failure is not None:
         raise failure
+
+
+def _with_default_ensemble(config: TuneConfig, info: DatasetInfo) -> TuneConfig:
+    """`--ensemble` left out: the data's default (DatasetInfo.default_ensemble) under
+    the optuna engine; none under KerasTuner, whose trials keep no models."""
+    if config.ensemble is not None:
+        return config
+    default = info.default_ensemble if config.engine == "optuna" else 0
+    return dataclasses.replace(config, ensemble=default)
 
 
 def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:

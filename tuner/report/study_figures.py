@@ -8,6 +8,8 @@ a list of calls.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -48,12 +50,19 @@ def optimization_history(study: optuna.Study) -> Figure:
 
 def param_importances(study: optuna.Study) -> Figure:
     """The importance of each parameter for the objective (Optuna's default
-    evaluator, PED-ANOVA). Its warning that a parameter has few trials in a region is
-    left out: on a short study every parameter has, and the figure is still drawn."""
+    evaluator, PED-ANOVA)."""
     need_trials(study, 2, "parameter importances")
+    with _few_trials_allowed():
+        return _figure(vis_mpl.plot_param_importances(study))
+
+
+@contextmanager
+def _few_trials_allowed() -> Iterator[None]:
+    """PED-ANOVA's warning that a parameter has few trials in a region left out: on a
+    short study every parameter has, and the importances are still computed."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Some regimes for parameter")
-        return _figure(vis_mpl.plot_param_importances(study))
+        yield
 
 
 PARALLEL_AXES = 6  # parameters a static parallel-coordinates figure shows legibly
@@ -71,8 +80,7 @@ def top_params(study: optuna.Study, k: int) -> list[str]:
     """The `k` most important parameters that every complete trial has."""
     need_trials(study, 2, "parameter importances")
     shared = set.intersection(*(set(t.params) for t in completed(study)))
-    with warnings.catch_warnings():  # as in param_importances
-        warnings.filterwarnings("ignore", message="Some regimes for parameter")
+    with _few_trials_allowed():
         ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
     return list(ranked)[:k]
 

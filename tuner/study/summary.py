@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import optuna
@@ -123,9 +124,8 @@ def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:
     values = trial.user_attrs.get("fold_values")
     if not values:
         return None
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-    return {"low": min(values), "high": max(values), "std": std, "folds": len(values)}
+    spread = statistics.pstdev(values)
+    return {"low": min(values), "high": max(values), "std": spread, "folds": len(values)}
 
 
 def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
