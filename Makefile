@@ -7,26 +7,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-# Pass-through variables: make tune DATASET=co2 TRIALS=30 ...
-DATASET ?= co2
-SPACE ?=
-STUDY ?=
-TRIALS ?=
-MAX_EPOCHS ?= 20
-PATIENCE ?= 4
-SAMPLER ?= tpe
-PRUNER ?= hyperband
-SEED ?= 42
-TIMEOUT ?=
+# Pass-through: `make tune DATASET=digits TRIALS=30 MAX_EPOCHS=10` passes each
+# variable given as its `tuner tune` flag (--dataset, --trials, --max-epochs); the
+# defaults are tuner's own (`tuner tune --help`). ARGS passes any other flags.
+TUNE_VARS := DATASET SPACE STUDY TRIALS TIMEOUT MAX_EPOCHS PATIENCE SAMPLER PRUNER SEED
 ARGS ?=
 FORMAT ?= keras,savedmodel,mlflow,onnx
 
-TUNE_ARGS := --dataset $(DATASET) $(if $(TRIALS),--trials $(TRIALS)) --max-epochs $(MAX_EPOCHS) \
-	--patience $(PATIENCE) --sampler $(SAMPLER) --pruner $(PRUNER) --seed $(SEED) \
-	$(if $(SPACE),--space $(SPACE)) $(if $(STUDY),--study $(STUDY)) \
-	$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(ARGS)
+TUNE_ARGS := $(foreach v,$(TUNE_VARS),$(if $($(v)),--$(shell echo $(v) | tr A-Z_ a-z-) $($(v)))) $(ARGS)
 
-.PHONY: help install tune test test-fast ui lint clean bench bench-quick readme-figures
+.PHONY: help install tune test test-fast ui lint docs clean bench bench-quick readme-figures
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,7 +49,8 @@ export: $(STAMP) ## export the best model of the latest study to exports/ (STUDY
 		--format $(FORMAT) $(ARGS)
 
 notebook: $(STAMP) ## run notebooks/analysis.ipynb headless (STUDY= COMPARE=) into notebooks/out/
-	$(BIN)/python -m tuner.cli.notebook --study $(or $(STUDY),$(DATASET)) $(if $(COMPARE),--compare-with $(COMPARE))
+	$(BIN)/python -m tuner.cli.notebook $(if $(or $(STUDY),$(DATASET)),--study $(or $(STUDY),$(DATASET))) \
+		$(if $(COMPARE),--compare-with $(COMPARE))
 
 dashboard: $(STAMP) ## serve optuna-dashboard over the study storage on 127.0.0.1:8080
 	$(BIN)/optuna-dashboard sqlite:///studies/optuna.db --host 127.0.0.1 --port 8080
@@ -85,5 +76,8 @@ lint: $(STAMP) ## ruff, mypy and the import rule (import-linter contract in pypr
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+docs: $(STAMP) ## build the docs site (docs/, API reference from the docstrings) into site/, --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean: ## remove local stores, caches and the virtual environment
-	rm -rf $(VENV) studies mlflow/mlflow.db mlflow/artifacts exports logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) studies mlflow/mlflow.db mlflow/artifacts exports logs site .pytest_cache .mypy_cache .ruff_cache

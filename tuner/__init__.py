@@ -10,7 +10,7 @@ Example::
     print(model.predict(history))
 
 The API lives in `tuner.api`; the notebook's figures in `tuner.analysis`. The
-package's layout and its import rule are in the README ("Architecture").
+package's layout and its import rule are in docs/architecture.md.
 """
 
 from __future__ import annotations

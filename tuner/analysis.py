@@ -2,13 +2,15 @@
 (`notebooks/analysis.ipynb`) shows comes from here.
 
 Each function takes a study (and the MLflow tracking URI where it needs the
-runs or the logged model) and returns a matplotlib figure or a pandas table::
+runs or the logged model) and returns a matplotlib figure or a pandas table:
 
-    from tuner import analysis, open_study
+```python
+from tuner import analysis, open_study
 
-    result = open_study("co2")
-    analysis.optimization_history(result.study)
-    analysis.best_model_figure(result.study, result.tracking_uri)
+result = open_study("co2")
+analysis.optimization_history(result.study)
+analysis.best_model_figure(result.study, result.tracking_uri)
+```
 """
 
 from __future__ import annotations

@@ -36,20 +36,21 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from tuner.config import TuneConfig, mask_secrets
+from tuner.config import OPTIONS, TuneConfig
 from tuner.devices import import_keras_quietly
 from tuner.engine.runner import run_tune
 from tuner.errors import InputError, flag_wording
-from tuner.model.serving import classify, forecast, generate
 from tuner.paths import STAGING_DIR
 from tuner.report.console import quiet_libraries
+from tuner.stores import mask_secrets
 from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
+from tuner.tasks.base import get_task
 
 if TYPE_CHECKING:  # the bundle module loads Keras: imported where a bundle is opened
     from tuner.export.bundle import Bundle
 
-_OPTIONS = {f.name for f in fields(TuneConfig)} - {"dataset", "space", "study"}
+_OPTIONS = set(OPTIONS) - {"dataset", "space", "study"}  # tune's keyword options
 
 
 @dataclass(frozen=True)
@@ -185,16 +186,9 @@ class Model:
         """Forecasting: a history table -> the next `horizon` rows. Classification:
         sequences (samples, steps, features) -> label and class probabilities.
         Character model: a prompt -> the prompt continued by `length` characters."""
+        options = {"lengths": lengths, "length": length, "temperature": temperature, "seed": seed}
         with python_wording():
-            if self.task == "forecasting":
-                if not isinstance(data, pd.DataFrame):
-                    raise InputError("data: a forecasting model reads a pandas DataFrame history.")
-                return forecast(self.bundle, data)
-            if self.task == "classification":
-                return classify(self.bundle, np.asarray(data), lengths=lengths)
-            if not isinstance(data, str):
-                raise InputError("data: a character model continues a prompt; pass a string.")
-            return generate(self.bundle, data, length=length, temperature=temperature, seed=seed)
+            return get_task(self.task).predict(self.bundle, data, **options)
 
 
 def tune(
@@ -231,6 +225,35 @@ def tune(
                 space=_stage_space(space, name, keep=keep),
             )
         )
+
+
+def _with_options(function: Callable[..., TuneResult]) -> None:
+    """`tune`'s signature and help as a notebook shows them (`tune?`, Shift-Tab):
+    every option of `TuneConfig` as a keyword with its default and its help, made
+    from the one declaration in tuner/config.py."""
+    defaults, declared = TuneConfig(), {f.name: f for f in fields(TuneConfig)}
+    given = [p for p in inspect.signature(function).parameters.values() if p.kind != p.VAR_KEYWORD]
+    options = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=getattr(defaults, name),
+            annotation=declared[name].type,
+        )
+        for name in OPTIONS
+        if name in _OPTIONS
+    ]
+    function.__signature__ = inspect.Signature([*given, *options])  # type: ignore[attr-defined]
+    # The help in the API's words (`--sampler grid` -> `sampler=grid`), as errors are.
+    lines = [
+        f"    {name}: {InputError(OPTIONS[name].help).for_python()}"
+        for name in OPTIONS
+        if name in _OPTIONS
+    ]
+    function.__doc__ = f"{function.__doc__}\n\n    Options:\n\n" + "\n".join(lines)
+
+
+_with_options(tune)
 
 
 def run(config: TuneConfig, *, role: str = "tune") -> TuneResult:

@@ -2,72 +2,360 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
-import os
 import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import InitVar, asdict, dataclass
+from collections.abc import Callable
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
-from tuner.errors import InputError, causes
-from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, MODEL_FILE
+from tuner.errors import InputError
+from tuner.paths import DEFAULT_STORAGE, MODEL_FILE
+from tuner.stores import storage_url, tracking_uri
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid")
 PRUNERS = ("hyperband", "median", "none")
-ENGINES = ("optuna", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
-_MAX_ENSEMBLE = 10
 DEFAULT_TRIALS = 25
 MAX_SEED = 2**31 - 1  # seed + trial number must stay a valid 32-bit seed for every library
 MAX_WORKERS = 64  # local worker processes
+MAX_TRIALS_PER_GPU = 16
+_MAX_ENSEMBLE = 10
 _MAX_WARM_START = 100
+MAX_FOLDS = 20
+# Small classification sets: those with fewer training plus validation sequences
+# than SMALL_SET are scored by stratified K-fold cross-validation (DEFAULT_FOLDS)
+# unless the definition or --cv says, where their steps (summed over those
+# sequences) are at most CV_STEPS: K trainings of a trial cost K times one, and on
+# long series (ACSF1: 100 x 1,460 steps, an LSTM-FCN round 10-25 s on two cores)
+# five of them leave each fold a round or two of a timed trial's share. Longer
+# small sets are selected on the validation split, and average their best trials
+# by default (SMALL_SET_ENSEMBLE: the models the trials kept, champion where it
+# validates better; no training added).
+SMALL_SET = 200
+CV_STEPS = 50_000
+DEFAULT_FOLDS = 5
+SMALL_SET_ENSEMBLE = 3
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A search engine: what it does itself and which of the tuner's features it
+    takes (the options it refuses are refused before anything runs)."""
+
+    name: str
+    summary: str  # for --help
+    own_loop: bool  # runs its own search in one process (else the tuner's trial loop)
+    parallel: bool  # more than one worker process on one study
+    warm_start: bool  # --warm-start and --init-from
+    grid: bool  # --sampler grid
+    cross_validates: bool  # trials trained on K folds
+    keeps_models: bool  # trials keep their models (a top-K ensemble can be built)
+
+
+ENGINES: dict[str, Engine] = {
+    engine.name: engine
+    for engine in (
+        Engine(
+            "optuna",
+            "the tuner's trial loop under an Optuna sampler and pruner",
+            own_loop=False,
+            parallel=True,
+            warm_start=True,
+            grid=True,
+            cross_validates=True,
+            keeps_models=True,
+        ),
+        Engine(
+            "keras-tuner",
+            "KerasTuner searches the same space",
+            own_loop=True,
+            parallel=False,
+            warm_start=False,
+            grid=False,
+            cross_validates=False,
+            keeps_models=False,
+        ),
+    )
+}
+
+Check = Callable[[str, Any], None]  # (flag, value) -> raises InputError
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a `TuneConfig` field is given: its help, how the command line's text
+    becomes its value (`parse`), the check of one value (`check`, skipped for None),
+    and its group in `tuner tune --help` (`dataset`: overrides the definition)."""
+
+    help: str
+    parse: Callable[[str], Any] | None = None
+    check: Check | None = None
+    group: str = ""
+    metavar: str | None = None
+
+
+def _option(default: Any, help: str, **how: Any) -> Any:
+    return field(default=default, metadata={"option": Option(help, **how)})
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, but got {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, but got {text!r}") from None
+
+
+def _split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"expected three comma-separated numbers (fractions or row borders), but got {text!r}"
+        ) from None
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _at_least(low: int) -> Check:
+    def check(flag: str, value: Any) -> None:
+        if value < low:
+            raise InputError(f"{flag} must be at least {low}, but got {value}.")
+
+    return check
+
+
+def _one_of(allowed: tuple[str, ...]) -> Check:
+    def check(flag: str, value: Any) -> None:
+        if value not in allowed:
+            raise InputError(f"{flag} must be one of {', '.join(allowed)}, but got {value!r}.")
+
+    return check
+
+
+def _at_most(high: int, why: tuple[str, str]) -> Check:
+    def check(flag: str, value: Any) -> None:
+        _at_least(1)(flag, value)
+        if value > high:
+            raise InputError(f"{flag} must be at most {high}{why[0]}, but got {value}; {why[1]}.")
+
+    return check
+
+
+def _check_timeout(flag: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{flag} must be positive seconds, but got {value}; omit it for no limit.")
+
+
+def _check_seed(flag: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED - 1_000_000:
+        raise InputError(
+            f"{flag} must be 0-{MAX_SEED - 1_000_000} (trials add their number to it), "
+            f"but got {value}; pass e.g. {flag} 42."
+        )
+
+
+def _check_ensemble(flag: str, value: int) -> None:
+    if value == 1 or not 0 <= value <= _MAX_ENSEMBLE:
+        raise InputError(
+            f"{flag} must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got {value}; "
+            f"pass {flag} 3, or leave it out."
+        )
+
+
+def _check_warm_start_trials(flag: str, value: int) -> None:
+    if not 1 <= value <= _MAX_WARM_START:
+        raise InputError(
+            f"{flag} must be 1-{_MAX_WARM_START}, but got {value}; pass e.g. {flag} 5."
+        )
+
+
+def _check_sampler(flag: str, value: str) -> None:
+    _one_of(SAMPLERS)(flag, value)
+    if value == "gp":
+        _require_torch()
+
+
+def _check_init_from(flag: str, source: str) -> None:
+    if source.startswith(MODEL_URI_SCHEMES):
+        return
+    if not (Path(source) / MODEL_FILE).is_file():
+        raise InputError(
+            f"{flag} {source}: not an exported bundle (no {MODEL_FILE} in that folder); "
+            "give a folder written by `tuner export`, or a models:/NAME@champion URI."
+        )
+
+
+_DATA = "dataset"  # the options that override the dataset definition
 
 
 @dataclass(frozen=True, kw_only=True)
 class TuneConfig:
-    """Defaults give a good run on the default dataset; every field is a CLI option."""
+    """Every option of a study (`tuner tune --help` and `tuner.tune(...)` are made
+    from these fields); the defaults give a good run on the default dataset."""
 
-    dataset: str = "co2"
-    space: str | None = None
-    study: str | None = None
-    trials: int | None = None  # None: DEFAULT_TRIALS, or the whole grid (see n_trials)
-    timeout: float | None = None
-    max_epochs: int = 20
-    patience: int = 4
-    sampler: str = "tpe"
-    pruner: str = "hyperband"
-    storage: str | None = None
-    tracking_uri: str | None = None
-    experiment: str | None = None
-    seed: int = 42
-    workers: int | None = None  # None: --trials-per-gpu per GPU chosen, else 1
-    gpus: str | None = None  # all (default) | none | ids like 0,1
-    trials_per_gpu: int | None = None  # worker processes per GPU; None: from the model size
-    precision: str = "float32"
-    engine: str = "optuna"  # keras-tuner: KerasTuner's search over the same space
-    kt_tuner: str = "hyperband"  # the KerasTuner algorithm when engine is keras-tuner
-    epoch_budget: int | None = None  # no trial starts once the study has run this many epochs
-    # Average the K best trials into one champion if it validates better; None: the
-    # data's default (DatasetInfo.default_ensemble: 3 on small sets not cross-validated).
-    ensemble: int | None = None
-    warm_start: str | None = None  # STUDY or STORAGE_URL#STUDY: enqueue its best configurations
-    warm_start_trials: int = 5  # how many of them
-    init_from: str | None = None  # bundle folder or models:/ URI whose weights trials start from
-    # Dataset options (None: the dataset definition's value or the default).
-    horizon: int | None = None
-    target: tuple[str, ...] | None = None
-    covariates: tuple[str, ...] | None = None
-    time_col: str | None = None
-    split: tuple[float, ...] | None = None
-    fill: str | None = None
-    seasonal_period: int | None = None
-    cv: int | None = None
+    dataset: str = _option("co2", "built-in name or file path", metavar="NAME|PATH")
+    space: str | None = _option(
+        None,
+        "built-in search space name or .py path (default: the space named after the dataset's "
+        "task: forecasting, classification or char_lm)",
+    )
+    study: str | None = _option(None, "study name (default: the dataset name)")
+    trials: int | None = _option(
+        None,
+        f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
+        "whole grid with --sampler grid)",
+        parse=_integer,
+        check=_at_least(1),
+    )
+    timeout: float | None = _option(
+        None,
+        "stop starting trials after SECONDS, worker start-up not counted (default: no limit)",
+        parse=_number,
+        check=_check_timeout,
+    )
+    max_epochs: int = _option(
+        20,
+        "epochs a trial may train (more for tiny training sets, so each gets enough steps)",
+        parse=_integer,
+        check=_at_least(1),
+    )
+    patience: int = _option(
+        4,
+        "epochs without improvement before early stopping ends a trial",
+        parse=_integer,
+        check=_at_least(1),
+    )
+    sampler: str = _option(
+        "tpe",
+        " | ".join(SAMPLERS) + " (grid: every point of a discrete space once)",
+        check=_check_sampler,
+    )
+    pruner: str = _option("hyperband", " | ".join(PRUNERS), check=_one_of(PRUNERS))
+    storage: str | None = _option(
+        None, f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
+    )
+    tracking_uri: str | None = _option(
+        None, "MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
+    )
+    experiment: str | None = _option(None, "MLflow experiment (default: the study name)")
+    seed: int = _option(
+        42,
+        "seed of the sampler and of each trial's training (with the trial number)",
+        parse=_integer,
+        check=_check_seed,
+    )
+    workers: int | None = _option(
+        None,
+        "local worker processes (default: one per GPU, or 1)",
+        parse=_integer,
+        check=_at_most(
+            MAX_WORKERS, (" local processes", "for more, start `tuner worker` on more machines")
+        ),
+    )
+    gpus: str | None = _option(None, "GPUs to use: all (default), none, or ids like 0,1")
+    trials_per_gpu: int | None = _option(
+        None,
+        "worker processes sharing each GPU, with memory growth (default: up to 4, from the "
+        "size of the space's largest model and the GPU's memory; refused without a GPU)",
+        parse=_integer,
+        check=_at_most(
+            MAX_TRIALS_PER_GPU,
+            ("", "more processes than that share one GPU's memory and cores without gain"),
+        ),
+    )
+    precision: str = _option(
+        "float32", " | ".join(PRECISIONS) + " (Keras policy)", check=_one_of(PRECISIONS)
+    )
+    engine: str = _option(
+        "optuna",
+        "; ".join(f"{e.name}: {e.summary}" for e in ENGINES.values()),
+        check=_one_of(tuple(ENGINES)),
+    )
+    kt_tuner: str = _option(
+        "hyperband", " | ".join(KT_TUNERS) + " (--engine keras-tuner)", check=_one_of(KT_TUNERS)
+    )
+    epoch_budget: int | None = _option(
+        None,
+        "start no trial once the study's trials have trained this many epochs in all "
+        "(default: no budget)",
+        parse=_integer,
+        check=_at_least(1),
+    )
+    ensemble: int | None = _option(
+        None,
+        "average the K best trials into one champion when that validates better (every "
+        "task: forecasts, class probabilities, character logits; 0: off; default: "
+        f"{SMALL_SET_ENSEMBLE} on classification sets under {SMALL_SET} training sequences "
+        "that are not cross-validated, optuna engine; else off)",
+        parse=_integer,
+        check=_check_ensemble,
+    )
+    warm_start: str | None = _option(
+        None, "STUDY or STORAGE_URL#STUDY: run its best configurations first (default: none)"
+    )
+    warm_start_trials: int = _option(
+        5,
+        "how many of the --warm-start study's best configurations to enqueue",
+        parse=_integer,
+        check=_check_warm_start_trials,
+    )
+    init_from: str | None = _option(
+        None,
+        "exported bundle folder or models:/NAME@champion: trials whose layers match start "
+        "from its weights and fine-tune (default: none)",
+        check=_check_init_from,
+    )
+    target: tuple[str, ...] | None = _option(
+        None, "target column(s), comma-separated", parse=_columns, group=_DATA
+    )
+    covariates: tuple[str, ...] | None = _option(
+        None, "input-only columns, comma-separated", parse=_columns, group=_DATA
+    )
+    time_col: str | None = _option(
+        None, "timestamp column (checked: parsable, sorted, unique)", group=_DATA
+    )
+    horizon: int | None = _option(
+        None,
+        "forecast horizon in steps (default: the dataset definition's, else 1)",
+        parse=_integer,
+        check=_at_least(1),
+        group=_DATA,
+    )
+    seasonal_period: int | None = _option(
+        None,
+        "season length for the seasonal naive baseline",
+        parse=_integer,
+        check=_at_least(1),
+        group=_DATA,
+    )
+    split: tuple[float, ...] | None = _option(
+        None,
+        "train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
+        parse=_split,
+        group=_DATA,
+    )
+    fill: str | None = _option(
+        None, "fill missing values instead of failing: interpolate | ffill", group=_DATA
+    )
+    cv: int | None = _option(
+        None,
+        f"cross-validation folds a trial's value is the mean over (0: off, or 2-{MAX_FOLDS}; "
+        f"default: {DEFAULT_FOLDS} for classification sets under {SMALL_SET} training "
+        f"sequences whose steps sum to at most {CV_STEPS:,}, else off)",
+        parse=_integer,
+        group=_DATA,
+    )
 
     # A study read back from storage keeps the name it was created with (made before
     # the name rule, it can still be exported or joined); new studies are checked.
@@ -79,87 +367,49 @@ class TuneConfig:
                 check_name("--study", self.study)
             else:
                 check_name("--study", self.study_name, derived=f"--dataset {self.dataset}")
-        if self.trials is not None:
-            _at_least("--trials", self.trials, 1)
-        _at_least("--max-epochs", self.max_epochs, 1)
-        _at_least("--patience", self.patience, 1)
-        if self.trials_per_gpu is not None:
-            _at_least("--trials-per-gpu", self.trials_per_gpu, 1)
-            if self.workers is not None:
-                raise InputError(
-                    f"--trials-per-gpu {self.trials_per_gpu} and --workers {self.workers} both "
-                    "set the number of worker processes; pass one of them."
-                )
-            if self.trials_per_gpu > MAX_TRIALS_PER_GPU:
-                raise InputError(
-                    f"--trials-per-gpu must be at most {MAX_TRIALS_PER_GPU}, but got "
-                    f"{self.trials_per_gpu}; more processes than that share one GPU's "
-                    "memory and cores without gain."
-                )
-        if self.workers is not None:
-            _at_least("--workers", self.workers, 1)
-            if self.workers > MAX_WORKERS:
-                raise InputError(
-                    f"--workers must be at most {MAX_WORKERS} local processes, but got "
-                    f"{self.workers}; for more, start `tuner worker` on more machines."
-                )
-        if not 0 <= self.seed <= MAX_SEED - 1_000_000:
+        self._check_together()
+        for name, option in OPTIONS.items():
+            value = getattr(self, name)
+            if option.check is not None and value is not None:
+                option.check(flag(name), value)
+
+    def _check_together(self) -> None:
+        """The options that refuse each other (first: a conflict stands whatever the
+        values, so it is the line to fix first)."""
+        if self.trials_per_gpu is not None and self.workers is not None:
             raise InputError(
-                f"--seed must be 0-{MAX_SEED - 1_000_000} (trials add their number to it), "
-                f"but got {self.seed}; pass e.g. --seed 42."
-            )
-        _one_of("--precision", self.precision, PRECISIONS)
-        _one_of("--engine", self.engine, ENGINES)
-        _one_of("--kt-tuner", self.kt_tuner, KT_TUNERS)
-        if self.ensemble is not None and (
-            self.ensemble == 1 or not 0 <= self.ensemble <= _MAX_ENSEMBLE
-        ):
-            raise InputError(
-                f"--ensemble must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got "
-                f"{self.ensemble}; pass --ensemble 3, or leave it out."
-            )
-        if not 1 <= self.warm_start_trials <= _MAX_WARM_START:
-            raise InputError(
-                f"--warm-start-trials must be 1-{_MAX_WARM_START}, but got "
-                f"{self.warm_start_trials}; pass e.g. --warm-start-trials 5."
+                f"--trials-per-gpu {self.trials_per_gpu} and --workers {self.workers} both "
+                "set the number of worker processes; pass one of them."
             )
         if self.warm_start is not None and self.sampler == "grid":
             raise InputError(
                 f"--warm-start {self.warm_start}: a grid search runs every point of the space "
                 "already; leave out --warm-start, or use --sampler tpe."
             )
-        if self.engine == "keras-tuner" and (self.warm_start or self.init_from):
+        engine = ENGINES.get(self.engine)
+        if engine is None:  # its own check names the engines
+            return
+        if not engine.warm_start and (self.warm_start or self.init_from):
             option = "--warm-start" if self.warm_start else "--init-from"
             raise InputError(
-                f"{option} works with the optuna engine, but got --engine keras-tuner; "
+                f"{option} works with the optuna engine, but got --engine {engine.name}; "
                 f"leave out {option}, or use --engine optuna."
             )
-        if self.engine == "keras-tuner" and self.sampler == "grid":
+        if not engine.grid and self.sampler == "grid":
             raise InputError(
-                "--sampler grid is an Optuna sampler, but got --engine keras-tuner (which has "
+                f"--sampler grid is an Optuna sampler, but got --engine {engine.name} (which has "
                 "its own --kt-tuner); use --engine optuna for a grid search."
             )
-        if self.init_from is not None:
-            _check_init_from(self.init_from)
-        if self.epoch_budget is not None:
-            _at_least("--epoch-budget", self.epoch_budget, 1)
-        if self.engine == "keras-tuner" and (self.workers or 1) > 1:
+        if not engine.parallel and (self.workers or 1) > 1:
             raise InputError(
-                f"--engine keras-tuner runs one worker process, but got --workers {self.workers}; "
-                "use --workers 1, or the optuna engine for parallel workers."
+                f"--engine {engine.name} runs one worker process, but got --workers "
+                f"{self.workers}; use --workers 1, or the optuna engine for parallel workers."
             )
-        if self.horizon is not None:
-            _at_least("--horizon", self.horizon, 1)
-        if self.seasonal_period is not None:
-            _at_least("--seasonal-period", self.seasonal_period, 1)
-        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise InputError(
-                f"--timeout must be positive seconds, but got {self.timeout}; omit it for no limit."
-            )
-        _one_of("--sampler", self.sampler, SAMPLERS)
-        _one_of("--pruner", self.pruner, PRUNERS)
-        if self.sampler == "gp":
-            _require_torch()
+
+    @property
+    def search_engine(self) -> Engine:
+        """The engine `--engine` names, with what it does."""
+        return ENGINES[self.engine]
 
     @property
     def n_trials(self) -> int:
@@ -204,126 +454,12 @@ class TuneConfig:
         return out
 
 
-def storage_url(given: str | None) -> str:
-    """The Optuna storage: as given, else $TUNER_STORAGE, else the local SQLite file."""
-    return given or os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(TuneConfig)}
 
 
-def tracking_uri(given: str | None) -> str:
-    """The MLflow tracking URI: as given, else $MLFLOW_TRACKING_URI, else the local store."""
-    return given or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-# user:password@ in a URL (the password may itself hold "@": up to the last one),
-# and secret query parameters (?password=..., &token=...).
-_PASSWORD = re.compile(r"(://[^:/@\s'\"]+:)[^\s'\"]*@")
-_SECRET_QUERY = re.compile(
-    r"([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret)=)[^&\s'\"]*",
-    re.IGNORECASE,
-)
-
-
-def mask_secrets(text: str) -> str:
-    """Hide the password in URLs such as postgresql://user:secret@host/db."""
-    return _SECRET_QUERY.sub(r"\1***", _PASSWORD.sub(r"\1***@", text))
-
-
-def tracking_server(uri: str) -> bool:
-    """Whether the MLflow tracking URI is a server (over HTTP), not a local store."""
-    return uri.startswith(("http://", "https://"))
-
-
-def make_folder(folder: Path, *, option: str) -> None:
-    """The folder of a local store, created if needed; a path through a regular file
-    or an unwritable folder is an input error."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise InputError(
-            f"{option}: {folder} cannot be a folder: a file lies on that path; pass a path "
-            "under a folder."
-        ) from None
-    except PermissionError:
-        raise InputError(f"{option}: cannot create {folder} (permission denied).") from None
-    if not os.access(folder, os.W_OK):
-        raise InputError(
-            f"{option}: the folder {folder} is not writable; make it writable or choose "
-            "another path."
-        )
-
-
-# Seconds a command waits for a local SQLite store another process holds locked
-# (a long write, an open `sqlite3` shell) before it says so.
-LOCK_WAIT_S = 60.0
-
-
-def lock_wait_s() -> float:
-    return LOCK_WAIT_S
-
-
-def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
-    """A local store file that exists must be an SQLite database that is empty or holds
-    this kind of store (`table`: one of its tables): a damaged file or another
-    application's database is refused before anything writes to it."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    fix = "pass a new file, or restore this one from a copy"
-    # Read through SQLite only: closing any other descriptor of the file would drop
-    # every POSIX lock this process holds on it, an open store connection's too.
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=lock_wait_s())) as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-    except sqlite3.OperationalError as e:
-        if "locked" in str(e):
-            raise InputError(_locked(option, str(path), lock_wait_s())) from None
-        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
-    except sqlite3.DatabaseError as e:
-        if "not a database" in str(e):
-            raise InputError(
-                f"{option}: {path} is not an SQLite database (damaged, or another kind of "
-                f"file); {fix}."
-            ) from None
-        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
-    tables = sorted(r[0] for r in rows)
-    if tables and table not in tables:
-        raise InputError(
-            f"{option}: {path} is another application's SQLite database (tables "
-            f"{', '.join(tables[:4])}), not {kind}; pass a new file."
-        )
-
-
-@contextmanager
-def store_lock(database: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside a local database while it is created or migrated:
-    two first runs at once must not both create its tables."""
-    lock = database.with_name(database.name + ".lock")
-    with lock.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextmanager
-def locked_store(option: str, store: str, *, waited: float) -> Iterator[None]:
-    """Say in one line that `store` (given by `option`) is locked by another process,
-    where SQLite gave up waiting `waited` seconds for it ("database is locked"
-    anywhere in the exception's chain)."""
-    try:
-        yield
-    except Exception as e:
-        if not any("database is locked" in str(cause) for cause in causes(e)):
-            raise
-        shown = mask_secrets(store).removeprefix("sqlite:///")  # a local store: its path
-        raise InputError(_locked(option, shown, waited)) from None
-
-
-def _locked(option: str, store: str, waited: float) -> str:
-    return (
-        f"{option}: {store} is locked by another process (waited {waited:g} s); let it "
-        "finish or stop it, then run the command again."
-    )
+def flag(name: str) -> str:
+    """The command-line flag of an option: `max_epochs` -> `--max-epochs`."""
+    return "--" + name.replace("_", "-")
 
 
 # Study names become MLflow experiment and registered-model names and parts of
@@ -347,29 +483,7 @@ def check_name(option: str, value: str, *, derived: str | None = None) -> None:
     )
 
 
-def _at_least(option: str, value: int, low: int) -> None:
-    if value < low:
-        raise InputError(f"{option} must be at least {low}, but got {value}.")
-
-
-def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise InputError(f"{option} must be one of {', '.join(allowed)}, but got {value!r}.")
-
-
-MAX_TRIALS_PER_GPU = 16
-
 MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model
-
-
-def _check_init_from(source: str) -> None:
-    if source.startswith(MODEL_URI_SCHEMES):
-        return
-    if not (Path(source) / MODEL_FILE).is_file():
-        raise InputError(
-            f"--init-from {source}: not an exported bundle (no {MODEL_FILE} in that folder); "
-            "give a folder written by `tuner export`, or a models:/NAME@champion URI."
-        )
 
 
 def _require_torch() -> None:

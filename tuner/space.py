@@ -560,7 +560,7 @@ def probe_space(space: SearchSpace, info: DatasetInfo) -> dict[str, list[Any]]:
     """Run the space once with checking `hp`; also check window lengths against the data."""
     hp = ProbeHP(space.name)
     space.run(hp, info)
-    if info.task == "classification":  # sequences keep their own length
+    if not info.kind.windowed:  # sequences keep their own length
         return hp.candidates
     if "seq_len" not in hp.candidates:
         raise InputError(

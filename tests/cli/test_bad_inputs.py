@@ -369,11 +369,11 @@ def test_a_locked_store_is_named_after_a_bounded_wait(
     import subprocess
     import sys
 
-    import tuner.config
+    import tuner.stores
 
     assert main(tiny_tune_args(stores, trials=1)) == 0
     capsys.readouterr()
-    monkeypatch.setattr(tuner.config, "LOCK_WAIT_S", 2.0)
+    monkeypatch.setattr(tuner.stores, "LOCK_WAIT_S", 2.0)
     holder = subprocess.Popen(  # another process holds the file locked for writing
         [sys.executable, "-c", "import sqlite3, sys, time\n"
          f"db = sqlite3.connect({str(stores.root / store)!r}, isolation_level=None)\n"

@@ -15,11 +15,11 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import SPACES, Stores
 from tuner.cli.main import main
-from tuner.config import TuneConfig
+from tuner.config import CV_STEPS, TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.sequences import SequenceData
 from tuner.data.series import SeriesData
-from tuner.data.spec import CV_STEPS, rolling_origin
+from tuner.data.spec import rolling_origin
 from tuner.data.text import TextData
 from tuner.engine.objective import Objective
 from tuner.errors import InputError

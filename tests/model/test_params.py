@@ -11,8 +11,9 @@ from tuner.cli.main import main
 from tuner.data.catalog import builtin_datasets, load_dataset
 from tuner.errors import InputError
 from tuner.model.build import build_model, make_optimizer
-from tuner.model.params import DEFAULTS, READS, Params, check_space_names, pattern
+from tuner.model.params import DEFAULTS, Params, check_space_names, pattern
 from tuner.space import load_space, probe_space
+from tuner.tasks.base import get_task
 
 TASK_DATASETS = {"forecasting": "co2", "classification": "japanese_vowels", "char_lm": "alice"}
 
@@ -20,7 +21,7 @@ TASK_DATASETS = {"forecasting": "co2", "classification": "japanese_vowels", "cha
 @pytest.mark.parametrize("task", sorted(TASK_DATASETS))
 def test_the_model_reads_what_the_default_space_defines(task: str) -> None:
     """Build the task's model from the probe's values (every choice at its first and
-    last value): what the builder reads is what READS declares, and it reads every
+    last value): what the builder reads is what the task's `reads` declares, and it reads every
     name the space defines."""
     data = load_dataset(builtin_datasets()[TASK_DATASETS[task]])
     candidates = probe_space(load_space(task), data.info)
@@ -35,9 +36,9 @@ def test_the_model_reads_what_the_default_space_defines(task: str) -> None:
         if task != "classification":
             params["seq_len"]
         read |= params.read
-    assert read <= READS[task]
+    assert read <= get_task(task).reads
     assert {pattern(n) for n in candidates} <= read
-    assert all(name in DEFAULTS for name in READS[task])
+    assert all(name in DEFAULTS for name in get_task(task).reads)
 
 
 def test_params_fill_defaults_and_record_reads() -> None:

@@ -39,11 +39,11 @@ def test_a_confusion_matrix_shows_every_class_when_the_test_lacks_one() -> None:
 
     import numpy as np
 
-    from tuner.report.model_figures import _confusion
+    from tuner.report.model_figures import confusion
 
     data = SimpleNamespace(classes=("a", "b", "c"))
     test = SimpleNamespace(y=np.array([0, 1, 1, 0]))  # no 'c' in the test split
     outputs = np.eye(3)[[0, 1, 0, 0]].astype("float32")
-    figure = _confusion(outputs, data, test, "set")
+    figure = confusion(outputs, data, test, "set")
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert labels == ["a", "b", "c"]

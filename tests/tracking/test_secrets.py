@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import Stores, mlflow_server, tiny_tune_args
 from tuner.cli.main import main
-from tuner.config import mask_secrets
+from tuner.stores import mask_secrets
 
 CANARY = "s3cr3t-canary"
 

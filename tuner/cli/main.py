@@ -30,22 +30,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
-from tuner.config import (
-    DEFAULT_TRIALS,
-    ENGINES,
-    KT_TUNERS,
-    PRUNERS,
-    SAMPLERS,
-    TuneConfig,
-    mask_secrets,
-    storage_url,
-    tracking_server,
-    tracking_uri,
-)
-from tuner.data.spec import SMALL_SET, SMALL_SET_ENSEMBLE
-from tuner.devices import PRECISIONS, default_backend, import_keras_quietly
+from tuner.config import OPTIONS, TuneConfig, flag
+from tuner.devices import default_backend, import_keras_quietly
 from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
-from tuner.paths import DEFAULT_STORAGE, LOG_DIR
+from tuner.paths import LOG_DIR
+from tuner.stores import mask_secrets, storage_url, tracking_server, tracking_uri
+from tuner.tasks.base import get_task
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +57,18 @@ class _Help(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def _parsed_by(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option's parser as argparse takes it: its ValueError is argparse's message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
+
+
 def _positive_int(text: str) -> int:
     try:
         return int(text)
@@ -74,17 +76,19 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, but got {text!r}") from None
 
 
-def _split(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected three comma-separated numbers (fractions or row borders), but got {text!r}"
-        ) from None
-
-
-def _columns(text: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in text.split(",") if c.strip())
+def _add_options(tune: argparse.ArgumentParser) -> None:
+    """`tuner tune`'s options, one for each `TuneConfig` field, as declared there."""
+    dataset = tune.add_argument_group("dataset options (override the dataset definition)")
+    groups = {"": tune, "dataset": dataset}
+    defaults = TuneConfig()
+    for name, option in OPTIONS.items():
+        groups[option.group].add_argument(
+            flag(name),
+            default=getattr(defaults, name),
+            help=option.help,
+            metavar=option.metavar,
+            type=_parsed_by(option.parse or str),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,135 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser(
         "tune", help="create or resume a study and run trials", formatter_class=_Help
     )
-    defaults = TuneConfig()
-    tune.add_argument("--dataset", default=defaults.dataset, help="built-in name or file path")
-    tune.add_argument(
-        "--space",
-        help="built-in search space name or .py path (default: the space named after the "
-        "dataset's task: forecasting, classification or char_lm)",
-    )
-    tune.add_argument("--study", help="study name (default: the dataset name)")
-    tune.add_argument(
-        "--trials",
-        type=_positive_int,
-        help=f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
-        "whole grid with --sampler grid)",
-    )
-    tune.add_argument(
-        "--timeout",
-        type=float,
-        help="stop starting trials after SECONDS, worker start-up not counted (default: no limit)",
-    )
-    tune.add_argument(
-        "--max-epochs",
-        type=_positive_int,
-        default=defaults.max_epochs,
-        help="epochs a trial may train (more for tiny training sets, so each gets enough steps)",
-    )
-    tune.add_argument(
-        "--patience",
-        type=_positive_int,
-        default=defaults.patience,
-        help="epochs without improvement before early stopping ends a trial",
-    )
-    tune.add_argument(
-        "--sampler",
-        default=defaults.sampler,
-        help=" | ".join(SAMPLERS) + " (grid: every point of a discrete space once)",
-    )
-    tune.add_argument("--pruner", default=defaults.pruner, help=" | ".join(PRUNERS))
-    tune.add_argument(
-        "--engine",
-        default=defaults.engine,
-        help=" | ".join(ENGINES) + " (keras-tuner: KerasTuner searches the same space)",
-    )
-    tune.add_argument(
-        "--kt-tuner",
-        default=defaults.kt_tuner,
-        help=" | ".join(KT_TUNERS) + " (--engine keras-tuner)",
-    )
-    tune.add_argument(
-        "--epoch-budget",
-        type=_positive_int,
-        help="start no trial once the study's trials have trained this many epochs in all "
-        "(default: no budget)",
-    )
-    tune.add_argument(
-        "--ensemble",
-        type=_positive_int,
-        default=defaults.ensemble,
-        help="average the K best trials into one champion when that validates better "
-        "(every task: forecasts, class probabilities, character logits; 0: off; default: "
-        f"{SMALL_SET_ENSEMBLE} on classification sets under {SMALL_SET} training sequences "
-        "that are not cross-validated, optuna engine; else off)",
-    )
-    tune.add_argument(
-        "--warm-start",
-        help="STUDY or STORAGE_URL#STUDY: run its best configurations first (default: none)",
-    )
-    tune.add_argument(
-        "--warm-start-trials",
-        type=_positive_int,
-        default=defaults.warm_start_trials,
-        help="how many of the --warm-start study's best configurations to enqueue",
-    )
-    tune.add_argument(
-        "--init-from",
-        help="exported bundle folder or models:/NAME@champion: trials whose layers match start "
-        "from its weights and fine-tune (default: none)",
-    )
-    tune.add_argument(
-        "--storage", help=f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
-    )
-    tune.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
-    )
-    tune.add_argument("--experiment", help="MLflow experiment (default: the study name)")
-    tune.add_argument(
-        "--seed",
-        type=_positive_int,
-        default=defaults.seed,
-        help="seed of the sampler and of each trial's training (with the trial number)",
-    )
-    tune.add_argument(
-        "--workers", type=_positive_int, help="local worker processes (default: one per GPU, or 1)"
-    )
-    tune.add_argument("--gpus", help="GPUs to use: all (default), none, or ids like 0,1")
-    tune.add_argument(
-        "--trials-per-gpu",
-        type=_positive_int,
-        help="worker processes sharing each GPU, with memory growth (default: up to 4, from "
-        "the size of the space's largest model and the GPU's memory; refused without a GPU)",
-    )
-    tune.add_argument(
-        "--precision", default=defaults.precision, help=" | ".join(PRECISIONS) + " (Keras policy)"
-    )
-    data = tune.add_argument_group("dataset options (override the dataset definition)")
-    data.add_argument("--target", type=_columns, help="target column(s), comma-separated")
-    data.add_argument("--covariates", type=_columns, help="input-only columns, comma-separated")
-    data.add_argument("--time-col", help="timestamp column (checked: parsable, sorted, unique)")
-    data.add_argument(
-        "--horizon",
-        type=_positive_int,
-        help="forecast horizon in steps (default: the dataset definition's, else 1)",
-    )
-    data.add_argument(
-        "--seasonal-period",
-        type=_positive_int,
-        help="season length for the seasonal naive baseline",
-    )
-    data.add_argument(
-        "--split",
-        type=_split,
-        help="train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
-    )
-    data.add_argument("--fill", help="fill missing values instead of failing: interpolate | ffill")
-    data.add_argument(
-        "--cv",
-        type=_positive_int,
-        help="cross-validation folds a trial's value is the mean over (0: off; default: 5 for "
-        "classification sets under 200 training sequences, else off)",
-    )
+    _add_options(tune)
     tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     tune.set_defaults(handler=_cmd_tune)
 
@@ -307,40 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    config = TuneConfig(
-        dataset=args.dataset,
-        space=args.space,
-        study=args.study,
-        trials=args.trials,
-        timeout=args.timeout,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        sampler=args.sampler,
-        pruner=args.pruner,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        experiment=args.experiment,
-        seed=args.seed,
-        workers=args.workers,
-        gpus=args.gpus,
-        trials_per_gpu=args.trials_per_gpu,
-        precision=args.precision,
-        engine=args.engine,
-        kt_tuner=args.kt_tuner,
-        epoch_budget=args.epoch_budget,
-        ensemble=args.ensemble,
-        warm_start=args.warm_start,
-        warm_start_trials=args.warm_start_trials,
-        init_from=args.init_from,
-        horizon=args.horizon,
-        target=args.target,
-        covariates=args.covariates,
-        time_col=args.time_col,
-        split=args.split,
-        fill=args.fill,
-        seasonal_period=args.seasonal_period,
-        cv=args.cv,
-    )
+    config = TuneConfig(**{name: getattr(args, name) for name in OPTIONS})
     # The data is checked before the training stack loads (a bad file is reported
     # in seconds); the study set-up reuses this load.
     from tuner.data.catalog import load_dataset, resolve_dataset
@@ -436,7 +279,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     check_out(args.out)  # the input and the output path before the model loads
     rows = read_input(args.input) if args.input is not None else None
     model = api.load_bundle(args.model)
-    if model.task == "char_lm":
+    if get_task(model.task).reads_prompt:
         if args.prompt is None:
             raise InputError("--prompt: a character model continues a prompt; pass --prompt TEXT.")
         text = model.predict(

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tuner.config import storage_url, tracking_uri
+from tuner.stores import storage_url, tracking_uri
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
 
@@ -58,7 +58,7 @@ def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTE
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuner.cli.notebook", description=__doc__)
-    parser.add_argument("--study", required=True)
+    parser.add_argument("--study", help="study name (default: the most recently started one)")
     parser.add_argument("--storage", help="Optuna storage URL (default $TUNER_STORAGE or local)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
     parser.add_argument("--compare-with", help="a second study to compare with")
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("notebooks/out"))
     args = parser.parse_args(argv)
     args.storage, args.tracking_uri = storage_url(args.storage), tracking_uri(args.tracking_uri)
+    if args.study is None:
+        from tuner.study.storage import latest_study  # deferred: Optuna, for this case only
+
+        args.study = latest_study(args.storage)
     target = run_notebook(
         {
             "study": args.study,

@@ -1,6 +1,6 @@
 """Where datasets come from: built-in definitions, `--dataset NAME|PATH`, and
 definition files (`datasets/NAME.toml` or `.yaml`, holding the options a user
-would pass on the command line); loading dispatches to the task's reader.
+would pass on the command line); loading asks the task's reader (`Task.load`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tuner.data.packaged import PACKAGED, packaged_file
-from tuner.data.sequences import SequenceData, load_sequences
-from tuner.data.series import SeriesData, load_series
-from tuner.data.spec import DatasetSpec
-from tuner.data.text import TextData, load_text
+from tuner.data.spec import Dataset, DatasetSpec
 from tuner.errors import InputError
 from tuner.paths import builtin_dir
+from tuner.tasks.base import get_task, task_for_suffix, task_names
 
-_SUFFIX_TASKS = {
-    ".csv": "forecasting",
-    ".parquet": "forecasting",
-    ".npz": "classification",
-    ".txt": "char_lm",
-}
 _DEFINITION_SUFFIXES = (".toml", ".yaml", ".yml")
 
 
@@ -61,13 +53,14 @@ def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
         raise InputError(f"--dataset: file {name_or_path!r} does not exist; check the path.")
     if path.suffix in _DEFINITION_SUFFIXES:
         return replace(read_definition(path), **given)
-    task = _SUFFIX_TASKS.get(path.suffix)
+    task = task_for_suffix(path.suffix)
     if task is None:
+        suffixes = [s for name in task_names() for s in get_task(name).suffixes]
         raise InputError(
             f"--dataset {name_or_path}: unknown file type {path.suffix!r}; use one of "
-            f"{[*_SUFFIX_TASKS, *_DEFINITION_SUFFIXES]}."
+            f"{[*suffixes, *_DEFINITION_SUFFIXES]}."
         )
-    if task == "forecasting" and not given.get("target"):
+    if get_task(task).needs_target and not given.get("target"):
         raise InputError(
             f"--dataset {name_or_path}: a table needs its target column(s); "
             "pass --target COL[,COL]."
@@ -119,7 +112,7 @@ def read_definition(path: Path) -> DatasetSpec:
     for key in ("target", "covariates", "split"):
         if key in values:
             values[key] = tuple(values[key])
-    values.setdefault("task", _SUFFIX_TASKS.get(data_path.suffix, "forecasting"))
+    values.setdefault("task", task_for_suffix(data_path.suffix) or "forecasting")
     try:
         return DatasetSpec(name=path.stem, path=data_path, **values)
     except TypeError as e:
@@ -144,14 +137,13 @@ def _parse_definition(path: Path) -> dict[str, Any]:
     return loaded
 
 
-_Loaded = SeriesData | SequenceData | TextData
 # The last dataset loaded in this process, by its spec and file version: the CLI
 # checks the data before it loads the training stack, and the study set-up then
 # reuses that load.
-_last: tuple[tuple[DatasetSpec, int, int], _Loaded] | None = None
+_last: tuple[tuple[DatasetSpec, int, int], Dataset] | None = None
 
 
-def load_dataset(spec: DatasetSpec) -> _Loaded:
+def load_dataset(spec: DatasetSpec) -> Dataset:
     """Load, check, split and scale (or encode) the data of any task."""
     global _last
     if not spec.path.is_file():
@@ -162,12 +154,6 @@ def load_dataset(spec: DatasetSpec) -> _Loaded:
     key = (spec, stat.st_mtime_ns, stat.st_size)
     if _last is not None and _last[0] == key:
         return _last[1]
-    data: _Loaded
-    if spec.task == "classification":
-        data = load_sequences(spec)
-    elif spec.task == "char_lm":
-        data = load_text(spec)
-    else:
-        data = load_series(spec)
+    data = get_task(spec.task).load(spec)
     _last = (key, data)
     return data

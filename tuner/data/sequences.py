@@ -19,10 +19,8 @@ import numpy as np
 from sklearn.metrics import f1_score, log_loss
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+from tuner.config import CV_STEPS, DEFAULT_FOLDS, SMALL_SET
 from tuner.data.spec import (
-    CV_STEPS,
-    DEFAULT_FOLDS,
-    SMALL_SET,
     DatasetInfo,
     DatasetSpec,
     Windows,

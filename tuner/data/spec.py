@@ -16,39 +16,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tuner.config import MAX_FOLDS
 from tuner.errors import InputError
+from tuner.tasks.base import Task, get_task
 
-TASKS = ("forecasting", "classification", "char_lm")
 FILLS = ("interpolate", "ffill")
-# The metric each task's trials are selected by (lower is better for all three).
-TASK_METRICS = {"forecasting": "mse", "classification": "log_loss", "char_lm": "bpc"}
-TASK_OBJECTIVES = {
-    "forecasting": "validation MSE (standardised)",
-    "classification": "validation log loss",
-    "char_lm": "validation bits per character",
-}
 _DEFAULT_SPLIT = (0.7, 0.15, 0.15)
-# Default character windows: about a sentence and more of context.
-_CHAR_WINDOWS = (64, 128, 256)
-# Fewest optimizer steps per pass the default batch sizes leave. Classification
-# sets are small: a round of several passes gives them their steps
-# (tuner.model.train.ROUND_TARGETS), and a batch of 16 (what the published
-# convolutional classifiers train with; batch norm needs it) is kept where it fits.
-MIN_STEPS = {"forecasting": 8, "char_lm": 8, "classification": 1}
-# Classification sets with fewer training plus validation sequences than this are
-# scored by stratified K-fold cross-validation unless the definition or --cv says,
-# where their steps (summed over those sequences) are at most CV_STEPS: K trainings
-# of a trial cost K times one, and on long series (ACSF1: 100 x 1,460 steps, an
-# LSTM-FCN round 10-25 s on two cores) five of them leave each fold a round or two
-# of a timed trial's share. Longer small sets are selected on the validation split.
-SMALL_SET = 200
-CV_STEPS = 50_000
-DEFAULT_FOLDS = 5
-# Those selected on a validation split (a few dozen sequences, so a noisy choice)
-# average their best trials by default: the top-K ensemble of the models the trials
-# kept, champion where it validates better (no training added).
-SMALL_SET_ENSEMBLE = 3
-_MAX_FOLDS = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,9 +46,11 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         where = f"dataset '{self.name}'"
-        if self.task not in TASKS:
-            raise InputError(f"{where}: task must be one of {TASKS}, but got task={self.task!r}.")
-        if self.task == "forecasting" and not self.target:
+        try:
+            task = get_task(self.task)
+        except InputError as e:
+            raise InputError(f"{where}: {e}") from None
+        if task.needs_target and not self.target:
             raise InputError(f"{where}: needs at least one target column; pass --target COL.")
         if self.horizon < 1:
             raise InputError(
@@ -83,9 +58,9 @@ class DatasetSpec:
                 "pass --horizon N with N >= 1."
             )
         _check_split(self.split, where)
-        if self.cv is not None and (self.cv == 1 or not 0 <= self.cv <= _MAX_FOLDS):
+        if self.cv is not None and (self.cv == 1 or not 0 <= self.cv <= MAX_FOLDS):
             raise InputError(
-                f"{where}: cv must be 0 (no cross-validation) or 2-{_MAX_FOLDS} folds, but got "
+                f"{where}: cv must be 0 (no cross-validation) or 2-{MAX_FOLDS} folds, but got "
                 f"cv={self.cv}; pass --cv 5, or --cv 0 to select on the validation split."
             )
         if self.fill not in (None, *FILLS):
@@ -119,7 +94,7 @@ def _check_split(split: tuple[float, ...], where: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetInfo:
-    """What a search space may know about the data (SPEC section 4)."""
+    """What a search space may know about the data."""
 
     task: str
     n_features: int
@@ -136,79 +111,59 @@ class DatasetInfo:
     cv: int = 0  # cross-validation folds a trial trains (0: the validation split)
 
     @property
+    def kind(self) -> Task:
+        """The task object: what the data's task does (`tuner.tasks`)."""
+        return get_task(self.task)
+
+    @property
     def default_ensemble(self) -> int:
-        """`--ensemble` left out: SMALL_SET_ENSEMBLE on small classification sets
-        selected on a validation split, else 0 (off)."""
-        small = self.task == "classification" and not self.cv and self.n_train < SMALL_SET
-        return SMALL_SET_ENSEMBLE if small else 0
+        """`--ensemble` left out: the task's default for this data (3 on small
+        classification sets selected on a validation split, else 0: off)."""
+        return self.kind.default_ensemble(self)
 
     @property
     def metric(self) -> str:
         """The validation metric trials are selected by."""
-        return TASK_METRICS[self.task]
+        return self.kind.metric
 
     def seq_len_choices(self, multiples: tuple[float, ...] = (0.5, 1, 2, 3)) -> list[int]:
         """Window lengths as multiples of the lookback (or seasonal period, or horizon)
         that fit the data."""
         base = self.lookback or self.seasonal_period or self.horizon
-        return self._fitting(max(2, round(m * base)) for m in multiples)
+        return self.fitting(max(2, round(m * base)) for m in multiples)
 
     def window_choices(self) -> list[int]:
         """The default spaces' window lengths, derived from the data (`window_rule`
         says how), never longer than the training split allows."""
-        if self.task == "char_lm":
-            if self.lookback:
-                return self.seq_len_choices((0.5, 1, 2))
-            return self._fitting(_CHAR_WINDOWS)
-        if self.lookback:
-            return self.seq_len_choices((1, 2, 3))
-        if self.seasonal_period:
-            return self.seq_len_choices((1, 2, 4, 7))
-        return self._fitting(m * max(self.horizon, 8) for m in (2, 4, 8))
+        return self.kind.window_choices(self)
 
     @property
     def window_rule(self) -> str:
         """How `window_choices` is derived for this dataset, in words."""
-        if self.task == "classification":
-            return "whole sequences (no window)"
-        if self.lookback:
-            multiples = "0.5, 1, 2" if self.task == "char_lm" else "1, 2, 3"
-            return f"{multiples} x lookback ({self.lookback})"
-        if self.task == "char_lm":
-            return f"{', '.join(map(str, _CHAR_WINDOWS))} characters"
-        if self.seasonal_period:
-            return f"1, 2, 4, 7 x seasonal period ({self.seasonal_period})"
-        return f"2, 4, 8 x max(horizon, 8) steps ({self.horizon})"
+        return self.kind.window_rule(self)
 
     def train_windows(self, seq_len: int) -> int:
         """Training windows (samples) one epoch holds at window length `seq_len`."""
-        if self.task == "classification":
-            return self.n_train
-        if self.task == "char_lm":
-            return max(1, (self.n_train - 1) // seq_len)
-        return max(1, self.n_train - seq_len - self.horizon + 1)
+        return self.kind.train_windows(self, seq_len)
 
     def targets_per_window(self, seq_len: int) -> int:
         """What one training window teaches: a label, a forecast, or a target a character."""
-        if self.task == "classification":
-            return 1
-        if self.task == "char_lm":
-            return seq_len
-        return self.horizon * max(1, self.n_targets)
+        return self.kind.targets_per_window(self, seq_len)
 
     def batch_size_choices(self, candidates: tuple[int, ...]) -> list[int]:
-        """The candidate batch sizes that give a pass at least the task's MIN_STEPS
+        """The candidate batch sizes that give a pass at least the task's `min_steps`
         optimizer steps at the longest default window; on a set too small for any of
         them, the largest power of two that does (and half of it)."""
-        longest = max(self.window_choices(), default=1) if self.task != "classification" else 1
-        fits = self.train_windows(longest) // MIN_STEPS[self.task]
+        longest = max(self.window_choices(), default=1) if self.kind.windowed else 1
+        fits = self.train_windows(longest) // self.kind.min_steps
         kept = sorted(b for b in candidates if b <= fits)
         if kept:
             return kept
         largest = 2 ** max(0, int(math.log2(max(1, fits))))
         return sorted({max(1, largest // 2), largest})
 
-    def _fitting(self, lengths: Any) -> list[int]:
+    def fitting(self, lengths: Any) -> list[int]:
+        """`lengths` that fit the training split (else the shortest possible), sorted."""
         ordered = sorted(set(lengths))
         fitting = [n for n in ordered if n <= self.max_seq_len]
         return fitting or [min(ordered[0], self.max_seq_len)]

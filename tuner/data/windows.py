@@ -62,7 +62,7 @@ def check_seq_len(seq_len: int, data: Dataset) -> None:
     info = data.info
     if 1 <= seq_len <= info.max_seq_len:
         return
-    beyond = f" + horizon ({info.horizon})" if info.task == "forecasting" else " + 1"
+    beyond = info.kind.window_limit(info)
     raise InputError(
         f"search space: seq_len={seq_len} cannot be supplied by dataset "
         f"'{data.spec.name}': the training split has {info.n_train} rows, so seq_len"

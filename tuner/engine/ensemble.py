@@ -28,6 +28,7 @@ from tuner.model import params as hparams
 from tuner.model.budget import ROUNDS_ATTR, fit_seconds
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
 from tuner.study.summary import top_trials
+from tuner.tasks.base import get_task
 
 
 def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.Model:
@@ -36,15 +37,11 @@ def ensemble_model(members: Sequence[keras.Model], info: DatasetInfo) -> keras.M
     Character models read any length; their logits are averaged (the normalised
     geometric mean of their probabilities: on `alice` 0.002 bits per character
     better than the mean of the probabilities, on validation and test)."""
-    if info.task == "char_lm":
-        inputs = keras.Input((None,), dtype="int32", name="chars")
-    else:
-        shape = max((m.input_shape[1:] for m in members), key=lambda s: s[0] or 0)
-        inputs = keras.Input(shape, name="window" if info.task == "forecasting" else "sequence")
+    inputs = get_task(info.task).ensemble_input(members)
     outputs = []
     for i, member in enumerate(members):
         member.name = f"member_{i}"  # layer names must be unique in the ensemble
-        short = 0 if info.task == "char_lm" else inputs.shape[1] - member.input_shape[1]
+        short = inputs.shape[1] - member.input_shape[1] if inputs.shape[1] else 0
         x = keras.layers.Cropping1D((short, 0))(inputs) if short else inputs
         outputs.append(member(x))
     return keras.Model(inputs, keras.layers.Average(name="ensemble")(outputs), name="ensemble")
@@ -105,7 +102,8 @@ def _score_part(
             model = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder()).model
             retrained.append(trial.number)
         batch_size = hparams.batch_size(trial.params)
-        scored_on = windows.get(longest) if data.info.task == "char_lm" else split
+        # A model predicting every step reads any window: all score the longest.
+        scored_on = windows.get(longest) if data.info.kind.per_step else split
         predictions.append(predict_windows(model, scored_on["val"], batch_size=batch_size))
         models.append(model)
     target = windows.get(longest)["val"].y

@@ -24,7 +24,8 @@ class WorkerJob:
     gpus: tuple[str, ...] = ()  # GPUs of this invocation; slot i uses gpus[i % len(gpus)]
     slot: int = 0  # which of the invocation's concurrent workers this is
     seed_salt: int = 0  # added to the sampler seed with the slot
-    task: str = "trials"  # or "ensemble": build the top-K ensemble after the trials
+    kind: str = "trials"  # or "ensemble": build the top-K ensemble after the trials
+    plugins: tuple[str, ...] = ()  # modules registering tasks beyond the built-in ones
     parent_pid: int = 0  # the invoking process: the worker dies with it
     started: float = 0.0  # time.time() when this worker process was started
 

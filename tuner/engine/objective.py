@@ -128,7 +128,7 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
         try:
-            if self.config.engine == "optuna":  # KerasTuner counts its own trials
+            if not self.config.search_engine.own_loop:  # KerasTuner counts its own trials
                 refuse_surplus(trial, self.config.n_trials)
             hp = OptunaHP(trial, self._space.name)
             self._space.run(hp, self._data.info)

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.config import TuneConfig, lock_wait_s, locked_store, mask_secrets
+from tuner.config import TuneConfig
 from tuner.data.spec import Dataset, DatasetInfo
 from tuner.devices import (
     choose_gpus,
@@ -40,11 +40,13 @@ from tuner.model.size import largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace, probe_space
+from tuner.stores import lock_wait_s, locked_store, mask_secrets
 from tuner.study.portfolio import PORTFOLIO_LINES
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.storage import check_storage_file
 from tuner.study.summary import completed, finished, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
+from tuner.tasks.base import plugin_modules
 from tuner.tracking.tracker import (
     MLFLOW_LOCK_WAIT_S,
     Tracker,
@@ -75,7 +77,7 @@ def run_tune(
     config = _with_default_ensemble(config, data.info)
     gpus = worker_gpus(config, space, data.info)
     n_workers = config.workers or max(1, len(gpus))
-    if config.engine == "keras-tuner":  # one search, in one process, start to end
+    if config.search_engine.own_loop:  # one search, in one process, start to end
         n_workers, trials_per_process = 1, config.n_trials
     if config.sampler == "grid":
         config, size = grid_trials(config, data, space)
@@ -109,6 +111,7 @@ def run_tune(
         # separate `tuner worker` invocations differ by process id as well.
         seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
         parent_pid=os.getpid(),
+        plugins=plugin_modules(),
     )
     status = "FAILED"
     try:
@@ -259,17 +262,17 @@ def _run_workers(study: optuna.Study, job: WorkerJob, n_workers: int) -> None:
 
 def _with_default_ensemble(config: TuneConfig, info: DatasetInfo) -> TuneConfig:
     """`--ensemble` left out: the data's default (DatasetInfo.default_ensemble) under
-    the optuna engine; none under KerasTuner, whose trials keep no models."""
+    an engine whose trials keep their models (none under KerasTuner)."""
     if config.ensemble is not None:
         return config
-    default = info.default_ensemble if config.engine == "optuna" else 0
+    default = info.default_ensemble if config.search_engine.keeps_models else 0
     return dataclasses.replace(config, ensemble=default)
 
 
 def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
     """Build the top-K ensemble in a worker process (the parent never loads Keras)."""
     err.print(f"building the top-{job.config.ensemble} ensemble ...")
-    result = _Worker(dataclasses.replace(job, task="ensemble"), slot=0).collect()
+    result = _Worker(dataclasses.replace(job, kind="ensemble"), slot=0).collect()
     if result.reason != "ensemble" and (problem := _problem(result, job)) is not None:
         raise problem
     record = study.user_attrs.get("ensemble", {})

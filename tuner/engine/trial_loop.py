@@ -56,10 +56,10 @@ def run_trials(
     stop = _StopRules(job, on_last)
     try:
         STOP.check()
-        if job.task == "ensemble":
+        if job.kind == "ensemble":
             return _ensemble(study, objective, config.ensemble or 0)
         stop.first_is_last(study)
-        if config.engine == "keras-tuner":
+        if config.search_engine.own_loop:
             result = _keras_tuner_search(study, objective, data, space, job)
         else:
             result = _trials_loop(study, objective, stop, job)

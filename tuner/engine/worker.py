@@ -32,6 +32,7 @@ from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
 from tuner.errors import InputError, TrackingUnavailable, disk_full
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
+from tuner.tasks.base import import_plugins
 
 _PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 _STUCK_S = 60  # a worker that reaches no safe point in this time is interrupted where it is
@@ -78,6 +79,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     try:
         warnings.filterwarnings("ignore")
         quiet_libraries()
+        import_plugins(job.plugins)  # the tasks the invoking process registered
         import_keras_quietly()
         set_precision(job.config.precision)
         # Deferred: the trial loop imports Keras, which must load after this process

@@ -39,6 +39,7 @@ from tuner.model.train import evaluate, refit
 from tuner.paths import MODEL_FILE
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
+from tuner.tasks.base import get_task
 from tuner.tracking.tracker import (
     Tracker,
     download_model_file,
@@ -264,7 +265,7 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
 def _in_data_units(file: Path, preprocessing: dict[str, Any]) -> None:
     """A model logged before models were saved in the data's units gets the scaler."""
     model = load_model(file)
-    if not is_in_data_units(model) and preprocessing["task"] != "char_lm":
+    if not is_in_data_units(model) and get_task(preprocessing["task"]).standardised:
         in_data_units(model, preprocessing).save(file)
 
 

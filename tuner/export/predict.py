@@ -13,7 +13,7 @@ import pandas as pd
 from tuner.data.sequences import read_npz
 from tuner.errors import InputError
 from tuner.export.bundle import Bundle
-from tuner.model.serving import check_labels, classify, forecast
+from tuner.tasks.base import get_task
 
 _READERS = (".csv", ".parquet", ".npz")
 
@@ -57,25 +57,10 @@ def read_input(path: Path) -> pd.DataFrame | dict[str, np.ndarray]:
 
 def predict_file(bundle: Bundle, path: Path, rows: Any = None) -> pd.DataFrame:
     """Forecast after a CSV/Parquet history, or classify the sequences of an `.npz`
-    (`rows`: what `read_input` read from `path`, else it is read here)."""
+    (`Task.predict_file`; `rows`: what `read_input` read from `path`, else it is
+    read here)."""
     rows = read_input(path) if rows is None else rows
-    if bundle.task == "forecasting":
-        if path.suffix not in (".csv", ".parquet"):
-            raise InputError(
-                f"--input {path}: a forecasting model reads a .csv or .parquet history, "
-                f"not {path.suffix!r}."
-            )
-        return forecast(bundle, rows, source=str(path))
-    if path.suffix != ".npz":
-        raise InputError(
-            f"--input {path}: a classification model reads an .npz with X, not {path.suffix!r}."
-        )
-    arrays = rows
-    frame = classify(bundle, arrays["X"], lengths=arrays.get("lengths"), source=str(path))
-    if "y" in arrays:
-        known = check_labels(bundle, arrays["y"], source=str(path))
-        frame.insert(1, "true_label", [bundle.preprocessing["classes"][i] for i in known])
-    return frame
+    return get_task(bundle.task).predict_file(bundle, path, rows)
 
 
 def check_out(path: Path | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tuner.errors import InputError
 from tuner.model.cells import CELLS
+from tuner.tasks.base import get_task
 
 REQUIRED = object()  # no default: the space must define it
 DEFAULTS: dict[str, Any] = {
@@ -58,26 +59,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 CONV_KERNELS = (8, 5, 3)
 CONV_WIDTHS = (1, 2, 1)
 HEAD_WIDTH = 32  # units per head of a character model's causal self-attention
-_TRAINING = {
+# The names every task's model reads: training and the recurrent stack. Each task
+# declares what it reads beyond them (`Task.reads`, tuner/tasks/).
+TRAINING = frozenset({
     "batch_size", "optimizer", "learning_rate", "momentum", "clipnorm", "lr_schedule",
     "freeze_recurrent_epochs",
-}  # fmt: skip
-_RECURRENT = {"cell", "layers", "units_{i}", "bidirectional", "layer_norm", "dropout", "l2"}
-READS: dict[str, frozenset[str]] = {
-    "forecasting": frozenset(
-        _TRAINING | _RECURRENT | {"seq_len", "attention", "normalize", "naive_head"}
-    ),
-    "classification": frozenset(
-        _TRAINING
-        | _RECURRENT
-        | {"attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters"}
-    ),
-    "char_lm": frozenset(  # a character model reads the past only: never bidirectional
-        _TRAINING
-        | _RECURRENT - {"bidirectional"}
-        | {"seq_len", "embedding_dim", "input_dropout", "attention"}
-    ),
-}
+})  # fmt: skip
+RECURRENT = frozenset({
+    "cell", "layers", "units_{i}", "bidirectional", "layer_norm", "dropout", "l2",
+})  # fmt: skip
 _INDEXED = re.compile(r"^(?P<stem>[a-z_]+_)\d+$")
 
 
@@ -97,7 +87,7 @@ class Params(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         key = pattern(name)
         if key not in DEFAULTS:
-            raise KeyError(f"{name!r} is not a hyperparameter (add it to DEFAULTS and READS)")
+            raise KeyError(f"{name!r} is not a hyperparameter (add it to DEFAULTS and Task.reads)")
         self.read.add(key)
         if name in self._values:
             return self._values[name]
@@ -112,23 +102,17 @@ class Params(Mapping[str, Any]):
         return len(self._values)
 
 
-# Names a task's model refuses to read, and why.
-_NEVER = {
-    ("char_lm", "bidirectional"): "a character model predicts each character from the "
-    "ones before it, so it never reads ahead; ",
-}
-
-
 def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
     """Every name a space defines must be read by the task's model."""
-    reads = READS[task]
+    kind = get_task(task)
+    reads = kind.reads
     for name in names:
         if pattern(name) in reads:
             continue
         known = sorted(n.replace("{i}", "0") for n in reads)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        hint = _NEVER.get((task, name), hint)
+        hint = kind.never.get(name, hint)
         raise InputError(
             f"search space {space}: defines {name!r}, which the {task} model never reads; "
             f"{hint}rename or remove it (the names it reads: {', '.join(sorted(reads))})."

@@ -19,14 +19,15 @@ import keras
 import numpy as np
 
 from tuner.model.blocks import EXACT
+from tuner.tasks.base import get_task
 
 TRAINED = "trained"  # the trained model inside a saved one (standardised inputs)
 
 
 def in_data_units(model: keras.Model, preprocessing: Mapping[str, Any]) -> keras.Model:
     """`model` (standardised inputs and outputs) as a model of the data's units."""
-    task = preprocessing["task"]
-    if task == "char_lm" or is_in_data_units(model):
+    task = get_task(preprocessing["task"])
+    if not task.standardised or is_in_data_units(model):
         return model
     mean = np.asarray(preprocessing["mean"], np.float64)
     scale = np.asarray(preprocessing["scale"], np.float64)
@@ -42,7 +43,7 @@ def in_data_units(model: keras.Model, preprocessing: Mapping[str, Any]) -> keras
         scale=(1 / scale).tolist(), name="standardise", dtype=EXACT
     )
     out = trained(standardise(centre(raw)))
-    if task == "forecasting":
+    if task.outputs_in_units:
         k = len(preprocessing["targets"])
         to_units = keras.layers.Rescaling(
             scale=scale[:k].tolist(),
@@ -66,8 +67,4 @@ def trained_part(model: keras.Model) -> keras.Model:
 
 def raw_inputs(x: np.ndarray, preprocessing: Mapping[str, Any]) -> np.ndarray:
     """Standardised model inputs back in the data's units (padding becomes the mean)."""
-    if preprocessing["task"] == "char_lm":
-        return x
-    mean = np.asarray(preprocessing["mean"], np.float32)
-    scale = np.asarray(preprocessing["scale"], np.float32)
-    return (np.asarray(x, np.float32) * scale + mean).astype(np.float32)
+    return get_task(preprocessing["task"]).raw_inputs(x, preprocessing)

@@ -21,6 +21,7 @@ from tuner.data.sequences import class_probabilities, sequence_array, sequence_l
 from tuner.data.series import check_finite, numeric_column, parse_times
 from tuner.errors import InputError
 from tuner.model import sample
+from tuner.tasks.base import get_task
 
 
 @dataclass(frozen=True)
@@ -139,56 +140,15 @@ def generate(
     )
 
 
-GENERATION = {"length": 200, "temperature": 1.0, "seed": 0}  # a character model's params
-
-
 def respond(served: SavedModel, request: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    """A served model's answer to one request: history rows -> forecast rows (with
-    their timestamps); sequences (samples, steps, features; NaN after a sequence's
-    end) -> label and probabilities; a `prompt` column -> the prompts continued."""
-    params = {**GENERATION, **(params or {})}
-    if served.task == "forecasting":
-        if not isinstance(request, pd.DataFrame):
-            raise InputError("request: a forecaster reads history rows (a table of columns).")
-        out = forecast(served, request, source="request")
-        time_col = served.preprocessing.get("time_col")
-        if time_col in out:
-            out[time_col] = out[time_col].astype(str)
-        return out
-    if served.task == "classification":
-        values = request.to_numpy() if isinstance(request, pd.DataFrame) else request
-        return classify(served, np.asarray(values, dtype=np.float32), source="request")
-    if not isinstance(request, pd.DataFrame) or "prompt" not in request:
-        raise InputError("request: a character model reads a table with a 'prompt' column.")
-    texts = [
-        generate(
-            served,
-            str(prompt),
-            length=int(params["length"]),
-            temperature=float(params["temperature"]),
-            seed=int(params["seed"]),
-        )
-        for prompt in request["prompt"]
-    ]
-    return pd.DataFrame({"prompt": request["prompt"].astype(str), "text": texts})
+    """A served model's answer to one request (`Task.respond`): history rows ->
+    forecast rows (with their timestamps); sequences (samples, steps, features; NaN
+    after a sequence's end) -> label and probabilities; a `prompt` column -> the
+    prompts continued (`params`: length, temperature, seed)."""
+    return get_task(served.task).respond(served, request, params or {})
 
 
 def request_example(data: Any, seq_len: int) -> tuple[Any, dict[str, Any] | None]:
     """A request in the raw form a served model takes, from the validation part (the
-    test part is never shown): history rows, two sequences, or a prompt."""
-    task = data.spec.task
-    if task == "forecasting":
-        end = data.borders[1]
-        raw = data.scaled[end - seq_len : end] * data.scale + data.mean
-        frame = pd.DataFrame(raw.astype(np.float64), columns=list(data.columns))
-        if data.spec.time_col and data.timestamps is not None:
-            times = pd.to_datetime(data.timestamps[end - seq_len : end]).astype(str)
-            frame.insert(0, data.spec.time_col, list(times))
-        return frame, None
-    if task == "classification":
-        rows = data.parts["val"][:2]
-        steps = int(min(data.lengths[rows]))
-        return (data.x[rows, :steps] * data.scale + data.mean).astype(np.float32), None
-    start = data.borders[0]  # a prompt of the validation text
-    prompt = "".join(data.vocab[c] for c in data.codes[start : start + max(20, seq_len)])
-    return pd.DataFrame({"prompt": [prompt]}), dict(GENERATION, length=20)
+    test part is never shown), and its params: history rows, two sequences, or a prompt."""
+    return get_task(data.spec.task).request_example(data, seq_len)

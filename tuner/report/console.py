@@ -195,7 +195,7 @@ def dataset_row(data: Dataset) -> dict[str, Any]:
     return {
         "name": data.spec.name,
         "task": data.spec.task,
-        "shape": _shape(info),
+        "shape": info.kind.shape(info),
         "split_sizes": data.fingerprint["split_sizes"],
         "windows": info.window_rule,
         "cv": info.cv,
@@ -221,21 +221,6 @@ def budget_rule(info: DatasetInfo) -> str:
         f"{windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets and "
         f"{ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
         f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of --timeout"
-    )
-
-
-def _shape(info: DatasetInfo) -> str:
-    if info.task == "classification":
-        steps = "up to " if info.variable_length else ""
-        return (
-            f"{info.n_rows} sequences x {steps}{info.max_seq_len} steps x {info.n_features} "
-            f"features, {info.n_classes} classes"
-        )
-    if info.task == "char_lm":
-        return f"{info.n_rows:,} characters, {info.vocab_size} symbols"
-    return (
-        f"{info.n_rows} rows x {info.n_features} columns ({info.n_targets} target), "
-        f"horizon {info.horizon}"
     )
 
 

@@ -18,25 +18,19 @@ from tuner.data.sequences import class_probabilities
 from tuner.model import params as hparams
 from tuner.model.portable import trained_part
 from tuner.model.sample import generate
-from tuner.model.train import predict_windows
 from tuner.report.study_figures import need_trials
 from tuner.study.setup import stored_dataset
+from tuner.tasks.base import get_task
 from tuner.tracking.tracker import load_logged_model
 
 
 def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name: str) -> Figure:
-    """A trained model on the test split, drawn for its task."""
-    task = data.spec.task
-    if task != "char_lm":
-        # The trial's batch size: the model's predict step is compiled for it already.
-        pred = predict_windows(model, test, batch_size=hparams.batch_size(params))
-        if task == "forecasting":
-            return _forecast_plot(pred, data, test, name)
-        return _confusion(pred, data, test, name)
-    return _sampled_text(model, data, name, hparams.window_length(params, 100))
+    """A trained model on the test split, drawn for its task (`Task.figure`)."""
+    figure: Figure = get_task(data.spec.task).figure(model, data, test, params, name)
+    return figure
 
 
-def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+def forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Figure:
     """The first target over the test split, in its units, against time (the rows'
     timestamps where the data has them): observed, 1 step and `horizon` steps ahead."""
     pred = data.to_original_units(predicted)
@@ -60,7 +54,7 @@ def _forecast_plot(predicted: np.ndarray, data: Any, test: Any, name: str) -> Fi
     return figure
 
 
-def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
+def confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
     predicted = class_probabilities(outputs).argmax(1)
     figure, ax = plt.subplots(figsize=(7, 6))
     ConfusionMatrixDisplay.from_predictions(  # every class, those absent from the test too
@@ -75,7 +69,7 @@ def _confusion(outputs: np.ndarray, data: Any, test: Any, name: str) -> Figure:
     return figure
 
 
-def _sampled_text(model: Any, data: Any, name: str, seq_len: int) -> Figure:
+def sampled_text(model: Any, data: Any, name: str, seq_len: int) -> Figure:
     start = data.borders[1]  # a prompt of the model's whole window: every step compiled
     prompt = "".join(data.vocab[c] for c in data.codes[start : start + max(40, seq_len)])
     text = generate(model, data.vocab, prompt, context=seq_len, length=300, temperature=0.7, seed=0)

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import optuna
 
-from tuner.config import TuneConfig, mask_secrets
+from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
-from tuner.data.spec import TASK_METRICS, TASK_OBJECTIVES, Dataset
+from tuner.data.spec import Dataset
 from tuner.errors import InputError
 from tuner.model.params import check_space_names, check_space_values, space_min_rounds
 from tuner.space import (
@@ -24,6 +24,7 @@ from tuner.space import (
     load_space,
     probe_space,
 )
+from tuner.stores import mask_secrets
 from tuner.study.grid import GridSampler
 from tuner.study.portfolio import PORTFOLIO_LINES, portfolio
 from tuner.study.storage import IDENTITY, open_storage, refuse_foreign
@@ -40,9 +41,9 @@ def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, 
     choices = probe_space(space, data.info)
     check_space_names(choices, task=data.spec.task, space=space.name)
     check_space_values(choices, space=space.name)
-    if config.engine == "keras-tuner" and data.info.cv:
+    if not config.search_engine.cross_validates and data.info.cv:
         raise InputError(
-            f"--engine keras-tuner does not cross-validate, but dataset '{data.spec.name}' "
+            f"--engine {config.engine} does not cross-validate, but dataset '{data.spec.name}' "
             f"is scored over {data.info.cv} folds; pass --cv 0, or use the optuna engine."
         )
     return data, space
@@ -116,9 +117,9 @@ def _check_same_study(
         study.set_user_attr("config", _shareable(config))
         study.set_user_attr("fingerprint", data.fingerprint)
         study.set_user_attr("baselines", data.baselines())
-        study.set_user_attr("objective", TASK_OBJECTIVES[data.spec.task])
+        study.set_user_attr("objective", data.info.kind.objective)
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
-        study.set_metric_names([f"val_{TASK_METRICS[data.spec.task]}"])
+        study.set_metric_names([f"val_{data.info.metric}"])
         _enqueue_first(study, config, data, space)
         return
     stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
@@ -139,7 +140,7 @@ def _enqueue_first(
     (a grid runs every point anyway; KerasTuner picks its own; a warm start's
     configurations replace both). What the portfolio
     enqueued and skipped is kept in the study (PORTFOLIO_LINES) for the console."""
-    if config.sampler == "grid" or config.engine == "keras-tuner":
+    if config.sampler == "grid" or config.search_engine.own_loop:
         return
     if config.warm_start:  # the configurations asked for go first, no portfolio
         study.set_user_attr(PORTFOLIO_LINES, ["portfolio: not used with --warm-start"])
@@ -217,7 +218,7 @@ def _sampler(
     name = config.sampler
     if name == "grid":
         return GridSampler(grid_points(space, data.info), seed=seed)
-    if name == "random" or config.engine == "keras-tuner":  # KerasTuner's trials are enqueued
+    if name == "random" or config.search_engine.own_loop:  # its trials are enqueued
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
@@ -241,7 +242,7 @@ def study_pruner(
     trial of a study shares the same rungs, so trials are compared at the same
     round. Under cross-validation a trial's steps run on through its folds.
     """
-    if config.engine == "keras-tuner" or config.pruner == "none":  # KerasTuner prunes itself
+    if config.search_engine.own_loop or config.pruner == "none":  # it prunes itself
         return optuna.pruners.NopPruner()
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(

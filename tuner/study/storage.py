@@ -23,8 +23,8 @@ from optuna.storages import (
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config import check_sqlite, lock_wait_s, make_folder, mask_secrets, store_lock
 from tuner.errors import InputError
+from tuner.stores import check_sqlite, lock_wait_s, make_folder, mask_secrets, store_lock
 
 # Heartbeats, their retry callback, metric names and multivariate TPE are marked
 # experimental in Optuna; every command that opens a study uses them on purpose.

@@ -14,10 +14,10 @@ from typing import Any
 
 import optuna
 
-from tuner.config import mask_secrets
 from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.space import SearchSpace, replay
+from tuner.stores import mask_secrets
 from tuner.study.storage import open_storage
 from tuner.study.summary import top_trials
 

@@ -1,4 +1,4 @@
-"""MLflow layout (SPEC section 7): one experiment per study, a parent run per
+"""MLflow layout: one experiment per study, a parent run per
 invocation, a nested child run per trial, the best model registered with the
 alias `champion`.
 """
@@ -23,16 +23,16 @@ import mlflow
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-from tuner.config import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.devices import serving_backend
 from tuner.errors import InputError, causes
 from tuner.model.params import Params
 from tuner.model.serving import SavedModel, respond
 from tuner.paths import MODEL_FILE
+from tuner.stores import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
+from tuner.tasks.base import get_task
 
 CHAMPION = "champion"
 OBJECTIVE_TAG = "objective"  # a registered version's validation objective, exactly (repr)
@@ -464,20 +464,7 @@ def served_signature(
         # refuses a request with missing values anyway (400, with the column named).
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         signature = infer_signature(request, answer, params=params)
-    if preprocessing["task"] == "forecasting":
-        # Every column optional to MLflow: the time column may be left out, and a
-        # missing value column is refused by the model's own code in one line (MLflow's
-        # schema check would answer with the whole request, twice, before the reason).
-        columns: list[ColSpec | TensorSpec] = [
-            ColSpec(c.type, c.name, required=False) for c in signature.inputs.inputs
-        ]
-        signature = ModelSignature(Schema(columns), signature.outputs, signature.params)
-    if preprocessing["task"] == "classification":
-        # Sequences of any length up to `steps`; the feature count is checked by the
-        # model's own code, whose 400 says what the request should look like.
-        tensor = signature.inputs.inputs[0]
-        steps_free = TensorSpec(tensor.type, (-1, -1, -1), tensor.name)
-        signature = ModelSignature(Schema([steps_free]), signature.outputs, signature.params)
+    signature = get_task(preprocessing["task"]).served_signature(signature)
     return signature, (request, params) if params else request
 
 

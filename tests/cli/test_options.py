@@ -1,0 +1,74 @@
+"""Each `tuner tune` option is declared once (TuneConfig in tuner/config.py): the
+command line, the Python signature and the docs' table are made from it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import re
+
+import pytest
+
+import tuner
+from tests.conftest import ROOT
+from tuner.cli.main import build_parser
+from tuner.config import OPTIONS, TuneConfig, flag
+from tuner.errors import InputError
+
+
+def _tune_parser() -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["tune"]
+
+
+def _docs_hooks():  # docs/hooks.py, as MkDocs loads it
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_help_the_python_signature_and_the_docs_list_the_same_options() -> None:
+    flags = {s for a in _tune_parser()._actions for s in a.option_strings} - {"-h", "--help"}
+    keywords = set(inspect.signature(tuner.tune).parameters) - {"dataset", "space", "study"}
+    hooks = _docs_hooks()
+    table = set(re.findall(r"^\| `(--[a-z-]+)` \|", hooks.options_table(), re.MULTILINE))
+    declared = {flag(name) for name in OPTIONS}
+
+    assert flags - {"--json"} == declared  # --json: how the CLI prints, not a study option
+    assert {flag(k) for k in keywords} | {"--dataset", "--study"} == declared - {"--space"}
+    assert table == declared and len(declared) >= 30
+    assert hooks.OPTIONS_MARK in (ROOT / "docs" / "cli.md").read_text()  # the table's place
+
+
+def test_a_declared_default_and_help_reach_every_edge() -> None:
+    defaults = TuneConfig()
+    help_text = " ".join(_tune_parser().format_help().split())
+    signature = inspect.signature(tuner.tune).parameters
+    assert signature["max_epochs"].default == defaults.max_epochs == 20
+    assert "so each gets enough steps) (default: 20)" in help_text
+    assert "max_epochs: epochs a trial may train" in (tuner.tune.__doc__ or "")
+    # The help in the API's words: flags become keywords there.
+    assert "(kt_tuner hyperband" not in tuner.tune.__doc__ and "engine=keras-tuner" in (
+        tuner.tune.__doc__ or ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_epochs": 0}, "--max-epochs must be at least 1, but got 0."),
+        ({"sampler": "tp"}, "--sampler must be one of tpe, random, gp, cmaes, grid, but got 'tp'."),
+        ({"workers": 65}, "--workers must be at most 64 local processes, but got 65;"),
+        ({"ensemble": 1}, "--ensemble must be 0 (off) or 2-10 trials, but got 1;"),
+        ({"timeout": float("nan")}, "--timeout must be positive seconds, but got nan;"),
+    ],
+)
+def test_the_declared_check_of_an_option_runs_wherever_it_is_given(
+    options: dict, message: str
+) -> None:
+    with pytest.raises(InputError) as raised:
+        TuneConfig(**options)
+    assert str(raised.value).startswith(message)
