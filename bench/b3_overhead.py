@@ -91,7 +91,8 @@ def bare(repeats: int, epochs: int) -> dict[str, list[float]]:
 
     from tuner.data.catalog import load_dataset, resolve_dataset
     from tuner.data.windows import WindowCache
-    from tuner.model.train import TrainBatches, compiled, predict_windows
+    from tuner.model.batches import TrainBatches, predict_windows
+    from tuner.model.train import compiled
 
     data = load_dataset(resolve_dataset("co2"))
     windows = WindowCache(data).get(PARAMS["seq_len"])

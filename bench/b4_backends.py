@@ -41,7 +41,7 @@ def _measure(pipeline: str, n_windows: int) -> dict[str, object]:
     from numpy.lib.stride_tricks import sliding_window_view
 
     from tuner.data.spec import Windows
-    from tuner.model.train import TrainBatches
+    from tuner.model.batches import TrainBatches
 
     keras.utils.set_random_seed(0)
     t = np.arange(n_windows + SEQ_LEN + 1, dtype=np.float32)

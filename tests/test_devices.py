@@ -15,7 +15,7 @@ from tuner.devices import default_trials_per_gpu, device_memory_mb, gpu_slots
 from tuner.engine.runner import worker_gpus
 from tuner.errors import InputError
 from tuner.model.size import largest_model
-from tuner.space import default_space, load_space, probe_space
+from tuner.space import load_space, probe_space
 
 
 def test_each_gpu_takes_its_share_of_worker_processes() -> None:
@@ -42,7 +42,7 @@ def test_the_default_trials_per_gpu_follow_the_largest_model_memory_and_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     info = load_dataset(resolve_dataset("co2")).info
-    space = load_space(default_space("forecasting"))
+    space = load_space("forecasting")
     size = largest_model(probe_space(space, info), info)
     h200 = {"gpu_mb": 143_771.0, "cores": 16, "n_gpus": 1}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Any
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError
 from tuner.paths import DEFAULT_STORAGE, MODEL_FILE
-from tuner.stores import storage_url, tracking_uri
+from tuner.search_engines import ENGINES, Engine
+from tuner.stores import check_name, storage_url, tracking_uri
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid")
 PRUNERS = ("hyperband", "median", "none")
@@ -38,47 +38,6 @@ CV_STEPS = 50_000
 DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
 
-
-@dataclass(frozen=True)
-class Engine:
-    """A search engine: what it does itself and which of the tuner's features it
-    takes (the options it refuses are refused before anything runs)."""
-
-    name: str
-    summary: str  # for --help
-    own_loop: bool  # runs its own search in one process (else the tuner's trial loop)
-    parallel: bool  # more than one worker process on one study
-    warm_start: bool  # --warm-start and --init-from
-    grid: bool  # --sampler grid
-    cross_validates: bool  # trials trained on K folds
-    keeps_models: bool  # trials keep their models (a top-K ensemble can be built)
-
-
-ENGINES: dict[str, Engine] = {
-    engine.name: engine
-    for engine in (
-        Engine(
-            "optuna",
-            "the tuner's trial loop under an Optuna sampler and pruner",
-            own_loop=False,
-            parallel=True,
-            warm_start=True,
-            grid=True,
-            cross_validates=True,
-            keeps_models=True,
-        ),
-        Engine(
-            "keras-tuner",
-            "KerasTuner searches the same space",
-            own_loop=True,
-            parallel=False,
-            warm_start=False,
-            grid=False,
-            cross_validates=False,
-            keeps_models=False,
-        ),
-    )
-}
 
 Check = Callable[[str, Any], None]  # (flag, value) -> raises InputError
 
@@ -460,27 +419,6 @@ OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(TuneC
 def flag(name: str) -> str:
     """The command-line flag of an option: `max_epochs` -> `--max-epochs`."""
     return "--" + name.replace("_", "-")
-
-
-# Study names become MLflow experiment and registered-model names and parts of
-# file paths (artifacts, exports): one rule for all of them, checked before
-# anything is created. A slash or `..` would leave the store's folder.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-
-def check_name(option: str, value: str, *, derived: str | None = None) -> None:
-    """Refuse a study name outside NAME_RULE (`derived`: the option it was taken from)."""
-    if _NAME.fullmatch(value):
-        return
-    fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("._-")[:40] or "my-study"
-    shown = repr(value if len(value) <= 40 else value[:40] + "...")
-    where = f"the study name {shown} taken from {derived}" if derived else shown
-    if len(value) > 100:
-        where += f" ({len(value)} characters)"
-    raise InputError(
-        f"{option}: {where} is not a valid name: a name is {NAME_RULE}; pass e.g. --study {fixed}."
-    )
 
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model

@@ -270,3 +270,9 @@ def describe_device() -> str:
     else:
         kind = "cpu"
     return f"{backend}:{kind}"
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -1,6 +1,7 @@
 """Where a study's records live: the Optuna storage and the MLflow tracking URI
 (as given, from the environment, or the local defaults), secrets masked in what
-is shown, and the local stores' folders, SQLite checks and locks.
+is shown, the local stores' folders, SQLite checks and locks, and the rule
+for study names (they name experiments, registered models and folders).
 """
 
 from __future__ import annotations
@@ -137,4 +138,25 @@ def _locked(option: str, store: str, waited: float) -> str:
     return (
         f"{option}: {store} is locked by another process (waited {waited:g} s); let it "
         "finish or stop it, then run the command again."
+    )
+
+
+# Study names become MLflow experiment and registered-model names and parts of
+# file paths (artifacts, exports): one rule for all of them, checked before
+# anything is created. A slash or `..` would leave the store's folder.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def check_name(option: str, value: str, *, derived: str | None = None) -> None:
+    """Refuse a study name outside NAME_RULE (`derived`: the option it was taken from)."""
+    if _NAME.fullmatch(value):
+        return
+    fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("._-")[:40] or "my-study"
+    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    where = f"the study name {shown} taken from {derived}" if derived else shown
+    if len(value) > 100:
+        where += f" ({len(value)} characters)"
+    raise InputError(
+        f"{option}: {where} is not a valid name: a name is {NAME_RULE}; pass e.g. --study {fixed}."
     )

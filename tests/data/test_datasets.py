@@ -188,13 +188,8 @@ def test_large_windows_stay_views_and_train_batch_by_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tuner.data import windows as _windows
-    from tuner.model.train import (
-        EpochRecorder,
-        FitSettings,
-        TrainBatches,
-        fit_trial,
-        predict_windows,
-    )
+    from tuner.model.batches import TrainBatches, predict_windows
+    from tuner.model.train import EpochRecorder, FitSettings, fit_trial
 
     series = np.arange(40, dtype=np.float32).reshape(20, 2)
     view = make_windows(series, seq_len=4, horizon=1, n_targets=1, start=8, end=20)

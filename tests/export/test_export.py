@@ -21,7 +21,7 @@ import pytest
 import tuner
 from tests.conftest import ROOT, Finished, free_port, made_once
 from tuner.cli.main import main
-from tuner.tracking.tracker import download_model_file
+from tuner.tracking.models import download_model_file
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,10 @@ import numpy as np
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
+from tuner.model.batches import TrainBatches
 from tuner.model.budget import MAX_PASSES, fit_seconds, passes_per_round, steps_per_round
 from tuner.model.params import min_rounds
-from tuner.model.train import EpochRecorder, FitSettings, TrainBatches, fit_trial
+from tuner.model.train import EpochRecorder, FitSettings, fit_trial
 
 
 class _FitArguments(EpochRecorder):

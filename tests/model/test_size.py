@@ -11,7 +11,8 @@ from tuner.data.catalog import builtin_datasets, load_dataset, resolve_dataset
 from tuner.model.build import build_model
 from tuner.model.cells import CELLS, weights_per_direction
 from tuner.model.size import largest_model, largest_values
-from tuner.space import default_space, load_space, probe_space
+from tuner.space import load_space, probe_space
+from tuner.tasks.base import get_task
 
 
 def _largest(candidates: dict[str, list[Any]]) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def _largest(candidates: dict[str, list[Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(builtin_datasets()))
 def test_the_estimate_counts_the_weights_of_each_default_spaces_largest_model(name: str) -> None:
     info = load_dataset(resolve_dataset(name)).info
-    candidates = probe_space(load_space(default_space(info.task)), info)
+    candidates = probe_space(load_space(str(get_task(info.task).default_space)), info)
     size = largest_model(candidates, info)
     model = build_model(_largest(candidates), info)
     assert size.weights == pytest.approx(model.count_params(), rel=0.10), size.summary

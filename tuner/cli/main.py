@@ -30,11 +30,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 # Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
+from tuner.cli import lists
 from tuner.config import OPTIONS, TuneConfig, flag
 from tuner.devices import default_backend, import_keras_quietly
 from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
 from tuner.paths import LOG_DIR
-from tuner.stores import mask_secrets, storage_url, tracking_server, tracking_uri
+from tuner.stores import storage_url, tracking_server
 from tuner.tasks.base import get_task
 
 
@@ -94,24 +95,32 @@ def _add_options(tune: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description="Tune Keras LSTM models with Optuna and MLflow.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     tune = sub.add_parser(
         "tune", help="create or resume a study and run trials", formatter_class=_Help
     )
     _add_options(tune)
     tune.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     tune.set_defaults(handler=_cmd_tune)
-
     for name, helptext, handler in (
-        ("status", "table of the study's trials", _cmd_status),
-        ("best", "best trial's params and metrics", _cmd_best),
+        ("status", "table of the study's trials", lists.status),
+        ("best", "best trial's params and metrics", lists.best),
     ):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("--study", required=True)
         cmd.add_argument("--storage", help="Optuna storage URL")
         cmd.add_argument("--json", action="store_true")
         cmd.set_defaults(handler=handler)
+    _add_worker(sub)
+    _add_servers(sub)
+    datasets = sub.add_parser("datasets", help="list built-in datasets: task, shape, split, source")
+    datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    datasets.set_defaults(handler=lists.datasets)
+    sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=lists.spaces)
+    _add_export_predict(sub)
+    return parser
 
+
+def _add_worker(sub: Any) -> None:
     worker = sub.add_parser("worker", help="join an existing study and run its missing trials")
     worker.add_argument("--study", required=True)
     worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
@@ -129,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
 
+
+def _add_servers(sub: Any) -> None:
+    """`tuner storage-proxy` and `tuner ui`."""
     proxy = sub.add_parser(
         "storage-proxy",
         help="serve a study database to many workers through Optuna's gRPC storage proxy",
@@ -140,13 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     proxy.add_argument("--port", type=_positive_int, default=13000, help="port (default: 13000)")
-    proxy.set_defaults(handler=_cmd_storage_proxy)
+    proxy.set_defaults(handler=lists.storage_proxy)
+    ui = sub.add_parser(
+        "ui", help="serve the MLflow UI over a local store, printing each study's runs link"
+    )
+    ui.add_argument("--tracking-uri", help="MLflow store (default: the local one)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    ui.add_argument("--port", type=_positive_int, default=5000, help="port (default: 5000)")
+    ui.set_defaults(handler=lists.ui)
 
-    datasets = sub.add_parser("datasets", help="list built-in datasets: task, shape, split, source")
-    datasets.add_argument("--json", action="store_true", help="a JSON list instead of a table")
-    datasets.set_defaults(handler=_cmd_datasets)
-    sub.add_parser("spaces", help="list built-in search spaces").set_defaults(handler=_cmd_spaces)
 
+def _add_export_predict(sub: Any) -> None:
     export = sub.add_parser("export", help="write the best model of a study as a bundle")
     export.add_argument("--study", help="study name (default: the most recently started one)")
     export.add_argument("--out", required=True, type=Path, help="new or empty folder")
@@ -161,15 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--storage", help="Optuna storage URL")
     export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
     export.set_defaults(handler=_cmd_export)
-
-    ui = sub.add_parser(
-        "ui", help="serve the MLflow UI over a local store, printing each study's runs link"
-    )
-    ui.add_argument("--tracking-uri", help="MLflow store (default: the local one)")
-    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
-    ui.add_argument("--port", type=_positive_int, default=5000, help="port (default: 5000)")
-    ui.set_defaults(handler=_cmd_ui)
-
     predict = sub.add_parser("predict", help="predict with an exported bundle")
     predict.add_argument("--model", required=True, type=Path, help="bundle folder")
     predict.add_argument("--input", type=Path, help="CSV/Parquet history or .npz sequences")
@@ -179,7 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     predict.add_argument("--seed", type=_positive_int, default=0)
     predict.set_defaults(handler=_cmd_predict)
-    return parser
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -306,93 +312,6 @@ def _emit_text(text: str, out: Path | None) -> None:
 
 def _storage_url(args: argparse.Namespace) -> str:
     return storage_url(args.storage)
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from tuner import api
-    from tuner.report.console import out, trials_table
-    from tuner.study.summary import trial_rows
-
-    result = api.open_study(args.study, storage=_storage_url(args))
-    rows = trial_rows(result.study)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-    else:
-        metric = (result.study.metric_names or ["value"])[0]
-        best = result.summary["best_trial"]
-        title = f"study {args.study}: {len(rows)} trials"
-        out.print(trials_table(rows, title=title, metric=metric, best=best))
-    return 0
-
-
-def _cmd_best(args: argparse.Namespace) -> int:
-    from tuner import api
-    from tuner.report.console import out, results_table
-
-    summary = api.open_study(args.study, storage=_storage_url(args)).summary
-    del summary["tracking_uri"]
-    if summary["best_trial"] is None:
-        raise InputError(f"--study {args.study}: no trial has completed yet; run `tuner tune`.")
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        out.print(f"best trial #{summary['best_trial']}: {summary['best_params']}")
-        out.print(results_table(summary))
-    return 0
-
-
-def _cmd_datasets(args: argparse.Namespace) -> int:
-    from tuner.data.catalog import builtin_datasets, load_dataset
-    from tuner.report.console import dataset_row, datasets_lines
-
-    loaded = [load_dataset(spec) for spec in builtin_datasets().values()]
-    if args.json:
-        print(json.dumps([dataset_row(d) for d in loaded], indent=2))
-    else:
-        print(f"{'name':<20} {'task':<15} {'train/val/test':<20} shape")
-        print("\n".join(datasets_lines(loaded)))
-    return 0
-
-
-def _cmd_ui(args: argparse.Namespace) -> int:
-    """Print each study's runs link (the view that shows its objective), then become
-    `mlflow ui` over the same store."""
-    from tuner.tracking.tracker import ui_links
-
-    if not 1 <= args.port <= 65535:
-        raise InputError(f"--port must be 1-65535, but got {args.port}; pass a free port.")
-    uri = tracking_uri(args.tracking_uri)
-    if not uri.startswith("sqlite:///"):
-        raise InputError(
-            f"--tracking-uri {mask_secrets(uri)} is not a local SQLite store: a tracking "
-            "server serves its own UI; open its address"
-        )
-    base = f"http://{args.host}:{args.port}"
-    for study, link in ui_links(uri, base):
-        print(f"{study}: {link}", flush=True)
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
-    command = [mlflow, "ui", "--backend-store-uri", uri, "--default-artifact-root", str(artifacts)]
-    # MLflow's job runner (GenAI jobs, which no study uses) keeps eight processes
-    # polling the store: about one CPU core busy for as long as the UI is open.
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    os.execv(mlflow, [*command, "--host", args.host, "--port", str(args.port)])
-
-
-def _cmd_storage_proxy(args: argparse.Namespace) -> int:
-    """Serve the study database to workers that pass --storage grpc://HOST:PORT."""
-    from tuner.study.storage import serve_proxy
-
-    serve_proxy(_storage_url(args), host=args.host, port=args.port)
-    return 0
-
-
-def _cmd_spaces(args: argparse.Namespace) -> int:
-    from tuner.space import builtin_spaces, load_space
-
-    for name in builtin_spaces():
-        print(f"{name:<12} {load_space(name).describe()}")
-    return 0
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -154,6 +154,6 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
     key = (spec, stat.st_mtime_ns, stat.st_size)
     if _last is not None and _last[0] == key:
         return _last[1]
-    data = get_task(spec.task).load(spec)
+    data: Dataset = get_task(spec.task).load(spec)
     _last = (key, data)
     return data

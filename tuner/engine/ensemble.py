@@ -25,8 +25,9 @@ from optuna.trial import FrozenTrial
 from tuner.data.spec import DatasetInfo
 from tuner.engine.objective import Objective
 from tuner.model import params as hparams
+from tuner.model.batches import predict_windows
 from tuner.model.budget import ROUNDS_ATTR, fit_seconds
-from tuner.model.train import EpochRecorder, FitSettings, fit_trial, predict_windows, refit
+from tuner.model.train import EpochRecorder, FitSettings, fit_trial, refit
 from tuner.study.summary import top_trials
 from tuner.tasks.base import get_task
 

@@ -18,15 +18,14 @@ import optuna
 from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config import MODEL_URI_SCHEMES, TuneConfig
+from tuner.config import TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
-from tuner.devices import clear_compiled, describe_device
+from tuner.devices import clear_compiled, describe_device, rss_mb
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.budget import ROUND_TARGETS, ROUNDS_ATTR, fit_seconds
 from tuner.model.build import objective_monitor
-from tuner.model.layers import load_model
 from tuner.model.portable import in_data_units, trained_part
 from tuner.model.serving import request_example
 from tuner.model.train import (
@@ -38,34 +37,27 @@ from tuner.model.train import (
     fit_trial,
     refit,
 )
-from tuner.model.transfer import INIT_FROM, Pretrained, Transfer
+from tuner.model.transfer import INIT_FROM, Transfer
 from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
-from tuner.study.portfolio import PORTFOLIO
 from tuner.study.summary import (
     completed,
+    rank_of,
     record_test_metrics,
     refuse_surplus,
     test_metrics,
 )
-from tuner.study.warm import WARM_START_FROM
+from tuner.study.warm import origin_tags
+from tuner.tracking.models import load_logged_model, load_pretrained
 from tuner.tracking.tracker import (
     EPOCH_PREFIX,
     OBJECTIVE_TAG,
     Tracker,
-    load_logged_model,
     tracking_down,
     unavailable,
 )
-
-
-def rss_mb() -> float:
-    """Resident memory of this process in MiB (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
 
 MEMBER_ARTIFACT = "ensemble_member"  # a top-K trial's trained model, in its MLflow run
 MEMBER_URI = "member_model_uri"  # the trial's user attribute that points at it
@@ -87,7 +79,7 @@ class Objective:
         self._folds = [(fold, WindowCache(fold)) for fold in data.folds()]
         self._epoch_offset = 0  # epochs of earlier folds, for per-epoch MLflow steps
         self._device = describe_device()
-        self._init = _pretrained(config.init_from, tracker.tracking_uri)
+        self._init = load_pretrained(config.init_from, tracker.tracking_uri)
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self.process_started = 0.0  # time.time() when this worker process was started
@@ -133,7 +125,7 @@ class Objective:
             hp = OptunaHP(trial, self._space.name)
             self._space.run(hp, self._data.info)
             self._run_id = self._tracker.start_trial(
-                trial.number, hp.values, device=self._device, tags=_origin_tags(trial)
+                trial.number, hp.values, device=self._device, tags=origin_tags(trial)
             )
             trial.set_user_attr("mlflow_run_id", self._run_id)
             trial.set_user_attr("device", self._device)
@@ -268,7 +260,7 @@ class Objective:
         if scored.fold_metrics:
             trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
-        rank = _rank(trial, value)
+        rank = rank_of(trial.study, value)
         if rank == 0:  # a new best trial
             self._record_champion(trial, params, run_id, seq_len, scored)
         self._keep_member(trial, run_id, scored.model, rank)
@@ -456,30 +448,3 @@ class _Scored:
     stop_reason: str
     model: keras.Model | None  # None under CV: the champion is refit when needed
     fold_metrics: list[dict[str, float]] = field(default_factory=list)
-
-
-def _pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
-    """The model trials start from (--init-from), loaded once per worker in safe mode."""
-    if source is None:
-        return None
-    try:
-        if source.startswith(MODEL_URI_SCHEMES):
-            model = load_logged_model(source, tracking_uri)
-        else:
-            model = load_model(Path(source) / MODEL_FILE)
-    except (ValueError, OSError, MlflowException) as e:  # safe mode refuses code, bad URIs
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise InputError(f"--init-from {source}: cannot be loaded safely ({reason}).") from None
-    return Pretrained.of(model, source=source)
-
-
-def _origin_tags(trial: optuna.Trial) -> dict[str, str]:
-    """The MLflow tags of a trial enqueued from elsewhere: the trial a warm start took
-    it from, or its portfolio entry (`portfolio: lstm-fcn-2017`)."""
-    keys = (WARM_START_FROM, PORTFOLIO)
-    return {k: str(trial.user_attrs[k]) for k in keys if trial.user_attrs.get(k)}
-
-
-def _rank(trial: optuna.Trial, value: float) -> int:
-    """How many complete trials of the study have a lower objective than `value`."""
-    return sum(1 for t in completed(trial.study) if t.value is not None and t.value < value)

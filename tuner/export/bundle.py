@@ -40,12 +40,8 @@ from tuner.paths import MODEL_FILE
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
 from tuner.tasks.base import get_task
-from tuner.tracking.tracker import (
-    Tracker,
-    download_model_file,
-    pyfunc_parts,
-    served_signature,
-)
+from tuner.tracking.models import download_model_file, pyfunc_parts, served_signature
+from tuner.tracking.tracker import Tracker
 
 FORMATS = ("keras", "savedmodel", "mlflow", "onnx")
 METADATA = "metadata.json"
@@ -75,28 +71,7 @@ def export_study(
     trial's number of epochs and export that model instead; it is recorded as its
     own MLflow run and registered model version (alias `refit`).
     """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise InputError(
-            f"--format: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
-        )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(
-            f"--out {out}: exists and is not an empty folder; pick a new folder so nothing "
-            "is overwritten."
-        )
-    done = completed(study)
-    if not done:
-        raise InputError(
-            f"--study {study.study_name}: no trial has completed yet; nothing to export."
-        )
-    best = study.best_trial
-    if "model_uri" not in best.user_attrs:
-        raise InputError(
-            f"--study {study.study_name}: best trial #{best.number} has no logged model "
-            "(study made by an older version); run more trials to log one."
-        )
-    config = stored_config(study)
+    best = _exportable(study, out, formats)
     data = stored_dataset(study)
     if data.fingerprint["sha256"] != study.user_attrs["fingerprint"]["sha256"]:
         raise InputError(
@@ -130,32 +105,67 @@ def export_study(
         if "onnx" in formats:
             sample = data.windows(int(preprocessing["seq_len"] or data.info.max_seq_len))["test"]
             onnx = _onnx(staging, raw_inputs(np.ascontiguousarray(sample.x[:64]), preprocessing))
-        metadata = {
-            "study": study.study_name,
-            "trial": best.number,
-            "params": best.params,
-            "ensemble": champion or None,  # the model is this ensemble, not the trial alone
-            "objective": study.user_attrs.get("objective"),
-            "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
-            "test_metrics": refitted["test_metrics"]
-            if refitted
-            else champion.get("test_metrics", test_metrics(study, best)),
-            "refit": refitted,
-            "onnx": onnx,
-            "dataset": study.user_attrs["fingerprint"],
-            "dataset_ref": config.dataset,  # what --dataset was given
-            "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
-            "baselines": study.user_attrs.get("baselines"),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": _versions(),
-            "files": _hashes(staging),
-        }
-        _write_json(staging / METADATA, metadata)
+        model = {"champion": champion, "refit": refitted, "onnx": onnx}
+        _write_json(staging / METADATA, _metadata(study, best, model, staging))
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
             out.rmdir()
         shutil.copytree(staging, out)
     return out
+
+
+def _metadata(study: Any, best: Any, model: dict[str, Any], staging: Path) -> dict[str, Any]:
+    """What `metadata.json` says of the exported model (`model`: the champion
+    ensemble, the refit and the ONNX check, each where there is one)."""
+    config = stored_config(study)
+    champion, refitted = model["champion"], model["refit"]
+    return {
+        "study": study.study_name,
+        "trial": best.number,
+        "params": best.params,
+        "ensemble": champion or None,  # the model is this ensemble, not the trial alone
+        "objective": study.user_attrs.get("objective"),
+        "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
+        "test_metrics": refitted["test_metrics"]
+        if refitted
+        else champion.get("test_metrics", test_metrics(study, best)),
+        "refit": refitted,
+        "onnx": model["onnx"],
+        "dataset": study.user_attrs["fingerprint"],
+        "dataset_ref": config.dataset,  # what --dataset was given
+        "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
+        "baselines": study.user_attrs.get("baselines"),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "files": _hashes(staging),
+    }
+
+
+def _exportable(study: Any, out: Path, formats: tuple[str, ...]) -> Any:
+    """The study's best trial, where the formats, the folder and the study allow an
+    export (else one line saying what to change)."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(
+            f"--format: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
+        )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            f"--out {out}: exists and is not an empty folder; pick a new folder so nothing "
+            "is overwritten."
+        )
+    done = completed(study)
+    if not done:
+        raise InputError(
+            f"--study {study.study_name}: no trial has completed yet; nothing to export."
+        )
+    best = study.best_trial
+    if "model_uri" not in best.user_attrs:
+        raise InputError(
+            f"--study {study.study_name}: best trial #{best.number} has no logged model "
+            "(study made by an older version); run more trials to log one."
+        )
+    return best
 
 
 def load_bundle(path: Path) -> Bundle:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cell:
+    """One recurrent cell: its parameter value, Keras layer and weight counts."""
+
     name: str  # the value of the `cell` parameter
     layer: str  # its class in `keras.layers`
     gates: int  # weight blocks per unit: the size estimate's multiplier

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tuner.data.sequences import class_probabilities, sequence_array, sequence_lengths
-from tuner.data.series import check_finite, numeric_column, parse_times
+from tuner.data.tables import check_finite, numeric_column, parse_times
 from tuner.errors import InputError
 from tuner.model import sample
 from tuner.tasks.base import get_task

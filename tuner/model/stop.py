@@ -11,6 +11,8 @@ from __future__ import annotations
 
 
 class StopRequest:
+    """A stop asked for by a signal, honoured at the next safe point."""
+
     def __init__(self) -> None:
         self.signame: str | None = None
 

@@ -25,7 +25,13 @@ from tuner.data.spec import Dataset, Windows
 from tuner.devices import device_memory_mb
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
-from tuner.model.budget import batches_per_pass, passes_per_round
+from tuner.model.batches import (
+    Batches,
+    TrainBatches,
+    predict_windows,
+    round_passes,
+    validation_batch_size,
+)
 from tuner.model.build import build_model, compile_args, make_optimizer
 from tuner.model.size import largest_model
 from tuner.model.stop import STOP
@@ -38,16 +44,12 @@ _OOM_STATUS = "RESOURCE_EXHAUSTED"  # JAX raises a JaxRuntimeError with this sta
 
 @dataclass(frozen=True, kw_only=True)
 class FitSettings:
+    """How long and how a trial trains: rounds, patience, seed, time limit."""
+
     max_epochs: int  # rounds
     patience: int  # rounds
     seed: int
     seconds: float | None = None  # stop at the end of the round in which this ran out
-
-
-def round_passes(split: Windows, batch_size: int) -> int:
-    """`passes_per_round` for a split's windows."""
-    targets = int(np.prod(split.y.shape[1:], dtype=np.int64))
-    return passes_per_round(len(split.x), batch_size, targets=targets)
 
 
 class RoundPruning(keras.callbacks.Callback):
@@ -83,6 +85,8 @@ class Resume:
 
 @dataclass
 class FitResult:
+    """A trained trial: its model, rounds run, best round, why it stopped, metrics."""
+
     model: keras.Model
     epochs_run: int
     best_epoch: int
@@ -198,15 +202,14 @@ def fit_trial(
     stay frozen that many rounds.
     """
     keras.utils.set_random_seed(settings.seed)
-    train, val = windows["train"], windows["val"]
-    batch_size = hparams.batch_size(params)
+    train, val, batch_size = windows["train"], windows["val"], hparams.batch_size(params)
     resume = resume or Resume()
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     feed = {
         "x": TrainBatches(
             train, batch_size, seed=settings.seed, passes=round_passes(train, batch_size)
         ),
-        "validation_data": _Batches(val, _validation_batch_size(val, batch_size)),
+        "validation_data": Batches(val, validation_batch_size(val, batch_size)),
         "verbose": 0,
     }
     moved = None
@@ -226,12 +229,10 @@ def fit_trial(
             callbacks=[*callbacks.as_list(), *resume.callbacks],
         )
         val_metrics = evaluate(model, val, data, batch_size=batch_size)
-    except MemoryError as e:
-        raise TrialFailed(f"out of memory: {e}") from e
     except Exception as e:
-        if any(name in type(e).__name__ for name in _OOM_NAMES) or _OOM_STATUS in str(e):
-            raise TrialFailed(f"out of memory: {type(e).__name__}") from e
-        raise
+        if (failed := _out_of_memory(e)) is None:
+            raise
+        raise failed from e
     return FitResult(
         model=model,
         epochs_run=len(recorder.history),
@@ -240,6 +241,15 @@ def fit_trial(
         val_metrics=val_metrics,
         transfer=moved,
     )
+
+
+def _out_of_memory(error: Exception) -> TrialFailed | None:
+    """A trial that ran out of memory (host or device, any backend's words) fails alone."""
+    if isinstance(error, MemoryError):
+        return TrialFailed(f"out of memory: {error}")
+    if any(name in type(error).__name__ for name in _OOM_NAMES) or _OOM_STATUS in str(error):
+        return TrialFailed(f"out of memory: {type(error).__name__}")
+    return None
 
 
 def _check_fits(params: Mapping[str, Any], data: Dataset) -> None:
@@ -332,92 +342,6 @@ def evaluate(
     if not np.all(np.isfinite(pred)):
         raise TrialFailed("the model predicts NaN or infinite values")
     return data.metrics(split.y, pred)
-
-
-def predict_windows(model: keras.Model, split: Windows, *, batch_size: int) -> np.ndarray:
-    """The model's outputs for one split's windows, predicted in full batches only:
-    the last, short batch is filled up with the split's first windows and their
-    outputs dropped, so validation, test and figures share one compiled step."""
-    n = len(split.x)
-    full = n - n % batch_size
-    parts = []
-    if full:
-        bulk = Windows(x=split.x[:full], y=split.y[:full])
-        parts.append(model.predict(_Batches(bulk, batch_size, targets=False), verbose=0))
-    if full < n:
-        rows = np.arange(full, full + batch_size) % n
-        tail = model.predict(split.x[rows], batch_size=batch_size, verbose=0)
-        parts.append(np.asarray(tail)[: n - full])
-    return np.concatenate([np.asarray(p) for p in parts])
-
-
-class _Batches(keras.utils.PyDataset):
-    """Batches gathered from (possibly strided) window views, in order: only one
-    batch is ever copied."""
-
-    def __init__(self, split: Windows, batch_size: int, *, targets: bool = True) -> None:
-        super().__init__()
-        self._split = split
-        self._batch_size = batch_size
-        self._targets = targets
-        self._order = np.arange(len(split.x))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self._order) / self._batch_size)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
-        return self._gather(self._order[i * self._batch_size : (i + 1) * self._batch_size])
-
-    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        rows = np.sort(rows)
-        x = self._split.x[rows]
-        if not self._targets:
-            return (x,)
-        y = self._split.y[rows]
-        # Class labels (n,) as (n, 1): a sigmoid output's rank, which Keras's
-        # binary cross-entropy metric needs (the sparse losses accept both).
-        return x, (y[:, None] if y.ndim == 1 else y)
-
-
-class TrainBatches(_Batches):
-    """Shuffled full training batches, `passes` shuffled passes to an epoch (a round),
-    reshuffled every pass. The windows left over (fewer than a batch) differ from
-    pass to pass, so every window is seen; a split smaller than one batch is a
-    single, short batch."""
-
-    def __init__(self, split: Windows, batch_size: int, *, seed: int, passes: int = 1) -> None:
-        super().__init__(split, batch_size)
-        self._rng = np.random.default_rng(seed)
-        self._passes = passes
-        self._orders: list[np.ndarray] = []
-        self.on_epoch_end()
-
-    count = staticmethod(batches_per_pass)
-
-    @property
-    def split(self) -> Windows:
-        return self._split
-
-    def __len__(self) -> int:
-        return self._passes * self.count(len(self._order), self._batch_size)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
-        per_pass = self.count(len(self._order), self._batch_size)
-        start = (i % per_pass) * self._batch_size
-        return self._gather(self._orders[i // per_pass][start : start + self._batch_size])
-
-    def on_epoch_end(self) -> None:
-        self._orders = [self._rng.permutation(len(self._order)) for _ in range(self._passes)]
-
-
-# Validation as a single batch when its activations stay small (about 128 MB per
-# LSTM(64) layer at this many window steps); one compiled step instead of two.
-_ONE_BATCH_STEPS = 2**19
-
-
-def _validation_batch_size(split: Windows, batch_size: int) -> int:
-    n = len(split.x)
-    return n if n * split.x.shape[1] <= _ONE_BATCH_STEPS else batch_size
 
 
 def _make_callbacks(

@@ -21,7 +21,7 @@ from tuner.model.sample import generate
 from tuner.report.study_figures import need_trials
 from tuner.study.setup import stored_dataset
 from tuner.tasks.base import get_task
-from tuner.tracking.tracker import load_logged_model
+from tuner.tracking.models import load_logged_model
 
 
 def model_figure(model: Any, data: Any, test: Any, params: dict[str, Any], name: str) -> Figure:

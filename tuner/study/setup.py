@@ -19,7 +19,6 @@ from tuner.model.params import check_space_names, check_space_values, space_min_
 from tuner.space import (
     SearchSpace,
     default_configuration,
-    default_space,
     grid_points,
     load_space,
     probe_space,
@@ -36,7 +35,7 @@ def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, 
     in a child process first (the processes started after that check skip it)."""
     data = load_dataset(resolve_dataset(config.dataset, **config.dataset_options()))
     space = load_space(
-        config.space or default_space(data.spec.task), isolate_with=data.info if isolate else None
+        config.space or _default_space(data), isolate_with=data.info if isolate else None
     )
     choices = probe_space(space, data.info)
     check_space_names(choices, task=data.spec.task, space=space.name)
@@ -47,6 +46,17 @@ def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, 
             f"is scored over {data.info.cv} folds; pass --cv 0, or use the optuna engine."
         )
     return data, space
+
+
+def _default_space(data: Dataset) -> str:
+    """The task's built-in space, for a study that names none."""
+    name = data.info.kind.default_space
+    if name is None:
+        raise InputError(
+            f"--space: task {data.spec.task!r} has no built-in search space; pass --space "
+            "NAME|PATH, or a space function to tuner.tune."
+        )
+    return name
 
 
 def open_study(

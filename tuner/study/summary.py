@@ -150,3 +150,8 @@ def epochs_spent(study: optuna.Study) -> int:
 
 def _best(study: optuna.Study) -> FrozenTrial | None:
     return study.best_trial if completed(study) else None
+
+
+def rank_of(study: optuna.Study, value: float) -> int:
+    """How many complete trials of the study have a lower objective than `value`."""
+    return sum(1 for t in completed(study) if t.value is not None and t.value < value)

@@ -18,6 +18,7 @@ from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.space import SearchSpace, replay
 from tuner.stores import mask_secrets
+from tuner.study.portfolio import PORTFOLIO
 from tuner.study.storage import open_storage
 from tuner.study.summary import top_trials
 
@@ -86,3 +87,10 @@ def warm_start(
         f"warm start: {len(out.configurations)} configuration(s) of study {name} enqueued first"
     )
     return out
+
+
+def origin_tags(trial: optuna.Trial) -> dict[str, str]:
+    """The MLflow tags of a trial enqueued from elsewhere: the trial a warm start took
+    it from, or its portfolio entry (`portfolio: lstm-fcn-2017`)."""
+    keys = (WARM_START_FROM, PORTFOLIO)
+    return {k: str(trial.user_attrs[k]) for k in keys if trial.user_attrs.get(k)}

@@ -18,16 +18,21 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from tuner.errors import InputError
 
-if TYPE_CHECKING:  # types only: the layers above this one
+if TYPE_CHECKING:
     import keras
     import numpy as np
     import pandas as pd
 
-    from tuner.data.spec import Dataset, DatasetInfo, DatasetSpec
+# The data layer imports this module, so its types are named, not imported, here
+# (the task modules, above it, annotate them exactly): a DatasetSpec, a DatasetInfo
+# and a loaded Dataset (tuner.data.spec).
+DatasetSpec: TypeAlias = Any
+DatasetInfo: TypeAlias = Any
+Dataset: TypeAlias = Any
 
 BUILTIN = ("forecasting", "classification", "char_lm")
 
@@ -49,6 +54,9 @@ class Task:
     input_name: ClassVar[str] = "sequence"  # the model's input layer
     per_step: ClassVar[bool] = False  # a prediction at every step of inputs of any length
     reads_prompt: ClassVar[bool] = False  # predicts from a prompt, not from a data file
+    # The search space used when `--space` is not given: the built-in one named after
+    # the task (search_spaces/NAME.py); a task without one needs `--space`.
+    default_space: ClassVar[str | None] = None
     reads: ClassVar[frozenset[str]] = frozenset()  # the parameters its model reads
     never: ClassVar[Mapping[str, str]] = {}  # parameters it refuses to read, and why
 
@@ -61,10 +69,10 @@ class Task:
         """The default spaces' window lengths for this data: multiples of the
         lookback, else of the seasonal period, else of the horizon."""
         if info.lookback:
-            return info.seq_len_choices((1, 2, 3))
+            return list(info.seq_len_choices((1, 2, 3)))
         if info.seasonal_period:
-            return info.seq_len_choices((1, 2, 4, 7))
-        return info.fitting(m * max(info.horizon, 8) for m in (2, 4, 8))
+            return list(info.seq_len_choices((1, 2, 4, 7)))
+        return list(info.fitting(m * max(info.horizon, 8) for m in (2, 4, 8)))
 
     def window_rule(self, info: DatasetInfo) -> str:
         """How `window_choices` is derived, in words."""
@@ -76,7 +84,7 @@ class Task:
 
     def train_windows(self, info: DatasetInfo, seq_len: int) -> int:
         """Training windows (samples) one pass holds at window length `seq_len`."""
-        return info.n_train if not self.windowed else max(1, info.n_train - seq_len)
+        return int(info.n_train if not self.windowed else max(1, info.n_train - seq_len))
 
     def targets_per_window(self, info: DatasetInfo, seq_len: int) -> int:
         """What one training window teaches (a label, a forecast, a target a step)."""

@@ -27,7 +27,10 @@ GENERATION = {"length": 200, "temperature": 1.0, "seed": 0}  # what a request ma
 
 
 class CharLM(Task):
+    """The next character at every step of a text window."""
+
     name = "char_lm"
+    default_space = "char_lm"
     metric = "bpc"
     objective = "validation bits per character"
     suffixes = (".txt",)

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 
 class Classification(Task):
+    """A label for each whole sequence."""
+
     name = "classification"
+    default_space = "classification"
     metric = "log_loss"
     objective = "validation log loss"
     suffixes = (".npz",)
@@ -178,7 +181,7 @@ class Classification(Task):
 
     def figure(self, model: Any, data: Any, test: Any, params: Mapping[str, Any], name: str) -> Any:
         from tuner.model import params as hparams
-        from tuner.model.train import predict_windows
+        from tuner.model.batches import predict_windows
         from tuner.report.model_figures import confusion
 
         pred = predict_windows(model, test, batch_size=hparams.batch_size(params))

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 
 class Forecasting(Task):
+    """The next `horizon` rows of the targets from a window of every column."""
+
     name = "forecasting"
+    default_space = "forecasting"
     metric = "mse"
     objective = "validation MSE (standardised)"
     suffixes = (".csv", ".parquet")
@@ -144,7 +147,7 @@ class Forecasting(Task):
 
     def figure(self, model: Any, data: Any, test: Any, params: Mapping[str, Any], name: str) -> Any:
         from tuner.model import params as hparams
-        from tuner.model.train import predict_windows
+        from tuner.model.batches import predict_windows
         from tuner.report.model_figures import forecast_plot
 
         # The trial's batch size: the model's predict step is compiled for it already.

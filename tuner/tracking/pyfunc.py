@@ -26,6 +26,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 
 class SavedModelPyfunc(mlflow.pyfunc.PythonModel):
+    """A served model as MLflow loads it: raw requests in, answers out."""
+
     def load_context(self, context):
         _import_package(context)
         from tuner.devices import serving_backend

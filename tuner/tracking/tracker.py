@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import tempfile
 import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,16 +21,16 @@ import mlflow
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from tuner.devices import serving_backend
 from tuner.errors import InputError, causes
 from tuner.model.params import Params
-from tuner.model.serving import SavedModel, respond
-from tuner.paths import MODEL_FILE
 from tuner.stores import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
-from tuner.tasks.base import get_task
+from tuner.tracking.models import (
+    pyfunc_parts,
+    save_model_files,
+    served_signature,
+)
 
 CHAMPION = "champion"
 OBJECTIVE_TAG = "objective"  # a registered version's validation objective, exactly (repr)
@@ -49,7 +47,6 @@ RUNS_VIEW = "tuner"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 UI_BASE = "http://127.0.0.1:5000"  # `make ui` / `tuner ui`
 _UI_DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`"]
-PREPROCESSING_FILE = "preprocessing.json"
 # Bounded retries against a tracking server (MLflow's defaults retry for minutes):
 # 4 retries 1, 2, 4 and 8 s apart, each request given 20 s.
 HTTP_RETRIES = {
@@ -450,76 +447,3 @@ def _objective(version: Any) -> float | None:
     its alias whatever it scores)."""
     value = version.tags.get(OBJECTIVE_TAG)
     return float(value) if value is not None else None
-
-
-def served_signature(
-    model: Any, preprocessing: Mapping[str, Any], example: tuple[Any, dict[str, Any] | None]
-) -> tuple[Any, Any]:
-    """The signature of a served model, from its answer to a raw request, and the
-    request as MLflow's input example."""
-    request, params = example
-    answer = respond(SavedModel(model, dict(preprocessing)), request, params)
-    with warnings.catch_warnings():
-        # MLflow's hint that integer columns cannot hold missing values: a served model
-        # refuses a request with missing values anyway (400, with the column named).
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        signature = infer_signature(request, answer, params=params)
-    signature = get_task(preprocessing["task"]).served_signature(signature)
-    return signature, (request, params) if params else request
-
-
-def save_model_files(folder: Path, model: Any, preprocessing: Mapping[str, Any]) -> dict[str, Path]:
-    """The files a served model is made of: `model.keras` and `preprocessing.json`."""
-    files = {"keras_model": folder / MODEL_FILE, "preprocessing": folder / PREPROCESSING_FILE}
-    model.save(files["keras_model"])
-    files["preprocessing"].write_text(json.dumps(dict(preprocessing), indent=2))
-    return files
-
-
-def pyfunc_parts(files: Mapping[str, Path]) -> dict[str, Any]:
-    """How a served model is written as an MLflow pyfunc (logged, or saved in a
-    bundle): this folder's `pyfunc.py` as the model from code, the model files as
-    artifacts, this package's code beside them, requirements from the public index."""
-    return {
-        "python_model": str(Path(__file__).with_name("pyfunc.py")),
-        "artifacts": {name: str(path) for name, path in files.items()},
-        "code_paths": [str(Path(__file__).resolve().parents[1])],
-        "pip_requirements": model_requirements(),
-    }
-
-
-def download_model_file(model_uri: str, target: Path, tracking_uri: str) -> None:
-    """Copy the `.keras` file of a model logged with `Tracker.log_champion` (or of an
-    artifact folder holding one) to `target`."""
-    mlflow.set_tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        found = list(local.rglob(MODEL_FILE))
-        if not found:
-            raise InputError(f"logged model {model_uri} holds no {MODEL_FILE}; log it again.")
-        shutil.copyfile(found[0], target)
-
-
-def load_logged_model(model_uri: str, tracking_uri: str) -> Any:
-    """The Keras model behind a model logged with `Tracker.log_champion`, or behind
-    any artifact folder holding a `.keras` file (safe mode)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / MODEL_FILE
-        download_model_file(model_uri, target, tracking_uri)
-        from tuner.model.layers import load_model  # deferred: Keras, which the runner never needs
-
-        return load_model(target)
-
-
-def model_requirements() -> list[str]:
-    """Pinned requirements of a served model: Keras and a backend, MLflow, and what
-    this package's serving code imports (NumPy, pandas, scikit-learn), all on the
-    public index; the package itself travels as code, not as a requirement."""
-    # Stated rather than inferred: inference loads the model in a subprocess,
-    # which costs seconds per logged model.
-    # A .keras file loads under any backend, whichever trained it; where it is
-    # served KERAS_BACKEND is usually unset, and Keras then needs TensorFlow. On a
-    # host without TensorFlow (a JAX-only GPU host), the backend it has: the pyfunc
-    # picks it where KERAS_BACKEND is unset.
-    packages = ("keras", serving_backend(), "mlflow", "numpy", "pandas", "scikit-learn")
-    return [f"{p}=={version(p)}" for p in packages]
