@@ -80,14 +80,14 @@ def test_an_unexpected_error_where_logs_cannot_be_written_still_gets_one_line(
     # A working folder where logs/ cannot be made (here: a file named logs; as a
     # read-only folder does for a user who is not root): the log goes to the
     # temporary folder, and the crash logger itself does not crash.
-    import tuner.cli.main as cli
+    import tuner.cli.lists as lists
 
     def broken(args: object) -> int:
         raise RuntimeError("a bug")
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs").write_text("not a folder")
-    monkeypatch.setattr(cli, "_cmd_datasets", broken)
+    monkeypatch.setattr(lists, "datasets", broken)
     assert main(["datasets"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
