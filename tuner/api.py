@@ -43,6 +43,7 @@ from tuner.errors import InputError, flag_wording
 from tuner.paths import STAGING_DIR
 from tuner.report.console import quiet_libraries
 from tuner.stores import mask_secrets
+from tuner.study import records
 from tuner.study.storage import has_trials, load_study
 from tuner.study.summary import summarize, trial_rows
 from tuner.tasks.base import get_task
@@ -90,7 +91,7 @@ class TuneResult:
     @property
     def baselines(self) -> dict[str, dict[str, float]]:
         """Naive forecasts or unigram model on the same validation and test targets."""
-        return dict(self.study.user_attrs.get("baselines") or {})
+        return dict(self.study.user_attrs.get(records.BASELINES) or {})
 
     def trials(self) -> pd.DataFrame:
         """One row per trial: number, state, value, duration, epochs and stop reason,

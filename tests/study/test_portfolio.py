@@ -13,7 +13,8 @@ from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.model.params import FAMILY_MIN_SHARE, space_min_rounds
 from tuner.space import load_space, probe_space
-from tuner.study.portfolio import PORTFOLIO, portfolio
+from tuner.study import records
+from tuner.study.portfolio import portfolio
 from tuner.study.setup import study_pruner
 
 
@@ -67,7 +68,7 @@ def test_a_portfolio_trial_runs_first_and_is_named_in_mlflow(stores: Stores) -> 
     ]  # fmt: skip
     assert main(argv) == 0
     trial = optuna.load_study(study_name="folio", storage=stores.storage).trials[0]
-    assert trial.user_attrs[PORTFOLIO] == "lstm-fcn-2017"
+    assert trial.user_attrs[records.PORTFOLIO] == "lstm-fcn-2017"
     assert trial.params["conv_layers"] == 3 and trial.state.name == "COMPLETE"
     client = MlflowClient(stores.tracking)
     experiment = client.get_experiment_by_name("folio")

@@ -28,6 +28,7 @@ from tuner.model import params as hparams
 from tuner.model.batches import predict_windows
 from tuner.model.budget import ROUNDS_ATTR, fit_seconds
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial, refit
+from tuner.study import records
 from tuner.study.summary import top_trials
 from tuner.tasks.base import get_task
 
@@ -55,7 +56,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     members = top_trials(study, size)
     if len(members) < 2:
         record: dict[str, Any] = {"skipped": f"{len(members)} complete trial(s); need 2"}
-        study.set_user_attr("ensemble", record)
+        study.set_user_attr(records.ENSEMBLE, record)
         return record
     data = objective.data
     metric = data.info.metric
@@ -76,7 +77,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     if len(scored) > 1:
         record["fold_values"] = [s[0][metric] for s in scored]
     record |= objective.record_ensemble(model, record, members)
-    study.set_user_attr("ensemble", record)
+    study.set_user_attr(records.ENSEMBLE, record)
     return record
 
 
@@ -120,7 +121,7 @@ def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[ker
             trial.params,
             objective.windows.get(_seq_len(trial, data.info)),
             data,
-            epochs=int(trial.user_attrs["best_epoch"]),
+            epochs=int(trial.user_attrs[records.BEST_EPOCH]),
             seed=objective.config.seed + trial.number,
             in_rounds=ROUNDS_ATTR in trial.user_attrs,
         )

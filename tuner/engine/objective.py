@@ -42,6 +42,7 @@ from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
 from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
+from tuner.study import records
 from tuner.study.summary import (
     completed,
     rank_of,
@@ -60,7 +61,6 @@ from tuner.tracking.tracker import (
 )
 
 MEMBER_ARTIFACT = "ensemble_member"  # a top-K trial's trained model, in its MLflow run
-MEMBER_URI = "member_model_uri"  # the trial's user attribute that points at it
 
 _RSS_GROWTH = 1.10  # growth since the last clearing at which compile caches are dropped
 
@@ -97,12 +97,12 @@ class Objective:
             # when its buffered curves were written): say so in Optuna.
             if tracking_down(e) and not isinstance(e, TrackingUnavailable):
                 reason = unavailable(self._tracker.tracking_uri)
-                trial.set_user_attr("fail_reason", f"not recorded in MLflow: {reason}")
+                trial.set_user_attr(records.FAIL_REASON, f"not recorded in MLflow: {reason}")
                 raise TrackingUnavailable(reason) from e
             raise
         finally:
             keras.backend.clear_session()  # also runs the garbage collector
-            trial.set_user_attr("rss_mb", round(self._bound_memory(), 1))
+            trial.set_user_attr(records.RSS_MB, round(self._bound_memory(), 1))
         self.current = None
         return value
 
@@ -127,11 +127,11 @@ class Objective:
             self._run_id = self._tracker.start_trial(
                 trial.number, hp.values, device=self._device, tags=origin_tags(trial)
             )
-            trial.set_user_attr("mlflow_run_id", self._run_id)
-            trial.set_user_attr("device", self._device)
-            trial.set_user_attr("gpu", os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            trial.set_user_attr("worker_started", round(self.process_started, 3))
+            trial.set_user_attr(records.MLFLOW_RUN_ID, self._run_id)
+            trial.set_user_attr(records.DEVICE, self._device)
+            trial.set_user_attr(records.GPU, os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
+            trial.set_user_attr(records.WORKER, f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr(records.WORKER_STARTED, round(self.process_started, 3))
             return self._train(trial, hp.values, self._run_id, recorder, resume)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"
@@ -249,16 +249,16 @@ class Objective:
                 result.val_metrics, result.best_epoch, result.stop_reason, result.model
             )
         # Training and validation alone; the rest of the trial's wall time is the tuner's.
-        trial.set_user_attr("train_s", round(time.perf_counter() - started, 3))
+        trial.set_user_attr(records.TRAIN_S, round(time.perf_counter() - started, 3))
         value = scored.val_metrics[info.metric]
-        trial.set_user_attr("val_metrics", scored.val_metrics)
-        trial.set_user_attr("best_epoch", scored.best_epoch)
+        trial.set_user_attr(records.VAL_METRICS, scored.val_metrics)
+        trial.set_user_attr(records.BEST_EPOCH, scored.best_epoch)
         trial.set_user_attr(ROUNDS_ATTR, ROUND_TARGETS)
         metrics = {f"val_{k}": v for k, v in scored.val_metrics.items()}
         for i, fold in enumerate(scored.fold_metrics):
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
         if scored.fold_metrics:
-            trial.set_user_attr("fold_values", [m[info.metric] for m in scored.fold_metrics])
+            trial.set_user_attr(records.FOLD_VALUES, [m[info.metric] for m in scored.fold_metrics])
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
         rank = rank_of(trial.study, value)
         if rank == 0:  # a new best trial
@@ -312,12 +312,12 @@ class Objective:
         with tempfile.TemporaryDirectory() as tmp:
             model.save(Path(tmp) / MODEL_FILE)
             self._tracker.log_artifacts(run_id, Path(tmp), MEMBER_ARTIFACT)
-        trial.set_user_attr(MEMBER_URI, f"runs:/{run_id}/{MEMBER_ARTIFACT}")
+        trial.set_user_attr(records.MEMBER_URI, f"runs:/{run_id}/{MEMBER_ARTIFACT}")
 
     def kept_member(self, trial: FrozenTrial) -> keras.Model | None:
         """The trained model a trial kept for the ensemble, or None when it kept none
         or its artifact can no longer be read (the member is then trained again)."""
-        uri = trial.user_attrs.get(MEMBER_URI)
+        uri = trial.user_attrs.get(records.MEMBER_URI)
         if not uri:
             return None
         try:
@@ -357,7 +357,7 @@ class Objective:
         value = scored.val_metrics[self._data.info.metric]
         what = f"trial {trial.number}"
         model_uri = self._log_model(run_id, model, seq_len, what=what, value=value)
-        trial.set_user_attr("model_uri", model_uri)
+        trial.set_user_attr(records.MODEL_URI, model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
         """Score the study's best trial, and it alone, on the test split: its test
@@ -367,20 +367,22 @@ class Objective:
         if not completed(study) or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return
         best = study.best_trial
-        if "model_uri" not in best.user_attrs:
+        if records.MODEL_URI not in best.user_attrs:
             return
         # Workers that finished together may have moved the alias in any order.
-        self._tracker.promote_run(self._config.study_name, best.user_attrs.get("mlflow_run_id", ""))
+        self._tracker.promote_run(
+            self._config.study_name, best.user_attrs.get(records.MLFLOW_RUN_ID, "")
+        )
         if test_metrics(study, best) is not None:
             return
-        logged = load_logged_model(best.user_attrs["model_uri"], self._tracker.tracking_uri)
+        logged = load_logged_model(best.user_attrs[records.MODEL_URI], self._tracker.tracking_uri)
         model = trained_part(logged)  # evaluated on the standardised windows
         info = self._data.info
         windows = self.windows.get(hparams.window_length(best.params, info.max_seq_len))
         batch_size = hparams.batch_size(best.params)  # its predict step is compiled
         test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
         record_test_metrics(study, best, test)
-        run_id = best.user_attrs.get("mlflow_run_id")
+        run_id = best.user_attrs.get(records.MLFLOW_RUN_ID)
         if run_id:
             self._tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
         # The parent process never loads Keras: the best model is drawn here.
@@ -429,8 +431,10 @@ class Objective:
         status: str | None = None,
     ) -> None:
         epochs = len(recorder.history)
-        trial.set_user_attr("epochs_run", epochs)
-        trial.set_user_attr("stop_reason" if state != "failed" else "fail_reason", reason)
+        trial.set_user_attr(records.EPOCHS_RUN, epochs)
+        trial.set_user_attr(
+            records.STOP_REASON if state != "failed" else records.FAIL_REASON, reason
+        )
         if not run_id:  # stopped before its MLflow run was created
             return
         self._tracker.set_tags(

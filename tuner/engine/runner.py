@@ -33,7 +33,7 @@ from tuner.report.console import err
 from tuner.report.plots import log_study_plots
 from tuner.space import SearchSpace, probe_space
 from tuner.stores import lock_wait_s, locked_store, mask_secrets
-from tuner.study.portfolio import PORTFOLIO_LINES
+from tuner.study import records
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.storage import check_storage_file
 from tuner.study.summary import completed, summarize, trial_rows
@@ -130,7 +130,7 @@ def _open_stores(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple
         if warm is not None:
             warm.enqueue(study)
     if not any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
-        for line in study.user_attrs.get(PORTFOLIO_LINES, []):  # a new study
+        for line in study.user_attrs.get(records.PORTFOLIO_LINES, []):  # a new study
             err.print(line)
     return study, tracking_uri
 
@@ -156,7 +156,7 @@ def _open_tracker(
             resolved,
             tags={"study": config.study_name, "role": role},
         )
-    study.set_user_attr("mlflow_ui", view)
+    study.set_user_attr(records.MLFLOW_UI, view)
     if closed:
         err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
     _log_dataset(tracker, study, data.spec.path)
@@ -222,18 +222,18 @@ def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
     result = Worker(dataclasses.replace(job, kind="ensemble"), slot=0).collect()
     if result.reason != "ensemble" and (problem := ending(result, job)) is not None:
         raise problem
-    record = study.user_attrs.get("ensemble", {})
+    record = study.user_attrs.get(records.ENSEMBLE, {})
     if "val_metrics" in record:
         verdict = "is the champion" if record["champion"] else "does not beat the best trial"
         err.print(f"ensemble of trials {record['members']}: {verdict}.")
 
 
 def _log_dataset(tracker: Tracker, study: optuna.Study, source: Path) -> None:
-    fingerprint = study.user_attrs["fingerprint"]
+    fingerprint = study.user_attrs[records.FINGERPRINT]
     tracker.log_dataset(tracker.parent_id, fingerprint, source)
     tracker.log_params(tracker.parent_id, {"dataset": fingerprint})
     tracker.log_dict(tracker.parent_id, fingerprint, "dataset_fingerprint.json")
-    for name, metrics in study.user_attrs["baselines"].items():
+    for name, metrics in study.user_attrs[records.BASELINES].items():
         tracker.log_metrics(
             tracker.parent_id, {f"baseline_{name}_{k}": v for k, v in metrics.items()}
         )
@@ -246,14 +246,16 @@ def _finish_parent(
     best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
     tracker.log_metrics(tracker.parent_id, best)
     champion = study.best_trial if summary["best_trial"] is not None else None
-    ensemble = study.user_attrs.get("ensemble") or {}
-    model_uri = champion.user_attrs.get("model_uri", "") if champion else ""
+    ensemble = study.user_attrs.get(records.ENSEMBLE) or {}
+    model_uri = champion.user_attrs.get(records.MODEL_URI, "") if champion else ""
     tracker.set_tags(
         tracker.parent_id,
         {
             # Which trial is the champion, where its run and model are.
             "champion_trial": summary["best_trial"],
-            "champion_run_id": champion.user_attrs.get("mlflow_run_id", "") if champion else "",
+            "champion_run_id": champion.user_attrs.get(records.MLFLOW_RUN_ID, "")
+            if champion
+            else "",
             "champion_model_uri": ensemble.get("model_uri", model_uri)
             if ensemble.get("champion")
             else model_uri,

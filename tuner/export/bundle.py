@@ -37,6 +37,7 @@ from tuner.model.portable import in_data_units, is_in_data_units, raw_inputs
 from tuner.model.serving import SavedModel, request_example
 from tuner.model.train import evaluate, refit
 from tuner.paths import MODEL_FILE
+from tuner.study import records
 from tuner.study.setup import stored_config, stored_dataset
 from tuner.study.summary import completed, test_metrics
 from tuner.tasks.base import get_task
@@ -73,13 +74,13 @@ def export_study(
     """
     best = _exportable(study, out, formats)
     data = stored_dataset(study)
-    if data.fingerprint["sha256"] != study.user_attrs["fingerprint"]["sha256"]:
+    if data.fingerprint["sha256"] != study.user_attrs[records.FINGERPRINT]["sha256"]:
         raise InputError(
             f"dataset file {data.spec.path} changed since study {study.study_name} was run "
             "(SHA-256 differs); restore it to export this study's preprocessing."
         )
     # A top-K ensemble that validated better than the best trial is the champion.
-    ensemble = study.user_attrs.get("ensemble") or {}
+    ensemble = study.user_attrs.get(records.ENSEMBLE) or {}
     champion = ensemble if ensemble.get("champion") and not refit else {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "bundle"
@@ -89,7 +90,7 @@ def export_study(
             refitted = _refit(study, best, data, staging / MODEL, tracking_uri)
         else:
             download_model_file(
-                champion.get("model_uri", best.user_attrs["model_uri"]),
+                champion.get("model_uri", best.user_attrs[records.MODEL_URI]),
                 staging / MODEL,
                 tracking_uri,
             )
@@ -124,17 +125,17 @@ def _metadata(study: Any, best: Any, model: dict[str, Any], staging: Path) -> di
         "trial": best.number,
         "params": best.params,
         "ensemble": champion or None,  # the model is this ensemble, not the trial alone
-        "objective": study.user_attrs.get("objective"),
-        "val_metrics": champion.get("val_metrics", best.user_attrs.get("val_metrics")),
+        "objective": study.user_attrs.get(records.OBJECTIVE),
+        "val_metrics": champion.get("val_metrics", best.user_attrs.get(records.VAL_METRICS)),
         "test_metrics": refitted["test_metrics"]
         if refitted
         else champion.get("test_metrics", test_metrics(study, best)),
         "refit": refitted,
         "onnx": model["onnx"],
-        "dataset": study.user_attrs["fingerprint"],
+        "dataset": study.user_attrs[records.FINGERPRINT],
         "dataset_ref": config.dataset,  # what --dataset was given
         "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
-        "baselines": study.user_attrs.get("baselines"),
+        "baselines": study.user_attrs.get(records.BASELINES),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
         "files": _hashes(staging),
@@ -160,7 +161,7 @@ def _exportable(study: Any, out: Path, formats: tuple[str, ...]) -> Any:
             f"--study {study.study_name}: no trial has completed yet; nothing to export."
         )
     best = study.best_trial
-    if "model_uri" not in best.user_attrs:
+    if records.MODEL_URI not in best.user_attrs:
         raise InputError(
             f"--study {study.study_name}: best trial #{best.number} has no logged model "
             "(study made by an older version); run more trials to log one."
@@ -228,15 +229,17 @@ def _check_listed(path: Path, files: dict[str, Any]) -> None:
 
 def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) -> dict[str, Any]:
     """Retrain the best trial on train + validation; log and register the result."""
-    epochs = int(best.user_attrs.get("best_epoch") or best.user_attrs.get("epochs_run") or 1)
+    epochs = int(
+        best.user_attrs.get(records.BEST_EPOCH) or best.user_attrs.get(records.EPOCHS_RUN) or 1
+    )
     windows = data.windows(hparams.window_length(best.params, data.info.max_seq_len))
-    seed = int(study.user_attrs["config"].get("seed", 42)) + best.number
+    seed = int(study.user_attrs[records.CONFIG].get("seed", 42)) + best.number
     in_rounds = ROUNDS_ATTR in best.user_attrs
     model = refit(best.params, windows, data, epochs=epochs, seed=seed, in_rounds=in_rounds)
     test = evaluate(model, windows["test"], data, batch_size=hparams.batch_size(best.params))
     original = test_metrics(study, best) or {}
     tracker = Tracker(
-        tracking_uri, study.user_attrs["config"].get("experiment") or study.study_name
+        tracking_uri, study.user_attrs[records.CONFIG].get("experiment") or study.study_name
     )
     run_id = tracker.start_parent(
         f"refit-trial-{best.number:04d}",
@@ -244,7 +247,7 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
         tags={
             "study": study.study_name,
             "role": "refit",
-            "refit_of_run": best.user_attrs.get("mlflow_run_id", ""),
+            "refit_of_run": best.user_attrs.get(records.MLFLOW_RUN_ID, ""),
         },
     )
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})

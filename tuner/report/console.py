@@ -25,6 +25,7 @@ from tuner.model.budget import (
     TRIAL_SHARE_OF_TIMEOUT,
     passes_per_round,
 )
+from tuner.study import records
 from tuner.study.summary import state_name
 
 err = Console(stderr=True)
@@ -92,8 +93,8 @@ def _best_text(study: optuna.Study) -> str:
 def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
     value = f"{trial.value:.5f}" if trial.state == TrialState.COMPLETE else "-"
     secs = trial.duration.total_seconds() if trial.duration else 0.0
-    epochs = trial.user_attrs.get("epochs_run", "?")
-    why = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("stop_reason", "")
+    epochs = trial.user_attrs.get(records.EPOCHS_RUN, "?")
+    why = trial.user_attrs.get(records.FAIL_REASON) or trial.user_attrs.get(records.STOP_REASON, "")
     return (
         f"[{done}/{total}] trial {trial.number} {state_name(trial)} value={value} "
         f"epochs={epochs} {secs:.1f}s {why} | {best}"

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as vis_mpl
 
 from tuner.errors import InputError
+from tuner.study import records
 from tuner.study.summary import completed, summarize, top_trials
 from tuner.tracking.tracker import EPOCH_PREFIX
 
@@ -106,7 +107,7 @@ def val_loss_histories(
     best = top_trials(study, top)
     out = {}
     for trial in best:
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(records.MLFLOW_RUN_ID)
         if run_id:
             history = client.get_metric_history(run_id, f"{EPOCH_PREFIX}val_loss")
             steps = [m.step for m in history]

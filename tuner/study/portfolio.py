@@ -37,9 +37,7 @@ import optuna
 
 from tuner.data.spec import DatasetInfo
 from tuner.space import SearchSpace, replay
-
-PORTFOLIO = "portfolio"  # trial attribute and MLflow tag: the entry a trial came from
-PORTFOLIO_LINES = "portfolio_lines"  # study attribute: what a new study enqueued and skipped
+from tuner.study import records
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class Portfolio:
 
     def enqueue(self, study: optuna.Study) -> None:
         for params, name in self.configurations:
-            study.enqueue_trial(params, user_attrs={PORTFOLIO: name}, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs={records.PORTFOLIO: name}, skip_if_exists=True)
 
 
 def portfolio(space: SearchSpace, info: DatasetInfo) -> Portfolio:

@@ -24,8 +24,9 @@ from tuner.space import (
     probe_space,
 )
 from tuner.stores import mask_secrets
+from tuner.study import records
 from tuner.study.grid import GridSampler
-from tuner.study.portfolio import PORTFOLIO_LINES, portfolio
+from tuner.study.portfolio import portfolio
 from tuner.study.storage import IDENTITY, open_storage, refuse_foreign
 
 
@@ -124,10 +125,10 @@ def _check_same_study(
     stored = study.user_attrs.get(IDENTITY)
     if stored is None:
         study.set_user_attr(IDENTITY, identity)
-        study.set_user_attr("config", _shareable(config))
-        study.set_user_attr("fingerprint", data.fingerprint)
-        study.set_user_attr("baselines", data.baselines())
-        study.set_user_attr("objective", data.info.kind.objective)
+        study.set_user_attr(records.CONFIG, _shareable(config))
+        study.set_user_attr(records.FINGERPRINT, data.fingerprint)
+        study.set_user_attr(records.BASELINES, data.baselines())
+        study.set_user_attr(records.OBJECTIVE, data.info.kind.objective)
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
         study.set_metric_names([f"val_{data.info.metric}"])
         _enqueue_first(study, config, data, space)
@@ -149,17 +150,17 @@ def _enqueue_first(
     the space can express, then the space's declared defaults, where it declares any
     (a grid runs every point anyway; KerasTuner picks its own; a warm start's
     configurations replace both). What the portfolio
-    enqueued and skipped is kept in the study (PORTFOLIO_LINES) for the console."""
+    enqueued and skipped is kept in the study (records.PORTFOLIO_LINES) for the console."""
     if config.sampler == "grid" or config.search_engine.own_loop:
         return
     if config.warm_start:  # the configurations asked for go first, no portfolio
-        study.set_user_attr(PORTFOLIO_LINES, ["portfolio: not used with --warm-start"])
+        study.set_user_attr(records.PORTFOLIO_LINES, ["portfolio: not used with --warm-start"])
         return
     first = portfolio(space, data.info)
     first.enqueue(study)
     names = ", ".join(name for _, name in first.configurations)
     lines = [*first.lines, f"portfolio: enqueued first: {names}"] if names else first.lines
-    study.set_user_attr(PORTFOLIO_LINES, lines)
+    study.set_user_attr(records.PORTFOLIO_LINES, lines)
     defaults = default_configuration(space, data.info)
     if defaults is not None:
         study.enqueue_trial(defaults, user_attrs={"origin": "the space's defaults"})
@@ -175,7 +176,7 @@ def _shareable(config: TuneConfig) -> dict[str, Any]:
 
 def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
     """The configuration `tuner tune` stored in the study, with `overrides` applied."""
-    stored = study.user_attrs.get("config")
+    stored = study.user_attrs.get(records.CONFIG)
     if stored is None:
         raise InputError(
             f"--study {study.study_name}: has no stored configuration (it was not created by "

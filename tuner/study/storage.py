@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import InputError
 from tuner.stores import check_sqlite, lock_wait_s, make_folder, mask_secrets, store_lock
+from tuner.study import records
 
 # Heartbeats, their retry callback, metric names and multivariate TPE are marked
 # experimental in Optuna; every command that opens a study uses them on purpose.
@@ -52,7 +53,7 @@ class _StaleTrial:
         self._retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(records.MLFLOW_RUN_ID)
         if self._tracking_uri and run_id:
             from mlflow.tracking import MlflowClient  # only here: a worker has it loaded
 

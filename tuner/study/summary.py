@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import TrialFailed
+from tuner.study import records
 
 _STATE_NAMES = {
     TrialState.COMPLETE: "complete",
@@ -63,7 +64,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     }
     for t in trials:
         duration = t.duration.total_seconds() if t.duration else None
-        reason = t.user_attrs.get("stop_reason") or t.user_attrs.get("fail_reason")
+        reason = t.user_attrs.get(records.STOP_REASON) or t.user_attrs.get(records.FAIL_REASON)
         if reason is None and t.number in retried:
             reason = f"worker died (no heartbeat); retried as trial {retried[t.number]}"
         rows.append(
@@ -73,7 +74,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "value": t.value,
                 "params": t.params,
                 "duration_s": duration,
-                "epochs": t.user_attrs.get("epochs_run"),
+                "epochs": t.user_attrs.get(records.EPOCHS_RUN),
                 "stop_reason": reason,
             }
         )
@@ -99,21 +100,21 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "study": study.study_name,
         "storage": storage,
         "tracking_uri": tracking_uri,
-        "mlflow_ui": study.user_attrs.get("mlflow_ui"),  # the runs table, objective shown
+        "mlflow_ui": study.user_attrs.get(records.MLFLOW_UI),  # the runs table, objective shown
         "n_complete": counts["complete"],
         "n_pruned": counts["pruned"],
         "n_failed": counts["failed"],
-        "objective": study.user_attrs.get("objective", "validation MSE (standardised)"),
+        "objective": study.user_attrs.get(records.OBJECTIVE, "validation MSE (standardised)"),
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
-        "best_val": best.user_attrs.get("val_metrics") if best else None,
+        "best_val": best.user_attrs.get(records.VAL_METRICS) if best else None,
         "best_test": test_metrics(study, best) if best else None,
-        "best_epoch": best.user_attrs.get("best_epoch") if best else None,
+        "best_epoch": best.user_attrs.get(records.BEST_EPOCH) if best else None,
         "fold_spread": fold_spread(best) if best else None,
-        "baselines": study.user_attrs.get("baselines", {}),
-        "dataset": study.user_attrs.get("fingerprint", {}),
+        "baselines": study.user_attrs.get(records.BASELINES, {}),
+        "dataset": study.user_attrs.get(records.FINGERPRINT, {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
-        "ensemble": study.user_attrs.get("ensemble"),
+        "ensemble": study.user_attrs.get(records.ENSEMBLE),
     }
 
 
@@ -121,7 +122,7 @@ def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:
     """A cross-validated trial's objective over its folds (lowest, highest, standard
     deviation): how far one held-out part's score strays from the mean, so about
     how far the test score may stray from validation. None without folds."""
-    values = trial.user_attrs.get("fold_values")
+    values = trial.user_attrs.get(records.FOLD_VALUES)
     if not values:
         return None
     spread = statistics.pstdev(values)
@@ -131,21 +132,23 @@ def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:
 def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
     """The trial's test metrics: recorded for the study's best trial only, once the
     trials have ended (older studies kept them on each trial that became best)."""
-    recorded = study.user_attrs.get("test_metrics", {})
-    found = recorded.get(str(trial.number), trial.user_attrs.get("test_metrics"))
+    recorded = study.user_attrs.get(records.TEST_METRICS, {})
+    found = recorded.get(str(trial.number), trial.user_attrs.get(records.TEST_METRICS))
     return dict(found) if found is not None else None
 
 
 def record_test_metrics(study: optuna.Study, trial: FrozenTrial, metrics: dict[str, float]) -> None:
     """Store the best trial's test metrics with the study (a finished trial is read-only)."""
-    recorded = dict(study.user_attrs.get("test_metrics", {}))
+    recorded = dict(study.user_attrs.get(records.TEST_METRICS, {}))
     recorded[str(trial.number)] = metrics
-    study.set_user_attr("test_metrics", recorded)
+    study.set_user_attr(records.TEST_METRICS, recorded)
 
 
 def epochs_spent(study: optuna.Study) -> int:
     """Epochs trained by all of the study's trials so far (pruned and failed included)."""
-    return sum(int(t.user_attrs.get("epochs_run", 0)) for t in study.get_trials(deepcopy=False))
+    return sum(
+        int(t.user_attrs.get(records.EPOCHS_RUN, 0)) for t in study.get_trials(deepcopy=False)
+    )
 
 
 def _best(study: optuna.Study) -> FrozenTrial | None:

@@ -18,11 +18,9 @@ from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.space import SearchSpace, replay
 from tuner.stores import mask_secrets
-from tuner.study.portfolio import PORTFOLIO
+from tuner.study import records
 from tuner.study.storage import open_storage
 from tuner.study.summary import top_trials
-
-WARM_START_FROM = "warm_start_from"  # trial attribute: STUDY#TRIAL it was taken from
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,9 @@ class WarmStart:
     def enqueue(self, study: optuna.Study) -> None:
         """Enqueue them (a configuration already in the study is not enqueued again)."""
         for params, origin in self.configurations:
-            study.enqueue_trial(params, user_attrs={WARM_START_FROM: origin}, skip_if_exists=True)
+            study.enqueue_trial(
+                params, user_attrs={records.WARM_START_FROM: origin}, skip_if_exists=True
+            )
 
 
 def warm_start(
@@ -92,5 +92,5 @@ def warm_start(
 def origin_tags(trial: optuna.Trial) -> dict[str, str]:
     """The MLflow tags of a trial enqueued from elsewhere: the trial a warm start took
     it from, or its portfolio entry (`portfolio: lstm-fcn-2017`)."""
-    keys = (WARM_START_FROM, PORTFOLIO)
+    keys = (records.WARM_START_FROM, records.PORTFOLIO)
     return {k: str(trial.user_attrs[k]) for k in keys if trial.user_attrs.get(k)}
