@@ -276,3 +276,23 @@ def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class MemoryBound:
+    """A worker's resident memory, bounded: each time it has grown 10 % over its
+    first trial's or its last clearing's, the backend's compile caches are dropped
+    (once per 10 % of growth, not after every trial: see clear_compiled)."""
+
+    def __init__(self, growth: float = 1.10) -> None:
+        self._growth = growth
+        self._base = 0.0  # MB after the first trial, then after each clearing
+
+    def after_trial(self) -> float:
+        """This worker's resident MB after a trial (caches dropped where it grew)."""
+        rss = rss_mb()
+        if not self._base:
+            self._base = rss
+        elif rss > self._base * self._growth:
+            clear_compiled()
+            self._base = rss_mb()
+        return rss

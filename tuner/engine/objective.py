@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.config import TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
-from tuner.devices import clear_compiled, describe_device, rss_mb
+from tuner.devices import MemoryBound, describe_device
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.budget import ROUND_TARGETS, ROUNDS_ATTR, fit_seconds
@@ -62,8 +62,6 @@ from tuner.tracking.tracker import (
 
 MEMBER_ARTIFACT = "ensemble_member"  # a top-K trial's trained model, in its MLflow run
 
-_RSS_GROWTH = 1.10  # growth since the last clearing at which compile caches are dropped
-
 
 class Objective:
     """Train one trial and record it: Optuna state, MLflow child run, champion model."""
@@ -84,7 +82,7 @@ class Objective:
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self.process_started = 0.0  # time.time() when this worker process was started
         self._run_id = ""
-        self._rss_base = 0.0  # MB after the first trial, then after each clearing
+        self._memory = MemoryBound()
 
     def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
         """Train `trial`'s configuration (or continue `resume.model`) and record it."""
@@ -102,21 +100,9 @@ class Objective:
             raise
         finally:
             keras.backend.clear_session()  # also runs the garbage collector
-            trial.set_user_attr(records.RSS_MB, round(self._bound_memory(), 1))
+            trial.set_user_attr(records.RSS_MB, round(self._memory.after_trial(), 1))
         self.current = None
         return value
-
-    def _bound_memory(self) -> float:
-        """This worker's resident MB after a trial; each time it has grown 10 % over
-        its first trial's or its last clearing's, the backend's compile caches are
-        dropped (once per 10 % of growth, not after every trial: see clear_compiled)."""
-        rss = rss_mb()
-        if not self._rss_base:
-            self._rss_base = rss
-        elif rss > self._rss_base * _RSS_GROWTH:
-            clear_compiled()
-            self._rss_base = rss_mb()
-        return rss
 
     def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
         try:
