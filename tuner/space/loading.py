@@ -17,6 +17,7 @@ from tuner.data.spec import DatasetInfo
 from tuner.errors import InputError
 from tuner.paths import builtin_dir
 from tuner.space.hp import ProbeHP, SearchSpace, _raised
+from tuner.tasks.base import import_plugins, plugin_modules
 
 PROBE_SECONDS = 20  # a user's space module is imported and run once within this time
 
@@ -115,7 +116,8 @@ def probe_in_child(path: Path, info: DatasetInfo, *, seconds: float = PROBE_SECO
     try:
         done = subprocess.run(
             [sys.executable, "-c", "from tuner.space.loading import _child; _child()"],
-            input=pickle.dumps((str(path), info)),
+            # The tasks this process registered, and where their modules are found.
+            input=pickle.dumps((str(path), info, plugin_modules(), sys.path)),
             capture_output=True,
             timeout=seconds,
         )
@@ -141,7 +143,9 @@ def probe_in_child(path: Path, info: DatasetInfo, *, seconds: float = PROBE_SECO
 def _child() -> None:
     """The child of `probe_in_child`: its answer (an error message or null) is the
     last line on stdout; what the module prints goes to stderr."""
-    path, info = pickle.loads(sys.stdin.buffer.read())
+    path, info, plugins, parent_path = pickle.loads(sys.stdin.buffer.read())
+    sys.path[:] = parent_path  # as multiprocessing's spawn does
+    import_plugins(plugins)
     answer = None
     try:
         probe_space(_load(Path(path)), info)
