@@ -9,8 +9,10 @@ modules asks `get_task(name)`; it does not branch on the name.
 This module sits in the lowest import layer, so the data, model and report
 layers can ask a task what it does; the task modules sit above them and import
 what they need (dependency inversion: the built-in tasks are imported by name on
-first use, a user's task by `register`). The task modules import Keras only
-inside the methods that build or run a model: the parent process never loads it.
+first use, a user's task by `register`). The task modules import Keras, pandas
+and their data readers (scikit-learn) only inside the methods that need them: the
+parent process never loads Keras, and the child that probes a user's space within
+its time limit (eight `tuner worker`s starting at once on two cores) stays light.
 """
 
 from __future__ import annotations

@@ -10,15 +10,13 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
-
-from tuner.data.text import UNSCORED, load_text
 from tuner.errors import InputError
 from tuner.model.params import DEFAULTS, HEAD_WIDTH, RECURRENT, TRAINING
 from tuner.tasks.base import Task, register
 
 if TYPE_CHECKING:
     import keras
+    import pandas as pd
 
     from tuner.data.spec import Dataset, DatasetInfo, DatasetSpec
 
@@ -48,6 +46,8 @@ class CharLM(Task):
     }
 
     def load(self, spec: DatasetSpec) -> Dataset:
+        from tuner.data.text import load_text  # deferred: pandas, scikit-learn
+
         return load_text(spec)
 
     def window_choices(self, info: DatasetInfo) -> list[int]:
@@ -96,6 +96,8 @@ class CharLM(Task):
         the validation loss is the objective (see `objective_monitor`)."""
         import keras
 
+        from tuner.data.text import UNSCORED
+
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=UNSCORED)
         return {"loss": loss}
 
@@ -128,6 +130,8 @@ class CharLM(Task):
 
     def respond(self, served: Any, request: Any, params: Mapping[str, Any]) -> pd.DataFrame:
         """A `prompt` column -> the prompts continued."""
+        import pandas as pd
+
         from tuner.model.serving import generate
 
         if not isinstance(request, pd.DataFrame) or "prompt" not in request:
@@ -147,6 +151,8 @@ class CharLM(Task):
 
     def request_example(self, data: Any, seq_len: int) -> tuple[Any, dict[str, Any] | None]:
         """A prompt of the validation text."""
+        import pandas as pd
+
         start = data.borders[0]
         prompt = "".join(data.vocab[c] for c in data.codes[start : start + max(20, seq_len)])
         return pd.DataFrame({"prompt": [prompt]}), dict(GENERATION, length=20)

@@ -12,16 +12,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tuner.config import SMALL_SET, SMALL_SET_ENSEMBLE
-from tuner.data.sequences import load_sequences
 from tuner.errors import InputError
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, DEFAULTS, RECURRENT, TRAINING
 from tuner.tasks.base import Task, register
 
 if TYPE_CHECKING:
     import keras
+    import pandas as pd
 
     from tuner.data.spec import Dataset, DatasetInfo, DatasetSpec
 
@@ -44,6 +43,8 @@ class Classification(Task):
     }  # fmt: skip
 
     def load(self, spec: DatasetSpec) -> Dataset:
+        from tuner.data.sequences import load_sequences  # deferred: pandas, scikit-learn
+
         return load_sequences(spec)
 
     def window_rule(self, info: DatasetInfo) -> str:
@@ -138,6 +139,8 @@ class Classification(Task):
         return weights + (width + 1) * outputs, saved
 
     def respond(self, served: Any, request: Any, params: Mapping[str, Any]) -> pd.DataFrame:
+        import pandas as pd
+
         from tuner.model.serving import classify
 
         values = request.to_numpy() if isinstance(request, pd.DataFrame) else request

@@ -11,15 +11,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from tuner.data.series import load_series
 from tuner.errors import InputError
 from tuner.model.params import RECURRENT, TRAINING
 from tuner.tasks.base import Task, register
 
 if TYPE_CHECKING:
     import keras
+    import pandas as pd
 
     from tuner.data.spec import Dataset, DatasetInfo, DatasetSpec
 
@@ -38,6 +37,8 @@ class Forecasting(Task):
     reads = TRAINING | RECURRENT | {"seq_len", "attention", "normalize", "naive_head"}
 
     def load(self, spec: DatasetSpec) -> Dataset:
+        from tuner.data.series import load_series  # deferred: pandas, scikit-learn
+
         return load_series(spec)
 
     def train_windows(self, info: DatasetInfo, seq_len: int) -> int:
@@ -96,6 +97,8 @@ class Forecasting(Task):
         return (width + 1) * info.horizon * max(1, info.n_targets), 0
 
     def respond(self, served: Any, request: Any, params: Mapping[str, Any]) -> pd.DataFrame:
+        import pandas as pd
+
         from tuner.model.serving import forecast
 
         if not isinstance(request, pd.DataFrame):
@@ -108,6 +111,8 @@ class Forecasting(Task):
 
     def request_example(self, data: Any, seq_len: int) -> tuple[Any, dict[str, Any] | None]:
         """The last `seq_len` rows of the validation part, with their timestamps."""
+        import pandas as pd
+
         end = data.borders[1]
         raw = data.scaled[end - seq_len : end] * data.scale + data.mean
         frame = pd.DataFrame(raw.astype(np.float64), columns=list(data.columns))
@@ -129,6 +134,8 @@ class Forecasting(Task):
         return ModelSignature(Schema(columns), signature.outputs, signature.params)
 
     def predict(self, bundle: Any, data: Any, **options: Any) -> Any:
+        import pandas as pd
+
         from tuner.model.serving import forecast
 
         if not isinstance(data, pd.DataFrame):
