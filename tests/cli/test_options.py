@@ -72,3 +72,13 @@ def test_the_declared_check_of_an_option_runs_wherever_it_is_given(
     with pytest.raises(InputError) as raised:
         TuneConfig(**options)
     assert str(raised.value).startswith(message)
+
+
+def test_the_docs_usage_lines_are_the_parsers() -> None:
+    hooks = _docs_hooks()
+    block = hooks.usage_block()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert all(f"\ntuner {name} " in block or f"\ntuner {name}\n" in block
+               or name == "tune" for name in sub.choices)  # fmt: skip
+    assert "--trials-per-gpu TRIALS_PER_GPU" in block  # `tuner worker`'s, once missing by hand
+    assert hooks.USAGE_MARK in (ROOT / "docs" / "cli.md").read_text()
