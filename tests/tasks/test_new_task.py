@@ -167,3 +167,12 @@ def test_a_fourth_task_registered_in_one_file_tunes_end_to_end(
     x = np.load(data.open("rb"))["X"][:3]
     answer = get_task("sequence_regression").respond(served.bundle, x, {})
     assert list(answer.columns) == ["amplitude"] and len(answer) == 3
+
+
+def test_a_task_defined_in_the_running_script_is_refused_with_the_fix() -> None:
+    """Worker processes import the module that defines a task; `__main__` (a script
+    or notebook) cannot be imported there, so `register` says where to put it."""
+    scripted = type("Scripted", (SequenceRegression,), {"__module__": "__main__"})
+    with pytest.raises(TypeError, match=r"define the task in a module \(a \.py file\)"):
+        register(scripted())
+    assert "sequence_regression" in task_names()  # the module's own registration stands

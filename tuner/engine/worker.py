@@ -79,8 +79,8 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     try:
         warnings.filterwarnings("ignore")
         quiet_libraries()
-        import_plugins(job.plugins)  # the tasks the invoking process registered
         import_keras_quietly()
+        import_plugins(job.plugins)  # the tasks the invoking process registered
         set_precision(job.config.precision)
         # Deferred: the trial loop imports Keras, which must load after this process
         # chose its device, threads and precision (and never in the parent).

@@ -180,12 +180,19 @@ _PLUGINS: dict[str, str] = {}  # registered task -> module that registers it (no
 
 def register(task: Task) -> Task:
     """Make `task` known by its name (a new name, or a built-in one replaced). Worker
-    processes import the module that registered it, so define tasks in a module."""
+    processes import the module that defines it, so a task lives in a module: one
+    defined in the script or notebook being run (`__main__`) is refused."""
     if not getattr(task, "name", ""):
         raise TypeError(f"register: {type(task).__name__} has no name")
-    _TASKS[task.name] = task
     module = type(task).__module__
-    if task.name not in BUILTIN and module != "__main__":
+    if module == "__main__":
+        raise TypeError(
+            f"register: {type(task).__name__} is defined in the script or notebook being run, "
+            "which worker processes cannot import; define the task in a module (a .py file) "
+            "and import it from there."
+        )
+    _TASKS[task.name] = task
+    if module != f"tuner.tasks.{task.name}":  # not the built-in one: workers import it
         _PLUGINS[task.name] = module
     return task
 
