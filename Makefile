@@ -64,10 +64,10 @@ readme-figures: $(STAMP) ## rerun `make tune` in a fresh clone of HEAD and write
 bench-windowing: $(STAMP) ## load and window a 1,000,000-row series (seq_len 336): time and memory
 	$(BIN)/python bench/windowing.py
 
-bench: $(STAMP) ## benchmarks B1-B9 and B11 in full (about three hours here; ONLY=B9 for a subset) -> BENCHMARKS.md
+bench: $(STAMP) ## benchmarks B1-B11 in full (about three hours here; ONLY=B9 for a subset) -> BENCHMARKS.md
 	cd bench && ../$(BIN)/python run.py $(if $(ONLY),--only $(ONLY))
 
-bench-quick: $(STAMP) ## short benchmarks B1-B9 and B11 (under 15 minutes) -> bench/results/quick/
+bench-quick: $(STAMP) ## short benchmarks B1-B11 (under 15 minutes) -> bench/results/quick/
 	cd bench && ../$(BIN)/python run.py --quick $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP) ## ruff, mypy and the import rule (import-linter contract in pyproject.toml)

@@ -1,4 +1,4 @@
-"""Run the benchmarks B1-B9 and B11, write their JSON results and regenerate the report.
+"""Run the benchmarks B1-B11, write their JSON results and regenerate the report.
 
     python bench/run.py            # full: bench/results/*.json -> BENCHMARKS.md
     python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
@@ -28,6 +28,7 @@ import b6_parallel
 import b7_storage
 import b8_first_error
 import b9_panel
+import b10_fused
 import b11_generation
 import report
 from common import HERE, ROOT, first_gpu
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "B2": ("b2_quality", b2_quality.run),
     "B1": ("b1_search", b1_search.run),
     "B9": ("b9_panel", b9_panel.run),
+    "B10": ("b10_fused", b10_fused.run),
     "B11": ("b11_generation", b11_generation.run),
 }
 

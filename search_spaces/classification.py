@@ -6,8 +6,10 @@ window to tune. Beside the recurrent branch: an optional convolutional branch
 (Conv1D + batch norm + ReLU, 1-3 blocks, averaged over the real steps,
 concatenated as in LSTM-FCN, Karim et al. 2017); for fixed-length data also
 per-sequence z-normalisation and the dimension shuffle (the recurrent branch
-reads the transposed series). Batch sizes leave an epoch enough steps on small
-sets. Layers keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout).
+reads the transposed series); on long sequences (512 steps or more) average
+pooling of the input by 2-8 (a round's arithmetic cut by as much). Batch sizes
+leave an epoch enough steps on small sets. Layers keep cuDNN-eligible settings
+(tanh/sigmoid, no recurrent dropout).
 """
 
 
@@ -25,6 +27,8 @@ def space(hp, data):
     if not data.variable_length:
         hp.Boolean("seq_norm")
         hp.Boolean("dim_shuffle")
+    if len(pools := data.pool_choices()) > 1:
+        hp.Choice("pool", pools)
     hp.Choice("optimizer", ["adam", "rmsprop"])
     hp.Float("learning_rate", 3e-4, 3e-2, sampling="log")
     hp.Choice("clipnorm", [0.0, 1.0])

@@ -154,6 +154,27 @@ def test_dimension_shuffle_and_sequence_normalisation_build_for_fixed_length() -
     assert model.predict(data.x[:3], verbose=0).shape == (3, 1)
 
 
+def test_pooled_classifier_reads_fewer_steps_and_ignores_how_much_padding() -> None:
+    def info(steps: int) -> DatasetInfo:
+        return _info(task="classification", n_features=2, n_targets=1, n_classes=3,
+                     n_train=40, max_seq_len=steps, variable_length=True, horizon=1)  # fmt: skip
+
+    assert info(1344).pool_choices() == [1, 2, 4, 8]  # PLAID's longest: 168 steps at most
+    assert info(300).pool_choices() == [1]  # short: no pooling offered
+    params = {"units_0": 8, "conv_layers": 2, "conv_filters": 8, "pool": 4}
+    short, long = build_model(params, info(600)), build_model(params, info(1200))
+    long.set_weights(short.get_weights())  # no weight depends on the length
+    pooling = next(x for x in short.layers if isinstance(x, keras.layers.AveragePooling1D))
+    assert pooling.output.shape[1] == 150  # both branches read 600 steps pooled by 4
+    real = RNG.normal(size=(1, 301, 2)).astype("float32")  # the last pooled step is part pad
+    pad = [np.full((1, n, 2), PAD, "float32") for n in (600 - 301, 1200 - 301)]
+    np.testing.assert_allclose(
+        short.predict(np.concatenate([real, pad[0]], axis=1), verbose=0),
+        long.predict(np.concatenate([real, pad[1]], axis=1), verbose=0),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+
+
 def test_windows_come_from_the_data() -> None:
     hourly = _info(n_features=1, n_targets=1, n_train=8640, horizon=24, seasonal_period=24)
     assert hourly.window_choices() == [24, 48, 96, 168]  # up to a week of hours

@@ -3,6 +3,9 @@ spaces replayed, a real Optuna study, a real (tiny) study trained end to end."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -29,6 +32,24 @@ def test_the_default_classification_space_expresses_both_lstm_fcn_entries() -> N
     params, _ = first.configurations[0]
     assert params["conv_layers"] == 3 and params["conv_filters"] == 128
     assert params["dim_shuffle"] and params["batch_size"] == 16 and params["units_0"] == 16
+    assert "pool" not in params  # 24 steps: no pooling offered, the pooled entry skipped
+    assert first.lines == [
+        "portfolio: skipped lstm-fcn-2017-pool4, space classification cannot express it: "
+        "pool is not in the space"
+    ]
+
+
+def test_a_long_series_gets_the_pooled_entry_first(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 600, 1)).astype(np.float32)
+    np.savez(tmp_path / "long.npz", X=x, y=np.arange(60) % 3)
+    info = load_dataset(resolve_dataset(str(tmp_path / "long.npz"))).info
+    assert info.pool_choices() == [1, 2, 4]  # 600 steps: pooled down to 150 at most
+    first = portfolio(load_space("classification"), info)
+    names = [name for _, name in first.configurations]
+    assert names == ["lstm-fcn-2017-pool4", "lstm-fcn-2017", "lstm-fcn-2017-half",
+                     "lstm-fcn-2017-128"]  # fmt: skip
+    assert [params["pool"] for params, _ in first.configurations] == [4, 1, 1, 1]
     assert first.lines == []
 
 
@@ -51,9 +72,9 @@ def test_an_entry_the_space_cannot_express_is_skipped_with_the_reason(
 ) -> None:
     first = portfolio(load_space(str(SPACES / space)), _italy_info())
     assert first.configurations == []
-    assert len(first.lines) == 3
-    assert first.lines[0].startswith("portfolio: skipped lstm-fcn-2017, space")
-    assert reason in first.lines[0]
+    assert len(first.lines) == 4
+    assert first.lines[1].startswith("portfolio: skipped lstm-fcn-2017, space")
+    assert reason in first.lines[1]
 
 
 def test_forecasting_has_no_entries_so_its_studies_start_as_before() -> None:

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "dim_shuffle": False,  # classification: the recurrent stack reads the transposed series
     "conv_layers": 0,  # classification: convolutional branch depth (LSTM-FCN)
     "conv_filters": 128,
+    "pool": 1,  # classification: average pooling of the input by this factor (long series)
     "embedding_dim": 32,  # character models
     "input_dropout": 0.0,  # character models: dropout on the embedded characters
 }
@@ -153,6 +154,7 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "units_{i}": _whole(1),
     "conv_layers": _whole(0, len(CONV_KERNELS)),
     "conv_filters": _whole(1),
+    "pool": _whole(1),
     "embedding_dim": _whole(1),
     "freeze_recurrent_epochs": _whole(0),
     "learning_rate": _number(0, above=True),

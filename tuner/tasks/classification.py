@@ -39,7 +39,7 @@ class Classification(Task):
     min_steps = 1
     windowed = False
     reads = TRAINING | RECURRENT | {
-        "attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters",
+        "attention", "seq_norm", "dim_shuffle", "conv_layers", "conv_filters", "pool",
     }  # fmt: skip
 
     def load(self, spec: DatasetSpec) -> Dataset:
@@ -65,7 +65,8 @@ class Classification(Task):
     def build(self, params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
         """Sequences (padded steps masked) to class probabilities: sigmoid for two classes.
 
-        Options beside the recurrent stack: per-sequence z-normalisation, a
+        Options beside the recurrent stack: per-sequence z-normalisation, average
+        pooling of a long series by a factor (both branches read fewer steps), a
         convolutional branch concatenated with it (LSTM-FCN), and the dimension
         shuffle (the recurrent stack reads the transposed sequence: one step per
         feature, the whole series at each step); the last two only for fixed-length
@@ -81,6 +82,10 @@ class Classification(Task):
         x = sequence
         if params["seq_norm"]:
             x = normalization("revin", x, n_targets=info.n_features).inputs
+        if int(params["pool"]) > 1:  # long sequences (DatasetInfo.pool_choices)
+            # Before the mask: a pooled step of padding alone stays exactly PAD (masked);
+            # a real step beside the padding averages zeros in, as "same" convolution does.
+            x = keras.layers.AveragePooling1D(int(params["pool"]), padding="same")(x)
         masked = keras.layers.Masking(mask_value=PAD)(x) if info.variable_length else x
         recurrent_in = keras.layers.Permute((2, 1))(x) if params["dim_shuffle"] else masked
         branches = [recurrent_stack(recurrent_in, params)]

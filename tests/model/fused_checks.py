@@ -1,0 +1,101 @@
+"""The fused-trial checks, run under KERAS_BACKEND=jax in a process of their own
+(tests/model/test_fused.py): `python fused_checks.py` prints `ok NAME` for each
+check that held and stops at the first that did not."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+assert keras.backend.backend() == "jax", keras.backend.backend()
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(64, 12, 2)).astype("float32")
+Y = (X[:, -1, :1] * 0.5 + X[:, -3, 1:] * 0.2).astype("float32")
+
+
+def _build() -> keras.Model:
+    inputs = keras.Input((12, 2))
+    x = keras.layers.LSTM(8)(inputs)
+    x = keras.layers.Dropout(0.1)(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x))
+
+
+def _group(seeds: list[int], rates: list[float]):  # type: ignore[no-untyped-def]
+    from tuner.model.fused import FusedGroup
+
+    return FusedGroup(
+        _build,
+        lambda: keras.optimizers.Adam(1e-3),
+        keras.losses.mean_squared_error,
+        seeds=seeds,
+        learning_rates=rates,
+    )
+
+
+def _alone(seed: int, rate: float, steps: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = _build()
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
+    for step in range(steps):
+        batch = slice(16 * (step % 4), 16 * (step % 4 + 1))
+        model.train_on_batch(X[batch], Y[batch])
+    return model
+
+
+def check_each_member_trains_as_it_would_alone() -> None:
+    seeds, rates = [3, 4, 5], [1e-3, 1e-2, 3e-3]
+    group = _group(seeds, rates)
+    for step in range(8):
+        batch = slice(16 * (step % 4), 16 * (step % 4 + 1))
+        losses = group.train_step(X[batch], Y[batch])
+    assert losses.shape == (3,)
+    np.testing.assert_allclose(group.learning_rates(), rates, rtol=1e-6)
+    for member, (seed, rate) in enumerate(zip(seeds, rates, strict=True)):
+        fused = group.member_model(member).get_weights()
+        alone = _alone(seed, rate, 8).get_weights()
+        assert len(fused) == len(alone)
+        for mine, its in zip(fused, alone, strict=True):
+            np.testing.assert_allclose(mine, its, rtol=1e-4, atol=1e-6)
+    val = group.evaluate(X, Y)
+    assert val.shape == (3,) and np.all(np.isfinite(val))
+
+
+def check_a_stopped_member_keeps_its_weights_while_the_others_train() -> None:
+    group = _group([1, 2], [1e-2, 1e-2])
+    group.train_step(X[:16], Y[:16])
+    before = [group.member_model(m).get_weights() for m in (0, 1)]
+    group.stop(0)
+    for _ in range(3):
+        group.train_step(X[16:32], Y[16:32])
+    after = [group.member_model(m).get_weights() for m in (0, 1)]
+    for old, new in zip(before[0], after[0], strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert not all(np.allclose(o, n) for o, n in zip(before[1], after[1], strict=True))
+
+
+def check_one_members_rate_changes_alone_and_its_model_saves_as_any_other(
+    tmp_path: Path,
+) -> None:
+    group = _group([1, 2], [1e-2, 1e-2])
+    group.set_learning_rates([1e-2, 5e-3])  # a plateau lowered member 1's rate
+    np.testing.assert_allclose(group.learning_rates(), [1e-2, 5e-3], rtol=1e-6)
+    group.train_step(X[:16], Y[:16])
+    model = group.member_model(1)
+    model.save(tmp_path / "member.keras")
+    loaded = keras.saving.load_model(tmp_path / "member.keras")
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    for name, check in list(globals().items()):
+        if name.startswith("check_"):
+            with tempfile.TemporaryDirectory() as tmp:
+                check(Path(tmp)) if "tmp_path" in check.__code__.co_varnames else check()
+            print(f"ok {name.removeprefix('check_')}", flush=True)
+    sys.exit(0)

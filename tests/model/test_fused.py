@@ -1,0 +1,42 @@
+"""Fused trials (tuner/model/fused.py): K members of one structure trained as one
+vmapped program train as each would alone, keep their own learning rates, stop one
+at a time, and come out as ordinary Keras models. Real Keras on real JAX, in a
+process of its own: this test process runs Keras on its default backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHECKS = Path(__file__).with_name("fused_checks.py")
+NAMES = (
+    "each_member_trains_as_it_would_alone",
+    "a_stopped_member_keeps_its_weights_while_the_others_train",
+    "one_members_rate_changes_alone_and_its_model_saves_as_any_other",
+)
+
+
+@pytest.fixture(scope="module")
+def passed() -> set[str]:
+    done = subprocess.run(
+        [sys.executable, str(CHECKS)],
+        env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = set(done.stdout.split("\n"))
+    if done.returncode != 0:
+        pytest.fail(f"fused checks failed:\n{done.stdout}\n{done.stderr[-4000:]}")
+    return {line.removeprefix("ok ") for line in lines if line.startswith("ok ")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fused_group(passed: set[str], name: str) -> None:
+    assert name in passed
