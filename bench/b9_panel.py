@@ -90,6 +90,7 @@ def run(quick: bool, only: tuple[str, ...] = ()) -> dict[str, Any]:
                 reason = str(e).strip().splitlines()[-1][:300] if str(e).strip() else repr(e)
                 row = {"kind": _kind(name), "skipped": f"failed: {reason}"}
         row["wall_s"] = round(time.perf_counter() - started, 1)
+        row["commit"], row["date"] = out["commit"], out["date"]  # merged runs mix code
         out["results"][name] = row
         print(f"B9 {name}: {row.get('test', row.get('skipped'))}", flush=True)
     out["panel"] = panel_figures(out["results"])

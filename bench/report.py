@@ -551,6 +551,13 @@ def _b9(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list
             f"{r['trials_pruned']} | {r['pruning']['spent_s']:.0f} / "
             f"{r['pruning']['saved_s']:.0f} | {r['wall_s']:.0f} |"
         )
+    runs: dict[str, list[str]] = {}  # sets run separately and merged: the code of each
+    for name, r in data["results"].items():
+        code = r.get("commit", data.get("commit", "?"))
+        runs.setdefault(f"{code} ({r.get('date', data.get('date', '?'))[:10]})", []).append(name)
+    if len(runs) > 1:
+        each = "; ".join(f"{code}: {', '.join(names)}" for code, names in runs.items())
+        text += ["", f"Code per set (sets run separately, merged): {each}."]
     summary = []
     if "mean_accuracy" in panel:
         mean, rank = panel["mean_accuracy"], panel["mean_rank"]
