@@ -39,6 +39,7 @@ ACSF1 it validated worst (1.44 against the half width's 0.67).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +52,19 @@ from tuner.study import records
 
 @dataclass(frozen=True)
 class Entry:
-    """One configuration: its name, task, values, and the names it cannot do without."""
+    """One configuration: its name, task, values, the names it cannot do without, and
+    the data it is for (`applies`; other data leaves it out without a line)."""
 
     name: str
     task: str
     values: dict[str, Any]
     needs: frozenset[str] = field(default_factory=frozenset)
+    applies: Callable[[DatasetInfo], bool] = lambda info: True
+
+
+def _long(info: DatasetInfo) -> bool:
+    """Sequences long enough for input pooling (DatasetInfo.pool_choices)."""
+    return max(info.pool_choices()) >= 4
 
 
 _LSTM_FCN = {
@@ -72,6 +80,7 @@ ENTRIES = (
         "classification",
         {**_LSTM_FCN, "units_0": 16, "pool": 4},
         _CONV | {"pool"},
+        applies=_long,
     ),
     Entry("lstm-fcn-2017", "classification", {**_LSTM_FCN, "units_0": 16}, _CONV),
     Entry(
@@ -99,7 +108,7 @@ class Portfolio:
 def portfolio(space: SearchSpace, info: DatasetInfo) -> Portfolio:
     """The task's entries as `space` can express them on this data."""
     out = Portfolio(configurations=[], lines=[])
-    for entry in (e for e in ENTRIES if e.task == info.task):
+    for entry in (e for e in ENTRIES if e.task == info.task and e.applies(info)):
         kept, outside, unknown = replay(space, info, entry.values)
         missing = sorted(entry.needs & set(unknown))
         if outside or missing:
