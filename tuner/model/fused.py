@@ -27,11 +27,40 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import optuna
+
+# Trial attribute and MLflow tag: the fused group a trial trained in.
+FUSED_GROUP = "fused_group"
+
+
+def mapped(params: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters a group's members may differ in: data mapped with the members,
+    not part of the graph. The learning rate is an optimizer variable, except under a
+    cosine schedule, which holds its starting rate as a constant."""
+    return frozenset() if params.get("lr_schedule") == "cosine" else frozenset({"learning_rate"})
+
+
+def structure(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """What every member of a group shares: the parameters that shape the program."""
+    free = mapped(params)
+    return tuple(sorted((k, v) for k, v in params.items() if k not in free))
+
+
+def fill_group(study: optuna.Study, params: Mapping[str, Any], members: int, group: str) -> None:
+    """Enqueue `members - 1` trials with the structure of `params` (a trial the sampler
+    drew): the sampler draws only what `mapped` leaves free, and TPE's constant liar
+    keeps the members' draws apart. Each is its own trial, tagged with `group`."""
+    for _ in range(members - 1):
+        study.enqueue_trial(
+            dict(structure(params)), user_attrs={FUSED_GROUP: group}, skip_if_exists=False
+        )
 
 
 class FusedGroup:
