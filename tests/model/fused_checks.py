@@ -90,6 +90,25 @@ def check_one_members_rate_changes_alone_and_its_model_saves_as_any_other(
     np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
 
 
+def check_each_member_stops_on_its_own_and_keeps_its_best_round() -> None:
+    from tuner.model.fused import fit_group
+
+    group = _group([1, 2], [3e-3, 3.0])  # member 1's rate is far too high
+    train, val = (X[:48], Y[:48]), (X[48:], Y[48:])
+    results = fit_group(
+        group, train, val, batch_size=16, rounds=40, patience=3, plateau=[False, True]
+    )
+    steady, wild = results
+    assert wild.stop_reason == "patience", wild
+    assert len(wild.history) < len(steady.history), (wild, steady)
+    rates = group.learning_rates()
+    assert rates[1] < 3.0 and abs(rates[0] - 3e-3) < 1e-9  # the plateau lowered one rate
+    restored = group.evaluate(*val, batch_size=16)
+    for member, result in enumerate(results):
+        assert result.best_round == int(np.argmin(result.history)) + 1
+        np.testing.assert_allclose(restored[member], min(result.history), rtol=1e-5)
+
+
 if __name__ == "__main__":
     import tempfile
 

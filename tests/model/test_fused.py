@@ -19,6 +19,7 @@ NAMES = (
     "each_member_trains_as_it_would_alone",
     "a_stopped_member_keeps_its_weights_while_the_others_train",
     "one_members_rate_changes_alone_and_its_model_saves_as_any_other",
+    "each_member_stops_on_its_own_and_keeps_its_best_round",
 )
 
 

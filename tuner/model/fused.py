@@ -27,7 +27,9 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -102,8 +104,11 @@ class FusedGroup:
     # -- the member's step, mapped over the group ---------------------------------
 
     def _one_loss(self, trainable: list[Any], non_trainable: list[Any], x: Any, y: Any) -> Any:
-        y_pred, _ = self._model.stateless_call(trainable, non_trainable, x, training=False)
-        return keras.ops.mean(self._loss(y, y_pred))
+        """The loss Keras reports as `val_loss`: the data's and the layers' (L2)."""
+        y_pred, _, losses = self._model.stateless_call(
+            trainable, non_trainable, x, training=False, return_losses=True
+        )
+        return keras.ops.mean(self._loss(y, y_pred)) + sum(losses)
 
     def _one_step(
         self, trainable: list[Any], non_trainable: list[Any], opt_state: list[Any], active: Any,
@@ -140,9 +145,41 @@ class FusedGroup:
         )
         return np.asarray(loss)
 
-    def evaluate(self, x: Any, y: Any) -> np.ndarray:
-        """Each member's mean loss on (x, y), without dropout."""
-        return np.asarray(self._eval(self.trainable, self.non_trainable, x, y))
+    def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Each member's loss on (x, y) as Keras' `val_loss` (no dropout, L2 added):
+        the mean over batches of `batch_size`, weighted by their sizes."""
+        n = len(x)
+        size = batch_size or n
+        total = np.zeros(self.k)
+        for start in range(0, n, size):
+            part = slice(start, start + size)
+            losses = self._eval(self.trainable, self.non_trainable, x[part], y[part])
+            total += np.asarray(losses, dtype=float) * len(x[part])
+        return total / n
+
+    def snapshot(self) -> tuple[list[Any], list[Any]]:
+        """Every member's weights as they are now (to restore the best round's)."""
+        return list(self.trainable), list(self.non_trainable)
+
+    def keep_where(self, members: np.ndarray, saved: tuple[list[Any], list[Any]]) -> tuple[
+        list[Any], list[Any]
+    ]:  # fmt: skip
+        """`saved` with the weights of `members` (a boolean per member) replaced by
+        theirs now: the best rounds' weights, kept up to date."""
+        import jax.numpy as jnp
+
+        def pick(now: list[Any], old: list[Any]) -> list[Any]:
+            out = []
+            for n, o in zip(now, old, strict=True):
+                mask = jnp.asarray(members).reshape((self.k,) + (1,) * (n.ndim - 1))
+                out.append(jnp.where(mask, n, o))
+            return out
+
+        return pick(self.trainable, saved[0]), pick(self.non_trainable, saved[1])
+
+    def restore(self, saved: tuple[list[Any], list[Any]]) -> None:
+        """Every member back to the weights in `saved`."""
+        self.trainable, self.non_trainable = list(saved[0]), list(saved[1])
 
     def stop(self, member: int) -> None:
         """Member `member` trains no more (its weights and optimizer state stay)."""
@@ -155,9 +192,9 @@ class FusedGroup:
         raise RuntimeError("this optimizer's learning rate is a schedule, not a variable")
 
     def learning_rates(self) -> np.ndarray:
-        return np.asarray(self.opt_state[self._learning_rate_slot()])
+        return np.array(self.opt_state[self._learning_rate_slot()])  # a copy to change
 
-    def set_learning_rates(self, rates: Sequence[float]) -> None:
+    def set_learning_rates(self, rates: Sequence[float] | np.ndarray) -> None:
         """Each member's learning rate (a plateau schedule sets one member's alone)."""
         import jax.numpy as jnp
 
@@ -180,3 +217,93 @@ def _stack(per_member: list[list[Any]]) -> list[Any]:
     import jax.numpy as jnp
 
     return [jnp.stack(values) for values in zip(*per_member, strict=True)]
+
+
+@dataclass
+class MemberResult:
+    """One member's training: validation loss per round, its best round, why it ended."""
+
+    history: list[float] = field(default_factory=list)
+    best_round: int = 0
+    stop_reason: str = "max_rounds"  # patience, time_limit
+
+
+def fit_group(
+    group: FusedGroup,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    batch_size: int,
+    rounds: int,
+    patience: int,
+    passes: int = 1,
+    plateau: Sequence[bool] = (),
+    seed: int = 0,
+    seconds: float | None = None,
+) -> list[MemberResult]:
+    """Train every member for up to `rounds` rounds of `passes` shuffled passes (full
+    batches, one order shared by the group), each member with its own early stopping
+    on the validation loss (`patience` rounds; its best round's weights restored), its
+    own plateau schedule where `plateau[i]` (the rate halved after `patience // 2`
+    rounds without a better loss, as the unfused trials do) and the group's time limit
+    (`seconds`, checked at the end of a round). Returns one result per member."""
+    x, y = train
+    rng = np.random.default_rng(seed)
+    steps = max(1, len(x) // batch_size)
+    stops = _Stopping(group.k, patience, list(plateau) or [False] * group.k)
+    saved = group.snapshot()
+    started = time.monotonic()
+    for round_ in range(1, rounds + 1):
+        for _ in range(passes):
+            order = rng.permutation(len(x))
+            for step in range(steps):
+                batch = order[step * batch_size : (step + 1) * batch_size]
+                group.train_step(x[batch], y[batch])
+        better = stops.after_round(group, round_, group.evaluate(*val, batch_size=batch_size))
+        saved = group.keep_where(better, saved)
+        if not group.active.any():
+            break
+        if seconds is not None and time.monotonic() - started >= seconds:
+            stops.end_all(group, "time_limit")
+            break
+    group.restore(saved)
+    return stops.results
+
+
+class _Stopping:
+    """Each member's early stopping and plateau schedule, as Keras' callbacks do them."""
+
+    def __init__(self, k: int, patience: int, plateau: list[bool]) -> None:
+        self.results = [MemberResult() for _ in range(k)]
+        self.best = np.full(k, np.inf)
+        self.waited = np.zeros(k, dtype=int)
+        self.calm = np.zeros(k, dtype=int)  # rounds since the rate was last lowered
+        self.patience = patience
+        self.plateau = plateau
+
+    def after_round(self, group: FusedGroup, round_: int, losses: np.ndarray) -> np.ndarray:
+        """Record the round's validation losses; stop the members out of patience and
+        lower the rates of those on a plateau. Returns which members improved."""
+        better = group.active & (losses < self.best)
+        for m in np.flatnonzero(group.active):
+            self.results[m].history.append(float(losses[m]))
+            if better[m]:
+                self.best[m], self.results[m].best_round = losses[m], round_
+                self.waited[m] = self.calm[m] = 0
+                continue
+            self.waited[m] += 1
+            self.calm[m] += 1
+            if self.plateau[m] and self.calm[m] >= max(1, self.patience // 2):
+                rates = group.learning_rates()
+                rates[m] *= 0.5
+                group.set_learning_rates(rates)
+                self.calm[m] = 0
+            if self.waited[m] >= self.patience:
+                self.results[m].stop_reason = "patience"
+                group.stop(int(m))
+        return better
+
+    def end_all(self, group: FusedGroup, reason: str) -> None:
+        for m in np.flatnonzero(group.active):
+            self.results[m].stop_reason = reason
+            group.stop(int(m))
