@@ -66,12 +66,13 @@ def _measure(groups: tuple[int, ...]) -> dict[str, Any]:
                 seeds=list(range(k)),
                 learning_rates=list(np.geomspace(1e-4, 1e-2, k)),
             )
-            group.train_step(x, y)  # compiles
+            np.asarray(group.train_step(x, y))  # compiles
             seconds = []
             for _ in range(BLOCKS):
                 start = time.perf_counter()
                 for _ in range(STEPS):
-                    group.train_step(x, y)
+                    loss = group.train_step(x, y)
+                np.asarray(loss)  # waits for the block's last step (steps run queued)
                 seconds.append(time.perf_counter() - start)
             per_s = k * STEPS / statistics.median(seconds)
             rows.append({"k": k, "member_steps_per_s": round(per_s, 1)})

@@ -93,20 +93,35 @@ def check_one_members_rate_changes_alone_and_its_model_saves_as_any_other(
 def check_each_member_stops_on_its_own_and_keeps_its_best_round() -> None:
     from tuner.model.fused import fit_group
 
-    group = _group([1, 2], [3e-3, 3.0])  # member 1's rate is far too high
+    # Member 1's rate is so small that its weights never move (float32 absorbs each
+    # update): the same validation loss every round, so its plateau halves the rate at
+    # rounds 2, 3 and 4 and early stopping ends it at round 4, patience 3 after round 1.
+    group = _group([1, 2], [3e-3, 1e-30])
     train, val = (X[:48], Y[:48]), (X[48:], Y[48:])
     results = fit_group(
-        group, train, val, batch_size=16, rounds=40, patience=3, plateau=[False, True]
+        group, train, val, batch_size=16, rounds=12, patience=3, plateau=[False, True]
     )
-    steady, wild = results
-    assert wild.stop_reason == "patience", wild
-    assert len(wild.history) < len(steady.history), (wild, steady)
+    steady, stuck = results
+    assert stuck.stop_reason == "early_stopping" and len(stuck.history) == 4, stuck
+    assert len(set(stuck.history)) == 1 and stuck.best_round == 1
+    assert steady.stop_reason in ("early_stopping", "max_epochs") and len(steady.history) > 4
     rates = group.learning_rates()
-    assert rates[1] < 3.0 and abs(rates[0] - 3e-3) < 1e-9  # the plateau lowered one rate
+    np.testing.assert_allclose(rates, [3e-3, 1e-30 / 8], rtol=1e-6)  # one rate lowered
     restored = group.evaluate(*val, batch_size=16)
     for member, result in enumerate(results):
         assert result.best_round == int(np.argmin(result.history)) + 1
         np.testing.assert_allclose(restored[member], min(result.history), rtol=1e-5)
+
+
+def check_no_best_round_and_no_stop_before_the_familys_share() -> None:
+    from tuner.model.fused import fit_group
+
+    group = _group([1], [1e-30])  # a flat loss: it would stop at round 4 from round 1
+    val = (X[48:], Y[48:])
+    (result,) = fit_group(
+        group, (X[:48], Y[:48]), val, batch_size=16, rounds=12, patience=3, start_round=5
+    )
+    assert result.best_round == 5 and len(result.history) == 8, result  # 5, then 3 more
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ process of its own: this test process runs Keras on its default backend."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,7 +21,15 @@ NAMES = (
     "a_stopped_member_keeps_its_weights_while_the_others_train",
     "one_members_rate_changes_alone_and_its_model_saves_as_any_other",
     "each_member_stops_on_its_own_and_keeps_its_best_round",
+    "no_best_round_and_no_stop_before_the_familys_share",
 )
+pytestmark = [
+    pytest.mark.slow,  # a JAX process that compiles and trains
+    pytest.mark.skipif(
+        importlib.util.find_spec("jax") is None,
+        reason="fused trials need JAX (the jax extra; `make install` installs it)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Filling a fused group: the sampler draws the first member, the others share its
-structure and differ in what the group maps (a real Optuna study and TPE sampler)."""
+structure and draw what the group maps (a real Optuna study, the tuner's TPE)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def _sample(trial: optuna.Trial) -> dict[str, Any]:
 
 
 def _group(schedule: str) -> list[dict[str, Any]]:
-    sampler = optuna.samplers.TPESampler(seed=0, constant_liar=True, n_startup_trials=2)
+    sampler = optuna.samplers.TPESampler(
+        seed=0, n_startup_trials=8, multivariate=True, group=True, constant_liar=True
+    )  # the tuner's (tuner/study/setup.py)
     study = optuna.create_study(sampler=sampler)
     study.enqueue_trial({"lr_schedule": schedule})
     first = _sample(study.ask())

@@ -57,8 +57,10 @@ def structure(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 def fill_group(study: optuna.Study, params: Mapping[str, Any], members: int, group: str) -> None:
     """Enqueue `members - 1` trials with the structure of `params` (a trial the sampler
-    drew): the sampler draws only what `mapped` leaves free, and TPE's constant liar
-    keeps the members' draws apart. Each is its own trial, tagged with `group`."""
+    drew; the caller tags that one): the sampler draws only what `mapped` leaves free.
+    Each is its own trial, tagged with `group`. Optuna's queue is first in, first out
+    and shared with the portfolio, warm starts and every worker: whoever fills a group
+    asks for its members at once."""
     for _ in range(members - 1):
         study.enqueue_trial(
             dict(structure(params)), user_attrs={FUSED_GROUP: group}, skip_if_exists=False
@@ -83,7 +85,7 @@ class FusedGroup:
             raise RuntimeError("fused trials need the JAX backend (KERAS_BACKEND=jax)")
         self.k = len(seeds)
         models = []
-        for seed in seeds:  # each member initialised from its own seed
+        for seed in seeds:  # each member initialised from its own seed (global seeds set)
             keras.utils.set_random_seed(int(seed))
             models.append(build())
         self._model = models[0]
@@ -138,12 +140,13 @@ class FusedGroup:
 
     # -- the group's interface ----------------------------------------------------
 
-    def train_step(self, x: Any, y: Any) -> np.ndarray:
-        """One optimizer step of every active member on the batch (x, y); their losses."""
+    def train_step(self, x: Any, y: Any) -> Any:
+        """One optimizer step of every active member on the batch (x, y); their losses
+        (a device array: reading it waits for the step, so the loop does not)."""
         self.trainable, self.non_trainable, self.opt_state, loss = self._train(
             self.trainable, self.non_trainable, self.opt_state, self.active, x, y
         )
-        return np.asarray(loss)
+        return loss
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Each member's loss on (x, y) as Keras' `val_loss` (no dropout, L2 added):
@@ -225,7 +228,7 @@ class MemberResult:
 
     history: list[float] = field(default_factory=list)
     best_round: int = 0
-    stop_reason: str = "max_rounds"  # patience, time_limit
+    stop_reason: str = ""  # early_stopping, max_epochs, time_limit (as unfused trials)
 
 
 def fit_group(
@@ -238,19 +241,22 @@ def fit_group(
     patience: int,
     passes: int = 1,
     plateau: Sequence[bool] = (),
+    start_round: int = 1,
     seed: int = 0,
     seconds: float | None = None,
 ) -> list[MemberResult]:
     """Train every member for up to `rounds` rounds of `passes` shuffled passes (full
-    batches, one order shared by the group), each member with its own early stopping
-    on the validation loss (`patience` rounds; its best round's weights restored), its
-    own plateau schedule where `plateau[i]` (the rate halved after `patience // 2`
-    rounds without a better loss, as the unfused trials do) and the group's time limit
-    (`seconds`, checked at the end of a round). Returns one result per member."""
+    batches, one order shared by the group), with what the unfused trials' callbacks
+    do (tuner/model/train.py), member by member: early stopping on the validation
+    loss (`patience` rounds; no best round and no stop before `start_round`, the
+    family's share; the best round's weights restored), a plateau schedule where
+    `plateau[i]` (Keras' ReduceLROnPlateau: the rate halved after `patience // 2`
+    rounds without a loss better by 1e-4) and the group's time limit (`seconds`,
+    checked at the end of a round). Returns one result per member."""
     x, y = train
     rng = np.random.default_rng(seed)
     steps = max(1, len(x) // batch_size)
-    stops = _Stopping(group.k, patience, list(plateau) or [False] * group.k)
+    stops = _Stopping(group.k, patience, list(plateau) or [False] * group.k, start_round)
     saved = group.snapshot()
     started = time.monotonic()
     for round_ in range(1, rounds + 1):
@@ -266,44 +272,62 @@ def fit_group(
         if seconds is not None and time.monotonic() - started >= seconds:
             stops.end_all(group, "time_limit")
             break
+    else:
+        stops.end_all(group, "max_epochs")
     group.restore(saved)
     return stops.results
 
 
 class _Stopping:
-    """Each member's early stopping and plateau schedule, as Keras' callbacks do them."""
+    """Each member's early stopping and plateau schedule, as Keras' callbacks do them
+    (EarlyStopping with `start_from_epoch`, ReduceLROnPlateau with factor 0.5)."""
 
-    def __init__(self, k: int, patience: int, plateau: list[bool]) -> None:
+    def __init__(self, k: int, patience: int, plateau: list[bool], start_round: int) -> None:
         self.results = [MemberResult() for _ in range(k)]
-        self.best = np.full(k, np.inf)
+        self.best = np.full(k, np.inf)  # early stopping's
         self.waited = np.zeros(k, dtype=int)
-        self.calm = np.zeros(k, dtype=int)  # rounds since the rate was last lowered
+        self.plateau_best = np.full(k, np.inf)  # the schedule's (better by PLATEAU_DELTA)
+        self.calm = np.zeros(k, dtype=int)  # rounds without that since the last cut
         self.patience = patience
         self.plateau = plateau
+        self.start_round = start_round
 
     def after_round(self, group: FusedGroup, round_: int, losses: np.ndarray) -> np.ndarray:
-        """Record the round's validation losses; stop the members out of patience and
-        lower the rates of those on a plateau. Returns which members improved."""
-        better = group.active & (losses < self.best)
+        """Record the round's validation losses; lower the rates of members on a
+        plateau and stop those out of patience. Returns which members improved."""
+        counts = round_ >= self.start_round
+        better = group.active & (losses < self.best) & counts
         for m in np.flatnonzero(group.active):
             self.results[m].history.append(float(losses[m]))
-            if better[m]:
-                self.best[m], self.results[m].best_round = losses[m], round_
-                self.waited[m] = self.calm[m] = 0
+            self._schedule(group, int(m), float(losses[m]))
+            if not counts:
                 continue
-            self.waited[m] += 1
-            self.calm[m] += 1
-            if self.plateau[m] and self.calm[m] >= max(1, self.patience // 2):
-                rates = group.learning_rates()
-                rates[m] *= 0.5
-                group.set_learning_rates(rates)
-                self.calm[m] = 0
+            if better[m]:
+                self.best[m], self.results[m].best_round, self.waited[m] = losses[m], round_, 0
+            else:
+                self.waited[m] += 1
             if self.waited[m] >= self.patience:
-                self.results[m].stop_reason = "patience"
+                self.results[m].stop_reason = "early_stopping"
                 group.stop(int(m))
         return better
+
+    def _schedule(self, group: FusedGroup, member: int, loss: float) -> None:
+        if not self.plateau[member]:
+            return
+        if loss < self.plateau_best[member] - PLATEAU_DELTA:
+            self.plateau_best[member], self.calm[member] = loss, 0
+            return
+        self.calm[member] += 1
+        if self.calm[member] >= max(1, self.patience // 2):
+            rates = group.learning_rates()
+            rates[member] *= 0.5
+            group.set_learning_rates(rates)
+            self.calm[member] = 0
 
     def end_all(self, group: FusedGroup, reason: str) -> None:
         for m in np.flatnonzero(group.active):
             self.results[m].stop_reason = reason
             group.stop(int(m))
+
+
+PLATEAU_DELTA = 1e-4  # Keras' ReduceLROnPlateau min_delta

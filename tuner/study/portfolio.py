@@ -29,7 +29,7 @@ with B9.
 
 On a series long enough for the space to offer input pooling (512 steps or more),
 the first entry reads the series averaged over 4 steps (PigCVP's 2,000 steps become
-500): the full network at a quarter of the cost a round. The factor is chosen on
+500): the full network at a quarter of the arithmetic a round. The factor is chosen on
 cost, not on a score; a shorter series skips the entry. Its development runs
 (default study, B9's time limits) are disclosed with B9: on PigCVP it validated
 best of the four entries (log loss 1.24 after 18 rounds against 2.99 for the full
