@@ -242,4 +242,6 @@ if __name__ == "__main__":
     merged["panel"] = panel_figures(merged["results"])
     merged["wall_s"] = round(merged.get("wall_s", 0) + time.perf_counter() - started, 1)
     merged["command"] = "python bench/b9_panel.py NAME... (sets run separately, merged)"
+    merged["date"] = part["date"]  # the latest part; each set names its own code
+    merged.pop("commit", None)
     path.write_text(json.dumps(merged, indent=2) + "\n")
