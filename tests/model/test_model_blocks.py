@@ -3,6 +3,7 @@ branch, and the data-derived defaults (windows, batch sizes, epoch scaling)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,12 @@ import pytest
 from tuner.data.catalog import resolve_dataset
 from tuner.data.sequences import PAD, load_sequences
 from tuner.data.spec import DatasetInfo
-from tuner.model.blocks import attention_pooling, conv_branch, normalization
+from tuner.model.blocks import (
+    attention_pooling,
+    conv_branch,
+    normalization,
+    padded_standardisation,
+)
 from tuner.model.build import build_model
 from tuner.model.portable import in_data_units
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial
@@ -173,6 +179,35 @@ def test_pooled_classifier_reads_fewer_steps_and_ignores_how_much_padding() -> N
         long.predict(np.concatenate([real, pad[1]], axis=1), verbose=0),
         rtol=1e-5, atol=1e-6,
     )  # fmt: skip
+
+
+def test_sequence_normalisation_of_padded_data_uses_the_real_steps_and_keeps_pads() -> None:
+    # Per-sequence z-normalisation of variable-length data: the mean and spread of the
+    # real steps only (not of the padding), and padded steps stay exactly PAD so the
+    # Masking layer after it still skips them (PLAID: 78 % of its steps are padding).
+    lengths, steps = [50, 10, 31, 3], 50
+    x = np.full((4, steps, 2), PAD, "float32")
+    for i, n in enumerate(lengths):
+        x[i, :n] = RNG.normal(size=(n, 2)) * 10.0 ** (i - 2) + i  # scales 0.01 to 10
+    x[2, :31, 1] = 0.0  # one feature all zero: still real steps (the other is not)
+    sequence = keras.Input((steps, 2))
+    got = keras.Model(sequence, padded_standardisation(sequence)).predict(x, verbose=0)
+    for i, n in enumerate(lengths):
+        real = x[i, :n]
+        spread = real.std(axis=0)
+        want = np.where(spread > 0, (real - real.mean(axis=0)) / np.where(spread > 0, spread, 1), 0)
+        np.testing.assert_allclose(got[i, :n], want, atol=1e-5)
+        assert (got[i, n:] == PAD).all()
+    params = {"units_0": 8, "conv_layers": 1, "conv_filters": 8, "seq_norm": True}
+    info = _info(task="classification", n_features=2, n_targets=1, n_classes=3, n_train=40,
+                 max_seq_len=steps, variable_length=True, horizon=1)  # fmt: skip
+    model = build_model(params, info)
+    longer = build_model(params, dataclasses.replace(info, max_seq_len=2 * steps))
+    longer.set_weights(model.get_weights())
+    padded = np.concatenate([x, np.full_like(x, PAD)], axis=1)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), longer.predict(padded, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_windows_come_from_the_data() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import keras
 
+from tuner.data.sequences import PAD
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, HEAD_WIDTH
 
 # What stays float32 under a mixed-precision policy: the window's own arithmetic
@@ -79,6 +80,42 @@ def _revin(window: Any, *, n_targets: int, dtype: str) -> Normalization:
         return keras.layers.Add(dtype=dtype)([spread, targets(mean, n_targets)])
 
     return Normalization(scaled, restore)
+
+
+def padded_standardisation(sequence: Any) -> Any:
+    """Each sequence z-normalised per feature over its real steps only, its padded
+    steps (all features exactly 0, what the Masking layer skips) kept at 0.
+
+    Built-in layers only: `real` is 1 at a real step and 0 at padding (a step is real
+    where any feature is not 0, Keras' Masking rule; `min(1, 1e38 |x|)` per feature,
+    exact for every normal float32), the mean is the masked average, the standard
+    deviation comes from UnitNormalization over time of the centred, re-zeroed
+    sequence, rescaled by the root of the count of real steps (itself the time
+    average of UnitNormalization(real), times the steps). A constant sequence maps
+    to zeros.
+    """
+    steps = int(sequence.shape[1])
+    mask = getattr(keras.layers.Masking(mask_value=PAD)(sequence), "_keras_mask", None)
+
+    def part(sign: float) -> Any:
+        scaled = keras.layers.Rescaling(sign * 1e38, dtype=EXACT)(sequence)
+        return keras.layers.ReLU(max_value=1.0, dtype=EXACT)(scaled)
+
+    nonzero = keras.layers.Add(dtype=EXACT)([part(1.0), part(-1.0)])
+    count = keras.layers.Dense(  # any feature non-zero: the sum over features, capped at 1
+        1, use_bias=False, kernel_initializer="ones", trainable=False, dtype=EXACT
+    )(nonzero)
+    real = keras.layers.ReLU(max_value=1.0, dtype=EXACT)(count)
+    mean = keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=EXACT)(sequence, mask=mask)
+    centred = keras.layers.Subtract(dtype=EXACT)([sequence, mean])
+    zeroed = keras.layers.Multiply(dtype=EXACT)([centred, real])
+    unit = keras.layers.UnitNormalization(axis=1, dtype=EXACT)(zeroed)  # / (sqrt(n) std)
+    root_n = keras.layers.Rescaling(float(steps), dtype=EXACT)(
+        keras.layers.GlobalAveragePooling1D(keepdims=True, dtype=EXACT)(
+            keras.layers.UnitNormalization(axis=1, dtype=EXACT)(real)
+        )
+    )
+    return keras.layers.Multiply(dtype=EXACT)([unit, root_n])
 
 
 def naive_forecast(

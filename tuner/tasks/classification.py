@@ -75,12 +75,14 @@ class Classification(Task):
         import keras
 
         from tuner.data.sequences import PAD
-        from tuner.model.blocks import EXACT, conv_branch, normalization
+        from tuner.model.blocks import EXACT, conv_branch, normalization, padded_standardisation
         from tuner.model.build import l2, recurrent_stack
 
         sequence = keras.Input((info.max_seq_len, info.n_features), name=self.input_name)
         x = sequence
-        if params["seq_norm"]:
+        if params["seq_norm"] and info.variable_length:  # over the real steps, pads stay 0
+            x = padded_standardisation(x)
+        elif params["seq_norm"]:
             x = normalization("revin", x, n_targets=info.n_features).inputs
         if int(params["pool"]) > 1:  # long sequences (DatasetInfo.pool_choices)
             # Before the mask: a pooled step of padding alone stays exactly PAD (masked);
