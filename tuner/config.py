@@ -21,6 +21,7 @@ DEFAULT_TRIALS = 25
 MAX_SEED = 2**31 - 1  # seed + trial number must stay a valid 32-bit seed for every library
 MAX_WORKERS = 64  # local worker processes
 MAX_TRIALS_PER_GPU = 16
+MAX_FUSE = 16  # trials in one fused group (B10: 16 is already slower than 8 on a CPU)
 _MAX_ENSEMBLE = 10
 _MAX_WARM_START = 100
 MAX_FOLDS = 20
@@ -236,6 +237,14 @@ class TuneConfig:
     precision: str = _option(
         "float32", " | ".join(PRECISIONS) + " (Keras policy)", check=_one_of(PRECISIONS)
     )
+    fuse: int = _option(
+        1,
+        "train K trials that share their model's structure as one compiled program, each "
+        "still its own trial and run (JAX backend; others, cross-validation and "
+        "--init-from train unfused; 1: off, the default)",
+        parse=_integer,
+        check=_at_most(MAX_FUSE, ("", "larger groups ran slower than one after another")),
+    )
     engine: str = _option(
         "optuna",
         "; ".join(f"{e.name}: {e.summary}" for e in ENGINES.values()),
@@ -353,6 +362,12 @@ class TuneConfig:
             raise InputError(
                 f"{option} works with the optuna engine, but got --engine {engine.name}; "
                 f"leave out {option}, or use --engine optuna."
+            )
+        if self.fuse > 1 and (not engine.fuse or self.sampler == "grid"):
+            what = f"--engine {engine.name}" if not engine.fuse else "--sampler grid"
+            raise InputError(
+                f"--fuse {self.fuse} fills groups with trials the sampler draws, but got {what}; "
+                "leave out --fuse, or use --engine optuna with another sampler."
             )
         if not engine.grid and self.sampler == "grid":
             raise InputError(

@@ -21,6 +21,7 @@ class Engine:
     grid: bool  # --sampler grid
     cross_validates: bool  # trials trained on K folds
     keeps_models: bool  # trials keep their models (a top-K ensemble can be built)
+    fuse: bool  # --fuse K: groups of trials trained as one program
 
 
 ENGINES: dict[str, Engine] = {
@@ -35,6 +36,7 @@ ENGINES: dict[str, Engine] = {
             grid=True,
             cross_validates=True,
             keeps_models=True,
+            fuse=True,
         ),
         Engine(
             "keras-tuner",
@@ -45,6 +47,7 @@ ENGINES: dict[str, Engine] = {
             grid=False,
             cross_validates=False,
             keeps_models=False,
+            fuse=False,
         ),
     )
 }

@@ -64,6 +64,12 @@ def test_a_declared_default_and_help_reach_every_edge() -> None:
         ({"workers": 65}, "--workers must be at most 64 local processes, but got 65;"),
         ({"ensemble": 1}, "--ensemble must be 0 (off) or 2-10 trials, but got 1;"),
         ({"timeout": float("nan")}, "--timeout must be positive seconds, but got nan;"),
+        ({"fuse": 0}, "--fuse must be at least 1, but got 0."),
+        ({"fuse": 2, "engine": "keras-tuner"}, "--fuse 2 fills groups with trials the sampler"),
+        (
+            {"fuse": 2, "sampler": "grid"},
+            "--fuse 2 fills groups with trials the sampler draws, but got --sampler grid;",
+        ),
     ],
 )
 def test_the_declared_check_of_an_option_runs_wherever_it_is_given(

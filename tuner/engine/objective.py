@@ -8,6 +8,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,19 +107,8 @@ class Objective:
 
     def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
         try:
-            if not self.config.search_engine.own_loop:  # KerasTuner counts its own trials
-                refuse_surplus(trial, self.config.n_trials)
-            hp = OptunaHP(trial, self._space.name)
-            self._space.run(hp, self._data.info)
-            self._run_id = self._tracker.start_trial(
-                trial.number, hp.values, device=self._device, tags=origin_tags(trial)
-            )
-            trial.set_user_attr(records.MLFLOW_RUN_ID, self._run_id)
-            trial.set_user_attr(records.DEVICE, self._device)
-            trial.set_user_attr(records.GPU, os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
-            trial.set_user_attr(records.WORKER, f"{socket.gethostname()}:{os.getpid()}")
-            trial.set_user_attr(records.WORKER_STARTED, round(self.process_started, 3))
-            return self._train(trial, hp.values, self._run_id, recorder, resume)
+            params = self.begin(trial)
+            return self._train(trial, params, self._run_id, recorder, resume)
         except optuna.TrialPruned:
             reason = f"pruned at epoch {len(recorder.history)}"
             self._finish(trial, self._run_id, "pruned", recorder, reason)
@@ -135,6 +125,35 @@ class Objective:
             reason = f"error: {type(e).__name__}: {e}"
             self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
+
+    def begin(self, trial: optuna.Trial, tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Draw `trial`'s configuration from the space and open its MLflow run (its id
+        in `run_id`); returns the configuration."""
+        if not self.config.search_engine.own_loop:  # KerasTuner counts its own trials
+            refuse_surplus(trial, self.config.n_trials)
+        hp = OptunaHP(trial, self._space.name)
+        self._space.run(hp, self._data.info)
+        self._run_id = self._tracker.start_trial(
+            trial.number,
+            hp.values,
+            device=self._device,
+            tags={**origin_tags(trial), **(tags or {})},
+        )
+        trial.set_user_attr(records.MLFLOW_RUN_ID, self._run_id)
+        trial.set_user_attr(records.DEVICE, self._device)
+        trial.set_user_attr(records.GPU, os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
+        trial.set_user_attr(records.WORKER, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(records.WORKER_STARTED, round(self.process_started, 3))
+        return hp.values
+
+    @property
+    def run_id(self) -> str:
+        """The MLflow run of the trial `begin` opened last."""
+        return self._run_id
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._tracker
 
     @property
     def data(self) -> Dataset:
@@ -231,11 +250,27 @@ class Objective:
                 recorder=recorder, pruning=pruning, resume=resume, init=self._init,
             )  # fmt: skip
             self._record_transfer(trial, run_id, result.transfer)
-            scored = _Scored(
-                result.val_metrics, result.best_epoch, result.stop_reason, result.model
-            )
+            scored = Scored(result.val_metrics, result.best_epoch, result.stop_reason, result.model)
         # Training and validation alone; the rest of the trial's wall time is the tuner's.
-        trial.set_user_attr(records.TRAIN_S, round(time.perf_counter() - started, 3))
+        return self.record(
+            trial, params, run_id, recorder, scored, train_s=time.perf_counter() - started
+        )
+
+    def record(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        run_id: str,
+        recorder: EpochRecorder,
+        scored: Scored,
+        *,
+        train_s: float,
+    ) -> float:
+        """Record a trained trial (Optuna attributes, MLflow metrics, the champion's
+        model, a kept ensemble member) and close its run; returns its value."""
+        info = self._data.info
+        seq_len = hparams.window_length(params, info.max_seq_len)
+        trial.set_user_attr(records.TRAIN_S, round(train_s, 3))
         value = scored.val_metrics[info.metric]
         trial.set_user_attr(records.VAL_METRICS, scored.val_metrics)
         trial.set_user_attr(records.BEST_EPOCH, scored.best_epoch)
@@ -261,7 +296,7 @@ class Objective:
         settings: FitSettings,
         recorder: EpochRecorder,
         pruning: RoundPruning,
-    ) -> _Scored:
+    ) -> Scored:
         """Train the configuration on every fold; its value is the mean over folds.
         Each fold reports to the pruner after the earlier folds' steps, so a trial can
         be pruned inside any fold against the other trials' same fold."""
@@ -283,7 +318,7 @@ class Objective:
         self._epoch_offset = 0
         mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
         best_epoch = max(1, round(float(np.mean(best_epochs))))
-        return _Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
+        return Scored(mean, best_epoch, f"cross-validated ({len(folds)} folds)", None, folds)
 
     def _keep_member(
         self, trial: optuna.Trial, run_id: str, model: keras.Model | None, rank: int
@@ -327,7 +362,7 @@ class Objective:
         params: dict[str, Any],
         run_id: str,
         seq_len: int,
-        scored: _Scored,
+        scored: Scored,
     ) -> None:
         """Log and register a new best trial's model (under cross-validation, its
         configuration refit on all non-test data for the folds' mean best epoch).
@@ -406,6 +441,13 @@ class Objective:
             },
         )
 
+    def finish(
+        self, trial: optuna.Trial, run_id: str, state: str, recorder: EpochRecorder, reason: str
+    ) -> None:
+        """Record why a trial that is not complete ended (`pruned`, `failed`) and close
+        its MLflow run."""
+        self._finish(trial, run_id, state, recorder, reason)
+
     def _finish(
         self,
         trial: optuna.Trial,
@@ -430,7 +472,7 @@ class Objective:
 
 
 @dataclass
-class _Scored:
+class Scored:
     """A trained configuration's validation result (the mean over folds under CV)."""
 
     val_metrics: dict[str, float]

@@ -17,13 +17,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.engine.ensemble import run_ensemble
+from tuner.engine.fused_trials import FusedTrials, fusable
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.keras_tuner import KerasTunerEngine
 from tuner.engine.objective import Objective
 from tuner.errors import TrialFailed
+from tuner.model.budget import fit_seconds
 from tuner.model.stop import STOP
 from tuner.paths import KERAS_TUNER_DIR
-from tuner.report.console import TrialProgress
+from tuner.report.console import TrialProgress, err
 from tuner.study.setup import open_study, prepare_data
 from tuner.study.summary import claimed, epochs_spent, finished
 from tuner.tracking.tracker import Tracker
@@ -61,7 +63,11 @@ def run_trials(
         stop.first_is_last(study)
         if config.search_engine.own_loop:
             result = _keras_tuner_search(study, objective, data, space, job)
+        elif config.fuse > 1 and not (why := fusable(objective)):
+            result = _fused_loop(study, objective, stop, job)
         else:
+            if config.fuse > 1:
+                err.print(f"--fuse {config.fuse}: {why}", highlight=False)
             result = _trials_loop(study, objective, stop, job)
         if result.reason != "recycle":  # the study's trials are over, or this host's are
             objective.finalize(study)
@@ -139,6 +145,43 @@ def _trials_loop(
     return WorkerResult("enough", trials_run=stop.trials_run)
 
 
+def _fused_loop(
+    study: optuna.Study, objective: Objective, stop: _StopRules, job: WorkerJob
+) -> WorkerResult:
+    """`_trials_loop` for groups of `--fuse` trials trained as one program."""
+    config = job.config
+    halt = False
+    with TrialProgress(config.n_trials, finished(study)) as progress:
+        objective.progress = None  # no per-round bar: the group's rounds are its own
+
+        def told(study: optuna.Study, trial: FrozenTrial) -> None:
+            nonlocal halt
+            progress(study, trial)
+            halt = stop.told(study, trial) or halt
+
+        groups = FusedTrials(study, objective, members=config.fuse, told=told)
+        while not halt and finished(study) < config.n_trials:
+            STOP.check()
+            if stop.over_budget(study):
+                return WorkerResult("budget", trials_run=stop.trials_run)
+            left = _remaining(job.deadline)
+            if left == 0.0:
+                return WorkerResult("timeout", trials_run=stop.trials_run)
+            wanted = config.n_trials - claimed(study)
+            if wanted <= 0:
+                _wait_for_others(study)
+                continue
+            members = min(config.fuse, wanted)
+            share = fit_seconds(config.timeout, folds=1)  # one trial's; the group's members'
+            seconds = None if share is None else share * members
+            if left is not None:
+                seconds = left if seconds is None else min(seconds, left)
+            groups.run(members=members, seconds=seconds)
+    STOP.check()
+    reason = stop.reason(study) if halt else "enough"
+    return WorkerResult("enough" if reason == "timeout" else reason, trials_run=stop.trials_run)
+
+
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.time())
 
@@ -175,12 +218,18 @@ class _StopRules:
         return claimed(study) + 1 < self._job.config.n_trials
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.told(study, trial):
+            study.stop()
+
+    def told(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Count a finished trial; whether this worker stops now."""
         self.trials_run += 1
         self.failed += trial.state == TrialState.FAIL
         if STOP.signame or self.reason(study) != "timeout":
-            study.stop()
-        elif self.trials_run == self._job.trials_per_process - 1 and self._more_follow(study):
+            return True
+        if self.trials_run == self._job.trials_per_process - 1 and self._more_follow(study):
             self._on_last()  # the next trial is this process's last, and more will follow it
+        return False
 
     def reason(self, study: optuna.Study) -> str:
         """Why this worker stops (`timeout` when none of the rules holds)."""

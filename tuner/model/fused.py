@@ -38,8 +38,10 @@ import numpy as np
 if TYPE_CHECKING:
     import optuna
 
-# Trial attribute and MLflow tag: the fused group a trial trained in.
+# Trial attributes and MLflow tags: the fused group a trial trained in (its first
+# trial's number) and how many trials trained in it.
 FUSED_GROUP = "fused_group"
+FUSED_MEMBERS = "fused_members"
 
 
 def mapped(params: Mapping[str, Any]) -> frozenset[str]:
@@ -105,12 +107,14 @@ class FusedGroup:
 
     # -- the member's step, mapped over the group ---------------------------------
 
-    def _one_loss(self, trainable: list[Any], non_trainable: list[Any], x: Any, y: Any) -> Any:
-        """The loss Keras reports as `val_loss`: the data's and the layers' (L2)."""
+    def _one_loss(
+        self, trainable: list[Any], non_trainable: list[Any], x: Any, y: Any
+    ) -> tuple[Any, Any]:
+        """The data's loss and the layers' (L2): their sum is Keras' `val_loss`."""
         y_pred, _, losses = self._model.stateless_call(
             trainable, non_trainable, x, training=False, return_losses=True
         )
-        return keras.ops.mean(self._loss(y, y_pred)) + sum(losses)
+        return keras.ops.mean(self._loss(y, y_pred)), sum(losses) + keras.ops.zeros(())
 
     def _one_step(
         self, trainable: list[Any], non_trainable: list[Any], opt_state: list[Any], active: Any,
@@ -150,15 +154,18 @@ class FusedGroup:
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Each member's loss on (x, y) as Keras' `val_loss` (no dropout, L2 added):
-        the mean over batches of `batch_size`, weighted by their sizes."""
+        the mean over batches of `batch_size`, weighted by their sizes. The data's
+        part alone (without L2) is kept in `data_losses`."""
         n = len(x)
         size = batch_size or n
-        total = np.zeros(self.k)
+        data, penalty = np.zeros(self.k), np.zeros(self.k)
         for start in range(0, n, size):
             part = slice(start, start + size)
-            losses = self._eval(self.trainable, self.non_trainable, x[part], y[part])
-            total += np.asarray(losses, dtype=float) * len(x[part])
-        return total / n
+            d, p = self._eval(self.trainable, self.non_trainable, x[part], y[part])
+            data += np.asarray(d, dtype=float) * len(x[part])
+            penalty = np.asarray(p, dtype=float)
+        self.data_losses = data / n
+        return self.data_losses + penalty
 
     def snapshot(self) -> tuple[list[Any], list[Any]]:
         """Every member's weights as they are now (to restore the best round's)."""
@@ -194,6 +201,11 @@ class FusedGroup:
                 return i
         raise RuntimeError("this optimizer's learning rate is a schedule, not a variable")
 
+    @property
+    def rate_is_variable(self) -> bool:
+        """Whether each member's learning rate is data (not a schedule in the graph)."""
+        return any(v.path.endswith("learning_rate") for v in self._optimizer.variables)
+
     def learning_rates(self) -> np.ndarray:
         return np.array(self.opt_state[self._learning_rate_slot()])  # a copy to change
 
@@ -222,13 +234,16 @@ def _stack(per_member: list[list[Any]]) -> list[Any]:
     return [jnp.stack(values) for values in zip(*per_member, strict=True)]
 
 
+AfterRound = Callable[[int, dict[int, dict[str, float]]], "Sequence[int]"]
+
+
 @dataclass
 class MemberResult:
     """One member's training: validation loss per round, its best round, why it ended."""
 
     history: list[float] = field(default_factory=list)
     best_round: int = 0
-    stop_reason: str = ""  # early_stopping, max_epochs, time_limit (as unfused trials)
+    stop_reason: str = ""  # early_stopping, max_epochs, time_limit (as unfused), pruned, diverged
 
 
 def fit_group(
@@ -244,6 +259,7 @@ def fit_group(
     start_round: int = 1,
     seed: int = 0,
     seconds: float | None = None,
+    after_round: AfterRound | None = None,
 ) -> list[MemberResult]:
     """Train every member for up to `rounds` rounds of `passes` shuffled passes (full
     batches, one order shared by the group), with what the unfused trials' callbacks
@@ -252,7 +268,10 @@ def fit_group(
     family's share; the best round's weights restored), a plateau schedule where
     `plateau[i]` (Keras' ReduceLROnPlateau: the rate halved after `patience // 2`
     rounds without a loss better by 1e-4) and the group's time limit (`seconds`,
-    checked at the end of a round). Returns one result per member."""
+    checked at the end of a round). A member whose validation loss is NaN or infinite
+    stops (`diverged`). `after_round(round, logs)` gets each member that trained in
+    the round its logs (`loss`, `val_loss`, `val_data`: without L2, `learning_rate`)
+    and returns the members to stop there (`pruned`). Returns one result per member."""
     x, y = train
     rng = np.random.default_rng(seed)
     steps = max(1, len(x) // batch_size)
@@ -260,13 +279,32 @@ def fit_group(
     saved = group.snapshot()
     started = time.monotonic()
     for round_ in range(1, rounds + 1):
+        trained = group.active.copy()
+        rates = group.learning_rates() if group.rate_is_variable else np.full(group.k, np.nan)
+        train_loss: Any = 0.0
         for _ in range(passes):
             order = rng.permutation(len(x))
             for step in range(steps):
                 batch = order[step * batch_size : (step + 1) * batch_size]
-                group.train_step(x[batch], y[batch])
-        better = stops.after_round(group, round_, group.evaluate(*val, batch_size=batch_size))
+                train_loss = train_loss + group.train_step(x[batch], y[batch])
+        val_loss = group.evaluate(*val, batch_size=batch_size)
+        better = stops.after_round(group, round_, val_loss)
         saved = group.keep_where(better, saved)
+        if after_round is not None:
+            mean = np.asarray(train_loss, dtype=float) / (passes * steps)
+            logs = {
+                int(m): {
+                    "loss": float(mean[m]),
+                    "val_loss": float(val_loss[m]),
+                    "val_data": float(group.data_losses[m]),
+                    "learning_rate": float(rates[m]),
+                }
+                for m in np.flatnonzero(trained)
+            }
+            for m in after_round(round_, logs):
+                if group.active[m]:
+                    stops.results[m].stop_reason = "pruned"
+                    group.stop(m)
         if not group.active.any():
             break
         if seconds is not None and time.monotonic() - started >= seconds:
@@ -296,9 +334,13 @@ class _Stopping:
         """Record the round's validation losses; lower the rates of members on a
         plateau and stop those out of patience. Returns which members improved."""
         counts = round_ >= self.start_round
-        better = group.active & (losses < self.best) & counts
+        better: np.ndarray = group.active & (losses < self.best) & counts & np.isfinite(losses)
         for m in np.flatnonzero(group.active):
             self.results[m].history.append(float(losses[m]))
+            if not np.isfinite(losses[m]):
+                self.results[m].stop_reason = "diverged"
+                group.stop(int(m))
+                continue
             self._schedule(group, int(m), float(losses[m]))
             if not counts:
                 continue

@@ -1,0 +1,280 @@
+"""Fused trials in a study (`--fuse K`, JAX only): K trials of one structure asked
+of the sampler together and trained as one program (tuner/model/fused.py).
+
+The first trial's configuration comes from the sampler; the others are enqueued
+with its structure (every parameter that shapes the graph) and the sampler draws
+the rest (the learning rate; TPE's constant liar keeps them apart). Each member
+stays its own Optuna trial and MLflow run: its own per-round curve, early
+stopping, plateau schedule, pruning (reported to its own trial each round) and,
+when it leads the study, its own registered model, saved as an ordinary Keras
+model. A member the queue hands out with another structure (a portfolio entry, a
+warm start, another worker's group) trains alone, as an unfused trial.
+
+Example::
+
+    group = FusedTrials(study, objective, members=4)
+    finished = group.run(seconds=600.0)  # the Optuna trials it told
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import TrialState
+
+from tuner.engine.objective import Objective, Scored
+from tuner.errors import TrialFailed
+from tuner.model import params as hparams
+from tuner.model.batches import round_passes
+from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
+from tuner.model.fused import (
+    FUSED_GROUP,
+    FUSED_MEMBERS,
+    AfterRound,
+    FusedGroup,
+    fill_group,
+    fit_group,
+    structure,
+)
+from tuner.model.train import EpochRecorder, evaluate
+from tuner.tracking.tracker import EPOCH_PREFIX
+
+Told = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def fusable(objective: Objective) -> str:
+    """Why this worker's trials cannot be fused ('' where they can)."""
+    if keras.backend.backend() != "jax":
+        return f"the {keras.backend.backend()} backend trains unfused (fusion needs JAX)"
+    if objective.parts()[0][0] is not objective.data:
+        return "cross-validated trials train unfused"
+    if objective.config.init_from:
+        return "fine-tuned trials (--init-from) train unfused"
+    return ""
+
+
+@dataclass
+class _Member:
+    trial: optuna.Trial
+    params: dict[str, Any]
+    run_id: str
+    recorder: EpochRecorder
+    logged: list[str] = field(default_factory=list)
+
+
+class FusedTrials:
+    """Ask the study for a group of up to `members` trials, train them, tell them."""
+
+    def __init__(
+        self, study: optuna.Study, objective: Objective, *, members: int, told: Told | None = None
+    ) -> None:
+        self._study = study
+        self._objective = objective
+        self._k = members
+        self._told = told or (lambda study, trial: None)
+        self._done: set[int] = set()  # trial numbers told
+
+    def run(self, *, members: int | None = None, seconds: float | None = None) -> int:
+        """One group (`members` trials at most, default the group size); returns how
+        many trials it told."""
+        k = members or self._k
+        leader = self._study.ask()
+        group = str(leader.number)
+        first = self._start(leader, group)
+        if first is None:
+            return 1
+        fill_group(self._study, first.params, k, group)
+        fused, alone = [first], []
+        shape = structure(first.params)
+        for _ in range(k - 1):
+            trial = self._study.ask()
+            if trial.user_attrs.get(FUSED_GROUP) != group:
+                alone.append(trial)  # another entry of the queue: it trains unfused
+                continue
+            member = self._start(trial, group)
+            if member is not None and structure(member.params) == shape:
+                fused.append(member)
+            elif member is not None:
+                self._fail(member, "its space drew another structure than its group's")
+        with contextlib.ExitStack() as beats:
+            for member in fused:
+                beats.enter_context(_heartbeat(self._study, member.trial))
+            self._train(fused, seconds)
+        for trial in alone:
+            self._alone(trial)
+        return len(fused) + len(alone)
+
+    def _start(self, trial: optuna.Trial, group: str) -> _Member | None:
+        """Draw a trial's configuration and open its run; None where it failed there
+        (a surplus trial, or a space that raised on this draw), recorded as unfused."""
+        try:
+            params = self._objective.begin(trial, tags={FUSED_GROUP: group})
+        except TrialFailed as e:
+            self._fail(_Member(trial, {}, self._objective.run_id, EpochRecorder()), str(e))
+            return None
+        except Exception as e:
+            reason = f"error: {type(e).__name__}: {e}"
+            self._fail(_Member(trial, {}, self._objective.run_id, EpochRecorder()), reason)
+            raise
+        trial.set_user_attr(FUSED_GROUP, group)
+        return _Member(trial, params, self._objective.run_id, EpochRecorder())
+
+    def _train(self, members: list[_Member], seconds: float | None) -> None:
+        objective = self._objective
+        config, info = objective.config, objective.data.info
+        params = members[0].params
+        windows = objective.windows.get(hparams.window_length(params, info.max_seq_len))
+        train, val = windows["train"], windows["val"]
+        batch = hparams.batch_size(params)
+        for member in members:
+            member.trial.set_user_attr(FUSED_MEMBERS, len(members))
+            objective.tracker.set_tags(member.run_id, {FUSED_MEMBERS: str(len(members))})
+        started = time.perf_counter()
+        try:
+            passes = round_passes(train, batch)
+            fused = self._group(members, steps=passes * max(1, len(train.x) // batch))
+            results = fit_group(
+                fused,
+                (train.x, train.y),
+                (val.x, val.y),
+                batch_size=batch,
+                rounds=config.max_epochs,
+                patience=config.patience,
+                passes=passes,
+                plateau=[m.params.get("lr_schedule") == "plateau" for m in members],
+                start_round=hparams.min_rounds(params, config.max_epochs),
+                seed=config.seed + members[0].trial.number,
+                seconds=seconds,
+                after_round=self._after_round(members),
+            )
+            train_s = (time.perf_counter() - started) / len(members)
+            for i, (member, result) in enumerate(zip(members, results, strict=True)):
+                model = fused.member_model(i) if result.stop_reason != "pruned" else None
+                self._conclude(member, result, model, train_s)
+        except KeyboardInterrupt:
+            self._fail_open(members, "interrupted")
+            raise
+        except TrialFailed as e:  # out of memory: the group's trials fail, the study goes on
+            self._fail_open(members, str(e))
+        except Exception as e:  # as an unfused trial's error: recorded, then raised
+            self._fail_open(members, f"error: {type(e).__name__}: {e}")
+            raise
+        finally:
+            keras.backend.clear_session()
+
+    def _group(self, members: list[_Member], *, steps: int) -> FusedGroup:
+        """The members' program: their shared model and optimizer, their own seeds and
+        (where the rate is not a schedule in the graph) their own learning rates."""
+        config, info = self._objective.config, self._objective.data.info
+        params = members[0].params
+        loss = compile_args(info)["loss"]
+        own_rates = "learning_rate" in params and params.get("lr_schedule") != "cosine"
+        return FusedGroup(
+            lambda: build_model(params, info),
+            lambda: make_optimizer(params, steps_per_epoch=steps, epochs=config.max_epochs),
+            loss if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss),
+            seeds=[config.seed + m.trial.number for m in members],
+            learning_rates=[float(m.params["learning_rate"]) for m in members]
+            if own_rates
+            else None,
+        )
+
+    def _after_round(self, members: list[_Member]) -> AfterRound:
+        """What an unfused trial's callbacks do each round, for each member: its curve
+        (EpochRecorder, MLflow `epoch/` metrics) and its report to the pruner."""
+        tracker = self._objective.tracker
+        monitor, factor = objective_monitor(self._objective.data.info)
+
+        def after_round(round_: int, logs: dict[int, dict[str, float]]) -> Sequence[int]:
+            pruned = []
+            for m, row in logs.items():
+                member = members[m]
+                shown = {"loss": row["loss"], "val_loss": row["val_loss"]}
+                if monitor != "val_loss":
+                    shown[monitor] = row["val_data"]
+                if np.isfinite(row["learning_rate"]):
+                    shown["learning_rate"] = row["learning_rate"]
+                member.recorder.history.append(shown)
+                metrics = {f"{EPOCH_PREFIX}{k}": v for k, v in shown.items()}
+                tracker.log_metrics(member.run_id, metrics, step=round_, buffered=True)
+                value = row["val_data"] * factor
+                if np.isfinite(value):
+                    member.trial.report(value, round_ - 1)
+                    if member.trial.should_prune():
+                        pruned.append(m)
+            return pruned
+
+        return after_round
+
+    def _conclude(self, member: _Member, result: Any, model: Any, train_s: float) -> None:
+        objective = self._objective
+        if result.stop_reason == "pruned":
+            rounds = len(member.recorder.history)
+            objective.finish(
+                member.trial, member.run_id, "pruned", member.recorder, f"pruned at epoch {rounds}"
+            )
+            self._tell(member.trial, TrialState.PRUNED)
+            return
+        if result.stop_reason == "diverged":
+            self._fail(member, f"val_loss became {result.history[-1]} (diverged)")
+            return
+        data = objective.data
+        seq_len = hparams.window_length(member.params, data.info.max_seq_len)
+        windows = objective.windows.get(seq_len)
+        size = hparams.batch_size(member.params)
+        try:
+            metrics = evaluate(model, windows["val"], data, batch_size=size)
+        except TrialFailed as e:
+            self._fail(member, str(e))
+            return
+        best = result.best_round or len(result.history)
+        scored = Scored(metrics, best, result.stop_reason, model)
+        value = objective.record(
+            member.trial, member.params, member.run_id, member.recorder, scored, train_s=train_s
+        )
+        self._tell(member.trial, TrialState.COMPLETE, value)
+
+    def _fail(self, member: _Member, reason: str) -> None:
+        self._objective.finish(member.trial, member.run_id, "failed", member.recorder, reason)
+        self._tell(member.trial, TrialState.FAIL)
+
+    def _fail_open(self, members: list[_Member], reason: str) -> None:
+        for member in members:
+            if member.trial.number not in self._done:
+                self._fail(member, reason)
+
+    def _alone(self, trial: optuna.Trial) -> None:
+        """A trial of the queue that is not this group's: trained unfused, as
+        `study.optimize` would (failures and pruning recorded on it)."""
+        try:
+            with _heartbeat(self._study, trial):
+                value = self._objective(trial)
+        except optuna.TrialPruned:
+            self._tell(trial, TrialState.PRUNED)
+        except TrialFailed:
+            self._tell(trial, TrialState.FAIL)
+        except BaseException:
+            self._tell(trial, TrialState.FAIL)
+            raise
+        else:
+            self._tell(trial, TrialState.COMPLETE, value)
+
+    def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None = None) -> None:
+        done = state == TrialState.COMPLETE
+        frozen = self._study.tell(trial, value if done else None, state=state)
+        self._done.add(trial.number)
+        self._told(self._study, frozen)
+
+
+def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Any:
+    """The running trial's heartbeat, as `study.optimize` keeps it (where the storage
+    has heartbeats: a worker that dies mid-group has its trials retried)."""
+    return get_heartbeat_thread(trial._trial_id, study._storage)  # Optuna's own use
