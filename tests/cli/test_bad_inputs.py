@@ -42,6 +42,12 @@ CASES = [
         ["seq_len=100000", "training split has 1598 rows", "at most 1585"],
     ),
     (["--tracking-uri", "http://127.0.0.1:9"], ["--tracking-uri", "unreachable", "127.0.0.1:9"]),
+    (
+        ["--tracking-uri", "runs/mlruns"],
+        ["--tracking-uri runs/mlruns: a folder is MLflow's file store", "sqlite:///runs/mlruns.db"],
+    ),
+    (["--fuse", "0"], ["--fuse must be at least 1", "got 0"]),
+    (["--fuse", "2", "--engine", "keras-tuner"], ["--fuse 2 fills groups", "--engine optuna"]),
     (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
     (["--engine", "ray"], ["--engine must be one of optuna, keras-tuner", "'ray'"]),
     (["--kt-tuner", "grid"], ["--kt-tuner must be one of hyperband, bayesian, random", "'grid'"]),

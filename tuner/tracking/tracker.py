@@ -119,7 +119,17 @@ def resolve_tracking_uri(uri: str) -> str:
         return f"sqlite:///{path.resolve()}"
     if parsed.scheme in ("http", "https"):
         _check_server(uri)
+    if parsed.scheme in ("", "file") and os.environ.get(_FILE_STORE_OPT_IN, "").lower() != "true":
+        raise InputError(
+            f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow "
+            f"{mlflow.__version__} refuses (maintenance mode); pass "
+            f"sqlite:///{parsed.path.rstrip('/') or 'mlflow'}.db or a server's http:// URL, "
+            f"or set {_FILE_STORE_OPT_IN}=true to use the folder."
+        )
     return uri
+
+
+_FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"  # MLflow's own opt-out of the refusal
 
 
 def _check_server(uri: str) -> None:
