@@ -10,9 +10,11 @@ second of wall time, after compilation), of one member alone in the same code
 member (the path a trial takes today). Each figure is the median of three timed
 blocks of STEPS steps. Runs under KERAS_BACKEND=jax in a process of its own.
 
-Not yet measured here: trials per hour and the best validation value after a
-fixed wall time on `make tune`'s study (the group inside a study: sampling,
-MLflow, early stopping); the issue's B10 asks for both.
+Then the study: `make tune`'s study (co2, the default space, one worker) for a
+fixed wall time (`--timeout`, more trials asked than fit), unfused (`--fuse 1`,
+the default) and fused (`--fuse K`): trials finished per hour and the best
+validation MSE at the end, every trial's sampling, MLflow records and champion
+included. One run each: the best value after a few minutes moves between runs.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from common import ROOT, environment
+from common import ROOT, environment, study_trials, tune
 
 MODELS = {
     "lstm16-w48-b32": {"units": (16,), "window": 48, "batch": 32},
@@ -35,6 +39,10 @@ GROUPS = (1, 2, 4, 8, 16)
 QUICK_GROUPS = (1, 4)  # make bench-quick
 STEPS = 30
 BLOCKS = 3
+STUDY_GROUPS = (1, 2, 4, 8)
+QUICK_STUDY_GROUPS = (1, 4)
+STUDY_SECONDS = 300  # each study's --timeout
+QUICK_STUDY_SECONDS = 60
 
 
 def _measure(groups: tuple[int, ...]) -> dict[str, Any]:
@@ -96,18 +104,47 @@ def _measure(groups: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
+def _studies(groups: tuple[int, ...], seconds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in groups:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            started = time.perf_counter()
+            args = ("--timeout", str(seconds), "--trials", "1000", "--fuse", str(k))
+            summary = tune(folder, "co2", *args, env={"KERAS_BACKEND": "jax"})
+            wall = time.perf_counter() - started
+            trials = study_trials(folder, "co2")
+        finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+        out[str(k)] = {
+            "wall_s": round(wall, 1),
+            "finished": len(finished),
+            "complete": sum(t.state.name == "COMPLETE" for t in trials),
+            "pruned": sum(t.state.name == "PRUNED" for t in trials),
+            "trials_per_hour": round(len(finished) * 3600 / wall, 1),
+            "best_val_mse": summary["best_val"]["mse"],
+            "best_test_mse": summary["best_test"]["mse"],
+            "best_trial": summary["best_trial"],
+            "groups": len({t.user_attrs.get("fused_group") for t in trials} - {None}),
+        }
+        print(f"B10 study --fuse {k}: {out[str(k)]}", file=sys.stderr)
+    return out
+
+
 def run(quick: bool) -> dict[str, Any]:
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
     command = [sys.executable, __file__, "--measure", *(["--quick"] if quick else [])]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"B10 measurement failed:\n{done.stderr[-3000:]}")
+    seconds = QUICK_STUDY_SECONDS if quick else STUDY_SECONDS
     return {
         **environment(),
         "backend": "jax",
         "steps": STEPS,
         "blocks": BLOCKS,
         "models": json.loads(done.stdout.strip().splitlines()[-1]),
+        "study_seconds": seconds,
+        "studies": _studies(QUICK_STUDY_GROUPS if quick else STUDY_GROUPS, seconds),
     }
 
 

@@ -495,16 +495,15 @@ def _b11(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], lis
 
 def _b10(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
     text = [
-        "## B10 fused trials: the train step (first part)",
+        "## B10 fused trials",
         "",
         f"K members of one structure trained as one vmapped, jitted program "
         f"(`tuner/model/fused.py`, {data['backend']}), each with its own seed and learning "
-        f"rate: member-steps per second (K members' optimizer steps per second of wall "
-        f"time, after compilation; median of {data['blocks']} blocks of {data['steps']} "
-        "steps), and the speed-up over the same members one after the other (K = 1 in "
-        "the same code). Keras' `fit` on one member (a trial's path today) beside it. "
-        "Not yet measured: trials per hour and the best validation value after a fixed "
-        "wall time on `make tune`'s study (the group inside a study).",
+        f"rate. The train step: member-steps per second (K members' optimizer steps per "
+        f"second of wall time, after compilation; median of {data['blocks']} blocks of "
+        f"{data['steps']} steps), and the speed-up over the same members one after the "
+        "other (K = 1 in the same code); Keras' `fit` on one member (an unfused trial's "
+        "path) beside it.",
         "",
         "| model | K | member-steps/s | speed-up over one after another |",
         "|---|---|---|---|",
@@ -516,6 +515,39 @@ def _b10(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], lis
             for row in model["rows"]
         ]
         text.append(f"| {name} | Keras `fit`, one member | {model['keras_fit_steps_per_s']} | |")
+    studies = data.get("studies")
+    if not studies:
+        return [], text
+    text += [
+        "",
+        f"The study: `make tune`'s (co2, default space, one worker) for "
+        f"`--timeout {data['study_seconds']}` with more trials asked than fit, `--fuse K` "
+        "(1: unfused, the default): trials finished (complete or pruned) per hour of wall "
+        "time and the best validation MSE at the end; one run each.",
+        "",
+        "| --fuse | trials finished (complete / pruned) | groups | trials per hour | "
+        "vs unfused | best val MSE | its test MSE | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = studies.get("1", {}).get("trials_per_hour")
+    for k, row in studies.items():
+        ratio = f"{row['trials_per_hour'] / base:.2f}x" if base else "?"
+        text.append(
+            f"| {k} | {row['finished']} ({row['complete']} / {row['pruned']}) | {row['groups']} "
+            f"| {row['trials_per_hour']} | {ratio} | {_f(row['best_val_mse'])} | "
+            f"{_f(row['best_test_mse'])} | {row['wall_s']} |"
+        )
+    fused = {k: r for k, r in studies.items() if k != "1"}
+    if base and fused:
+        k, best = max(fused.items(), key=lambda kv: kv[1]["trials_per_hour"])
+        unfused_val = studies["1"]["best_val_mse"]
+        met = best["trials_per_hour"] >= 1.5 * base and best["best_val_mse"] <= unfused_val
+        summary = [
+            f"| B10 | fused study >= 1.5x the unfused trials per hour at an equal or better "
+            f"best val MSE | --fuse {k}: {best['trials_per_hour'] / base:.2f}x, "
+            f"{_f(best['best_val_mse'])} vs {_f(unfused_val)} | {_yes(met)} |"
+        ]
+        return summary, text
     return [], text
 
 
