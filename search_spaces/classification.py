@@ -4,9 +4,9 @@ with the LSTM-FCN families that work on long series.
 Sequences keep their own length (padded steps are masked), so there is no
 window to tune. Beside the recurrent branch: an optional convolutional branch
 (Conv1D + batch norm + ReLU, 1-3 blocks, averaged over the real steps,
-concatenated as in LSTM-FCN, Karim et al. 2017); for fixed-length data also
-per-sequence z-normalisation and the dimension shuffle (the recurrent branch
-reads the transposed series); on long sequences (512 steps or more) average
+concatenated as in LSTM-FCN, Karim et al. 2017); per-sequence z-normalisation
+(over the real steps of padded sequences); for fixed-length data the dimension
+shuffle (the recurrent branch reads the transposed series); on long sequences (512 steps or more) average
 pooling of the input by 2-8 (a round's arithmetic cut by as much). Batch sizes
 leave an epoch enough steps on small sets. Layers keep cuDNN-eligible settings
 (tanh/sigmoid, no recurrent dropout).
@@ -24,8 +24,8 @@ def space(hp, data):
     hp.Boolean("attention")
     if hp.Int("conv_layers", 0, 3):
         hp.Choice("conv_filters", [32, 64, 128])
+    hp.Boolean("seq_norm")
     if not data.variable_length:
-        hp.Boolean("seq_norm")
         hp.Boolean("dim_shuffle")
     if len(pools := data.pool_choices()) > 1:
         hp.Choice("pool", pools)
