@@ -180,7 +180,7 @@ class FusedTrials:
         return FusedGroup(
             lambda: build_model(params, info),
             lambda: make_optimizer(params, steps_per_epoch=steps, epochs=config.max_epochs),
-            loss if isinstance(loss, keras.losses.Loss) else keras.losses.get(loss),
+            loss,
             seeds=[config.seed + m.trial.number for m in members],
             learning_rates=[float(m.params["learning_rate"]) for m in members]
             if own_rates

@@ -110,7 +110,8 @@ class Task:
         raise NotImplementedError
 
     def compile_args(self, info: DatasetInfo) -> dict[str, Any]:
-        """Loss and metrics for `model.compile`; one metric is the objective's."""
+        """Loss and metrics for `model.compile`; one metric is the objective's. The
+        loss is a `keras.losses.Loss` (fused trials call it on each member's batch)."""
         raise NotImplementedError
 
     def objective_monitor(self, info: DatasetInfo) -> tuple[str, float]:

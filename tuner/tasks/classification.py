@@ -112,12 +112,10 @@ class Classification(Task):
         import keras
 
         if info.n_classes == 2:
-            loss, log_loss = "binary_crossentropy", keras.metrics.BinaryCrossentropy
+            loss, log_loss = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryCrossentropy
         else:
-            loss, log_loss = (
-                "sparse_categorical_crossentropy",
-                keras.metrics.SparseCategoricalCrossentropy,
-            )
+            loss = keras.losses.SparseCategoricalCrossentropy()
+            log_loss = keras.metrics.SparseCategoricalCrossentropy
         return {"loss": loss, "metrics": ["accuracy", log_loss(name="log_loss")]}
 
     def size_inputs(

@@ -89,7 +89,10 @@ class Forecasting(Task):
     def compile_args(self, info: DatasetInfo) -> dict[str, Any]:
         import keras
 
-        return {"loss": "mse", "metrics": [keras.metrics.MeanSquaredError(name="mse"), "mae"]}
+        return {
+            "loss": keras.losses.MeanSquaredError(),
+            "metrics": [keras.metrics.MeanSquaredError(name="mse"), "mae"],
+        }
 
     def size_head(
         self, info: DatasetInfo, largest: Mapping[str, Any], width: int, *, batch: int, steps: int
