@@ -124,6 +124,30 @@ def check_no_best_round_and_no_stop_before_the_familys_share() -> None:
     assert result.best_round == 5 and len(result.history) == 8, result  # 5, then 3 more
 
 
+def check_a_binary_classifiers_group_loss_is_keras_val_loss() -> None:
+    # Labels of shape (batch,) against a sigmoid output of shape (batch, 1): the task's
+    # Loss object aligns their ranks (a bare loss function would broadcast them).
+    from tuner.data.spec import DatasetInfo
+    from tuner.model.build import build_model, compile_args
+    from tuner.model.fused import FusedGroup
+
+    info = DatasetInfo(task="classification", n_features=2, n_targets=1, n_classes=2,
+                       n_rows=64, n_train=48, max_seq_len=12, horizon=1)  # fmt: skip
+    params = {"units_0": 8, "l2": 1e-3}
+    args = compile_args(info)
+    group = FusedGroup(
+        lambda: build_model(params, info), lambda: keras.optimizers.Adam(1e-3), args["loss"],
+        seeds=[1, 2],
+    )  # fmt: skip
+    labels = (X[:, -1, 0] > 0).astype("float32")
+    fused = group.evaluate(X, labels)
+    for member in range(2):
+        model = group.member_model(member)
+        model.compile(optimizer="adam", **args)
+        alone = model.evaluate(X, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
+        np.testing.assert_allclose(fused[member], alone, rtol=1e-5)
+
+
 if __name__ == "__main__":
     import tempfile
 

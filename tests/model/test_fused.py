@@ -22,6 +22,7 @@ NAMES = (
     "one_members_rate_changes_alone_and_its_model_saves_as_any_other",
     "each_member_stops_on_its_own_and_keeps_its_best_round",
     "no_best_round_and_no_stop_before_the_familys_share",
+    "a_binary_classifiers_group_loss_is_keras_val_loss",
 )
 pytestmark = [
     pytest.mark.slow,  # a JAX process that compiles and trains
