@@ -31,6 +31,8 @@ from typing import Any
 
 from common import ROOT, environment, study_trials, tune
 
+from tuner.study.records import FUSED_GROUP
+
 MODELS = {
     "lstm16-w48-b32": {"units": (16,), "window": 48, "batch": 32},
     "lstm64x2-w168-b64 (B4)": {"units": (64, 64), "window": 168, "batch": 64},
@@ -124,7 +126,7 @@ def _studies(groups: tuple[int, ...], seconds: int) -> dict[str, Any]:
             "best_val_mse": summary["best_val"]["mse"],
             "best_test_mse": summary["best_test"]["mse"],
             "best_trial": summary["best_trial"],
-            "groups": len({t.user_attrs.get("fused_group") for t in trials} - {None}),
+            "groups": len({t.user_attrs.get(FUSED_GROUP) for t in trials} - {None}),
         }
         print(f"B10 study --fuse {k}: {out[str(k)]}", file=sys.stderr)
     return out

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import Stores, made_once, tiny_tune_args
 from tests.engine.test_study_e2e import run_cli_json
-from tuner.model.fused import FUSED_GROUP, FUSED_MEMBERS
+from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,6 +42,7 @@ def test_members_of_a_group_share_the_structure_and_differ_in_their_rate(
     stores, summary = fused
     trials = optuna.load_study(study_name="fused", storage=stores.storage).trials
     assert summary["n_complete"] + summary["n_pruned"] == 4
+    assert summary["fused"] == {"trials": 4, "groups": 2}  # said in the summary
     groups: dict[str, list[optuna.trial.FrozenTrial]] = {}
     for trial in trials:
         groups.setdefault(trial.user_attrs[FUSED_GROUP], []).append(trial)

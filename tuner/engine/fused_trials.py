@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,16 +35,9 @@ from tuner.errors import TrialFailed
 from tuner.model import params as hparams
 from tuner.model.batches import round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
-from tuner.model.fused import (
-    FUSED_GROUP,
-    FUSED_MEMBERS,
-    AfterRound,
-    FusedGroup,
-    fill_group,
-    fit_group,
-    structure,
-)
+from tuner.model.fused import AfterRound, FusedGroup, fit_group, structure
 from tuner.model.train import EpochRecorder, evaluate
+from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
 from tuner.tracking.tracker import EPOCH_PREFIX
 
 Told = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -59,6 +52,18 @@ def fusable(objective: Objective) -> str:
     if objective.config.init_from:
         return "fine-tuned trials (--init-from) train unfused"
     return ""
+
+
+def fill_group(study: optuna.Study, params: Mapping[str, Any], members: int, group: str) -> None:
+    """Enqueue `members - 1` trials with the structure of `params` (a trial the sampler
+    drew; the caller tags that one): the sampler draws only what `mapped` leaves free.
+    Each is its own trial, tagged with `group`. Optuna's queue is first in, first out
+    and shared with the portfolio, warm starts and every worker: whoever fills a group
+    asks for its members at once."""
+    for _ in range(members - 1):
+        study.enqueue_trial(
+            dict(structure(params)), user_attrs={FUSED_GROUP: group}, skip_if_exists=False
+        )
 
 
 @dataclass

@@ -30,18 +30,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
-
-if TYPE_CHECKING:
-    import optuna
-
-# Trial attributes and MLflow tags: the fused group a trial trained in (its first
-# trial's number) and how many trials trained in it.
-FUSED_GROUP = "fused_group"
-FUSED_MEMBERS = "fused_members"
 
 
 def mapped(params: Mapping[str, Any]) -> frozenset[str]:
@@ -55,18 +47,6 @@ def structure(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """What every member of a group shares: the parameters that shape the program."""
     free = mapped(params)
     return tuple(sorted((k, v) for k, v in params.items() if k not in free))
-
-
-def fill_group(study: optuna.Study, params: Mapping[str, Any], members: int, group: str) -> None:
-    """Enqueue `members - 1` trials with the structure of `params` (a trial the sampler
-    drew; the caller tags that one): the sampler draws only what `mapped` leaves free.
-    Each is its own trial, tagged with `group`. Optuna's queue is first in, first out
-    and shared with the portfolio, warm starts and every worker: whoever fills a group
-    asks for its members at once."""
-    for _ in range(members - 1):
-        study.enqueue_trial(
-            dict(structure(params)), user_attrs={FUSED_GROUP: group}, skip_if_exists=False
-        )
 
 
 class FusedGroup:

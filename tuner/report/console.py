@@ -165,13 +165,21 @@ def results_table(summary: dict[str, Any]) -> Table:
     for name, split, m in rows:
         if m:
             table.add_row(name, split, *(f"{m[k]:.5f}" if k in m else "-" for k in names))
+    captions = []
     spread = summary.get("fold_spread")
     if spread:
-        table.caption = (
+        captions.append(
             f"the best trial's objective over its {spread['folds']} folds: "
             f"{spread['low']:.4g}-{spread['high']:.4g} (std {spread['std']:.2g}); "
             "the test score may differ from validation by about as much"
         )
+    fused = summary.get("fused")
+    if fused:
+        captions.append(
+            f"{fused['trials']} trials trained fused, in {fused['groups']} groups (--fuse)"
+        )
+    if captions:
+        table.caption = "; ".join(captions)
     return table
 
 

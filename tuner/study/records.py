@@ -23,6 +23,8 @@ GPU = "gpu"  # the GPU it trained on, if any
 WORKER = "worker"  # host and process that ran it
 WORKER_STARTED = "worker_started"  # when that worker process started
 PORTFOLIO = "portfolio"  # the portfolio entry it came from (also an MLflow tag)
+FUSED_GROUP = "fused_group"  # --fuse: its group (the first trial's number; also a tag)
+FUSED_MEMBERS = "fused_members"  # --fuse: trials trained in its group (also a tag)
 WARM_START_FROM = "warm_start_from"  # STUDY#TRIAL a warm start took it from
 
 # The study's record.

@@ -115,7 +115,18 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "dataset": study.user_attrs.get(records.FINGERPRINT, {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
         "ensemble": study.user_attrs.get(records.ENSEMBLE),
+        "fused": fused_counts(study),  # --fuse K: trials trained in groups, and groups
     }
+
+
+def fused_counts(study: optuna.Study) -> dict[str, int] | None:
+    """How many trials trained fused (`--fuse`), in how many groups; None for none."""
+    groups = [
+        t.user_attrs.get(records.FUSED_GROUP)
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(records.FUSED_MEMBERS, 1) > 1
+    ]
+    return {"trials": len(groups), "groups": len(set(groups))} if groups else None
 
 
 def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:

@@ -7,7 +7,9 @@ from typing import Any
 
 import optuna
 
-from tuner.model.fused import FUSED_GROUP, fill_group, structure
+from tuner.engine.fused_trials import fill_group
+from tuner.model.fused import structure
+from tuner.study.records import FUSED_GROUP
 
 
 def _sample(trial: optuna.Trial) -> dict[str, Any]:
