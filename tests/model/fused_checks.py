@@ -125,8 +125,8 @@ def check_no_best_round_and_no_stop_before_the_familys_share() -> None:
 
 
 def check_a_binary_classifiers_group_loss_is_keras_val_loss() -> None:
-    # Labels of shape (batch,) against a sigmoid output of shape (batch, 1): the task's
-    # Loss object aligns their ranks (a bare loss function would broadcast them).
+    # A sigmoid output (batch, 1) against labels (batch, 1) (as_targets): the task's
+    # Loss object, as Keras' compiled loss, with the L2 penalty.
     from tuner.data.spec import DatasetInfo
     from tuner.model.build import build_model, compile_args
     from tuner.model.fused import FusedGroup
@@ -139,7 +139,7 @@ def check_a_binary_classifiers_group_loss_is_keras_val_loss() -> None:
         lambda: build_model(params, info), lambda: keras.optimizers.Adam(1e-3), args["loss"],
         seeds=[1, 2],
     )  # fmt: skip
-    labels = (X[:, -1, 0] > 0).astype("float32")
+    labels = (X[:, -1, 0] > 0).astype("float32")[:, None]  # as the batches give them
     fused = group.evaluate(X, labels)
     for member in range(2):
         model = group.member_model(member)

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from tuner.engine.objective import Objective, Scored
 from tuner.errors import TrialFailed
 from tuner.model import params as hparams
-from tuner.model.batches import round_passes
+from tuner.model.batches import as_targets, round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
 from tuner.model.fused import AfterRound, FusedGroup, fit_group, structure
 from tuner.model.train import EpochRecorder, evaluate
@@ -89,13 +89,18 @@ class FusedTrials:
 
     def run(self, *, members: int | None = None, seconds: float | None = None) -> int:
         """One group (`members` trials at most, default the group size); returns how
-        many trials it told."""
+        many trials it told. While the queue holds trials (the portfolio, a warm
+        start, what another worker left), they are taken one at a time: a group is
+        filled only behind them, so no member waits behind another entry."""
         k = members or self._k
+        queued = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         leader = self._study.ask()
         group = str(leader.number)
         first = self._start(leader, group)
         if first is None:
             return 1
+        if queued:
+            k = 1
         fill_group(self._study, first.params, k, group)
         fused, alone = [first], []
         shape = structure(first.params)
@@ -148,8 +153,8 @@ class FusedTrials:
             fused = self._group(members, steps=passes * max(1, len(train.x) // batch))
             results = fit_group(
                 fused,
-                (train.x, train.y),
-                (val.x, val.y),
+                (train.x, as_targets(train.y)),
+                (val.x, as_targets(val.y)),
                 batch_size=batch,
                 rounds=config.max_epochs,
                 patience=config.patience,

@@ -61,10 +61,13 @@ class Batches(keras.utils.PyDataset):
         x = self._split.x[rows]
         if not self._targets:
             return (x,)
-        y = self._split.y[rows]
-        # Class labels (n,) as (n, 1): a sigmoid output's rank, which Keras's
-        # binary cross-entropy metric needs (the sparse losses accept both).
-        return x, (y[:, None] if y.ndim == 1 else y)
+        return x, as_targets(self._split.y[rows])
+
+
+def as_targets(y: np.ndarray) -> np.ndarray:
+    """Class labels (n,) as (n, 1): a sigmoid output's rank, which Keras' binary
+    cross-entropy (loss and metric) needs (the sparse losses accept both)."""
+    return y[:, None] if y.ndim == 1 else y
 
 
 class TrainBatches(Batches):

@@ -176,7 +176,8 @@ def results_table(summary: dict[str, Any]) -> Table:
     fused = summary.get("fused")
     if fused:
         captions.append(
-            f"{fused['trials']} trials trained fused, in {fused['groups']} groups (--fuse)"
+            f"{fused['trials']} trials trained fused, in {fused['groups']} "
+            f"group{'s' if fused['groups'] != 1 else ''} (--fuse)"
         )
     if captions:
         table.caption = "; ".join(captions)
