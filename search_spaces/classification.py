@@ -8,9 +8,8 @@ concatenated as in LSTM-FCN, Karim et al. 2017); per-sequence z-normalisation
 (over the real steps of padded sequences); for fixed-length data the dimension
 shuffle (the recurrent branch reads the transposed series); on long sequences
 (512 steps or more) average pooling of the input by 2-8 (a round's arithmetic
-cut by as much). Batch sizes
-leave an epoch enough steps on small sets. Layers keep cuDNN-eligible settings
-(tanh/sigmoid, no recurrent dropout).
+cut by as much). Batch sizes leave an epoch enough steps on small sets. Layers
+keep cuDNN-eligible settings (tanh/sigmoid, no recurrent dropout).
 """
 
 
