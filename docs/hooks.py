@@ -34,7 +34,7 @@ def options_table() -> str:
     for name, option in OPTIONS.items():
         default = getattr(defaults, name)
         shown = "" if default is None else f"`{default}`"
-        what = option.help.replace("|", "\\|")
+        what = option.text(flags=True).replace("|", "\\|")
         rows.append(f"| `{flag(name)}` | `{name}` | {shown} | {what} |")
     return "\n".join(rows)
 

@@ -34,7 +34,7 @@ def test_trials_per_gpu_sets_the_local_workers_of_the_visible_gpus(
     assert worker_gpus(TuneConfig(gpus="1", trials_per_gpu=2)) == ["1", "1"]
     assert worker_gpus(TuneConfig()) == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
-    with pytest.raises(InputError, match=r"--trials-per-gpu 2: this host has no GPU"):
+    with pytest.raises(InputError, match=r"trials_per_gpu=2: this host has no GPU"):
         worker_gpus(TuneConfig(trials_per_gpu=2))
 
 

@@ -26,8 +26,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,7 @@ import pandas as pd
 from tuner.config import OPTIONS, TuneConfig
 from tuner.devices import import_keras_quietly
 from tuner.engine.runner import run_tune
-from tuner.errors import InputError, flag_wording
+from tuner.errors import InputError, Opt
 from tuner.paths import STAGING_DIR
 from tuner.report.console import quiet_libraries
 from tuner.stores import mask_secrets
@@ -123,14 +122,13 @@ class TuneResult:
         from tuner.export.bundle import export_study  # deferred: Keras, as in load_bundle
 
         _quiet_keras()
-        with python_wording():
-            return export_study(
-                self.study,
-                out=Path(path),
-                formats=formats,
-                tracking_uri=self.tracking_uri,
-                refit=refit,
-            )
+        return export_study(
+            self.study,
+            out=Path(path),
+            formats=formats,
+            tracking_uri=self.tracking_uri,
+            refit=refit,
+        )
 
     def figures(self) -> dict[str, Any]:
         """The study's figures by name (matplotlib), as the notebook shows them."""
@@ -188,8 +186,7 @@ class Model:
         sequences (samples, steps, features) -> label and class probabilities.
         Character model: a prompt -> the prompt continued by `length` characters."""
         options = {"lengths": lengths, "length": length, "temperature": temperature, "seed": seed}
-        with python_wording():
-            return get_task(self.task).predict(self.bundle, data, **options)
+        return get_task(self.task).predict(self.bundle, data, **options)
 
 
 def tune(
@@ -202,30 +199,29 @@ def tune(
     """Create or resume a study and run its missing trials; `options` are the
     `tuner tune` options as keyword arguments (`trials=20`, `max_epochs=10`,
     `target="load"`, `storage=...`, ...)."""
-    with python_wording():
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise InputError(
-                f"--{unknown[0].replace('_', '-')}: not an option of tune; the options are "
-                f"{', '.join(sorted(_OPTIONS))}."
-            )
-        for key in ("target", "covariates"):
-            if isinstance(options.get(key), str):
-                options[key] = (options[key],)
-        if options.get("split") is not None:
-            options["split"] = tuple(options["split"])
-        name = study or _default_study(dataset)
-        config = TuneConfig(study=name, **options)  # options checked before anything is written
-        # A study with trials keeps the data and space it was tuned on; before its
-        # first trial, staged inputs may still be replaced (a corrected space).
-        keep = has_trials(name, config.storage_url)
-        return run(
-            dataclasses.replace(
-                config,
-                dataset=_stage_dataset(dataset, name, keep=keep),
-                space=_stage_space(space, name, keep=keep),
-            )
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise InputError(
+            f"{Opt(unknown[0])}: not an option of tune; the options are "
+            f"{', '.join(sorted(_OPTIONS))}."
         )
+    for key in ("target", "covariates"):
+        if isinstance(options.get(key), str):
+            options[key] = (options[key],)
+    if options.get("split") is not None:
+        options["split"] = tuple(options["split"])
+    name = study or _default_study(dataset)
+    config = TuneConfig(study=name, **options)  # options checked before anything is written
+    # A study with trials keeps the data and space it was tuned on; before its
+    # first trial, staged inputs may still be replaced (a corrected space).
+    keep = has_trials(name, config.storage_url)
+    return run(
+        dataclasses.replace(
+            config,
+            dataset=_stage_dataset(dataset, name, keep=keep),
+            space=_stage_space(space, name, keep=keep),
+        )
+    )
 
 
 def _with_options(function: Callable[..., TuneResult]) -> None:
@@ -245,11 +241,9 @@ def _with_options(function: Callable[..., TuneResult]) -> None:
         if name in _OPTIONS
     ]
     function.__signature__ = inspect.Signature([*given, *options])  # type: ignore[attr-defined]
-    # The help in the API's words (`--sampler grid` -> `sampler=grid`), as errors are.
+    # The help in the API's words (`sampler=grid`, not `--sampler grid`), as errors are.
     lines = [
-        f"    {name}: {InputError(OPTIONS[name].help).for_python()}"
-        for name in OPTIONS
-        if name in _OPTIONS
+        f"    {name}: {OPTIONS[name].text(flags=False)}" for name in OPTIONS if name in _OPTIONS
     ]
     function.__doc__ = f"{function.__doc__}\n\n    Options:\n\n" + "\n".join(lines)
 
@@ -269,10 +263,9 @@ def open_study(
     name: str, *, storage: str | None = None, tracking_uri: str | None = None
 ) -> TuneResult:
     """A study already in the storage, to read or export (no trial runs)."""
-    with python_wording():
-        defaults = TuneConfig(storage=storage, tracking_uri=tracking_uri)
-        url = defaults.storage_url
-        return TuneResult(load_study(name, url), storage=url, tracking_uri=defaults.tracking)
+    defaults = TuneConfig(storage=storage, tracking_uri=tracking_uri)
+    url = defaults.storage_url
+    return TuneResult(load_study(name, url), storage=url, tracking_uri=defaults.tracking)
 
 
 def load_bundle(path: str | Path) -> Model:
@@ -282,8 +275,7 @@ def load_bundle(path: str | Path) -> Model:
     from tuner.export.bundle import load_bundle as load
 
     _quiet_keras()
-    with python_wording():
-        return Model(load(Path(path)))
+    return Model(load(Path(path)))
 
 
 def _quiet_keras() -> None:
@@ -291,17 +283,6 @@ def _quiet_keras() -> None:
     as a CPU machine's "cuInit" error, which a notebook cell would show as output)."""
     if "keras" not in sys.modules:
         import_keras_quietly()
-
-
-@contextmanager
-def python_wording() -> Iterator[None]:
-    """Raise input errors worded for keyword arguments (`max_epochs=0`, not `--max-epochs 0`)."""
-    try:
-        yield
-    except InputError as e:
-        if flag_wording.get():  # called by the CLI, whose users type flags
-            raise
-        raise InputError(e.for_python()) from None
 
 
 def _default_study(dataset: Any) -> str:
@@ -323,8 +304,9 @@ def _stage_dataset(dataset: Any, study: str, *, keep: bool) -> str:
         x, y = (np.asarray(a) for a in dataset)
         return str(_stage(study, "dataset.npz", lambda p: np.savez(p, X=x, y=y), keep=keep))
     raise InputError(
-        f"--dataset: a name, a path, a pandas DataFrame or (X, y) arrays, but got "
-        f"{type(dataset).__name__}."
+        f"{Opt('dataset')}: a name, a path, a pandas DataFrame or (X, y) arrays, but got "
+        f"{type(dataset).__name__}.",
+        option="dataset",
     )
 
 
@@ -334,14 +316,17 @@ def _stage_space(space: Any, study: str, *, keep: bool) -> str | None:
         return None if space is None else str(space)
     if not inspect.isfunction(space) or space.__name__ == "<lambda>":
         raise InputError(
-            f"--space: a name, a .py path or a function defined with def, but got {space!r}."
+            f"{Opt('space')}: a name, a .py path or a function defined with def, but got "
+            f"{space!r}.",
+            option="space",
         )
     try:
         source = textwrap.dedent(inspect.getsource(space))
     except (OSError, TypeError):
         raise InputError(
-            f"--space: the source of {space.__name__} cannot be read; define it in a file or "
-            "a notebook cell."
+            f"{Opt('space')}: the source of {space.__name__} cannot be read; define it in a "
+            "file or a notebook cell.",
+            option="space",
         ) from None
     if space.__name__ != "space":
         source += f"\n\nspace = {space.__name__}\n"
@@ -357,8 +342,9 @@ def _stage(study: str, name: str, write: Callable[[Path], Any], *, keep: bool) -
         write(staged)
         if keep and target.is_file() and _sha256(target) != _sha256(staged):
             raise InputError(
-                f"--study {study}: was tuned on a different {Path(name).stem} ({target}); pass "
-                "a new --study name for this one."
+                f"{Opt('study', study)}: was tuned on a different {Path(name).stem} ({target}); "
+                f"pass a new {Opt('study')} name for this one.",
+                option="study",
             )
         if not target.is_file() or _sha256(target) != _sha256(staged):
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt, in_words
 from tuner.paths import DEFAULT_STORAGE, MODEL_FILE
 from tuner.search_engines import ENGINES, Engine
 from tuner.stores import check_name, storage_url, tracking_uri
@@ -40,7 +40,7 @@ DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
 
 
-Check = Callable[[str, Any], None]  # (flag, value) -> raises InputError
+Check = Callable[[str, Any], None]  # (option name, value) -> raises InputError
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,18 @@ class Option:
     becomes its value (`parse`), the check of one value (`check`, skipped for None),
     and its group in `tuner tune --help` (`dataset`: overrides the definition)."""
 
-    help: str
+    help: str | Callable[[], str]  # a function where it names other options (`Opt`)
     parse: Callable[[str], Any] | None = None
     check: Check | None = None
     group: str = ""
     metavar: str | None = None
 
+    def text(self, *, flags: bool) -> str:
+        """The help worded for the command line (`flags`) or for Python."""
+        return self.help if isinstance(self.help, str) else in_words(self.help, flags=flags)
 
-def _option(default: Any, help: str, **how: Any) -> Any:
+
+def _option(default: Any, help: str | Callable[[], str], **how: Any) -> Any:
     return field(default=default, metadata={"option": Option(help, **how)})
 
 
@@ -88,71 +92,83 @@ def _columns(text: str) -> tuple[str, ...]:
 
 
 def _at_least(low: int) -> Check:
-    def check(flag: str, value: Any) -> None:
+    def check(name: str, value: Any) -> None:
         if value < low:
-            raise InputError(f"{flag} must be at least {low}, but got {value}.")
+            raise InputError(f"{Opt(name)} must be at least {low}, but got {value}.", option=name)
 
     return check
 
 
 def _one_of(allowed: tuple[str, ...]) -> Check:
-    def check(flag: str, value: Any) -> None:
+    def check(name: str, value: Any) -> None:
         if value not in allowed:
-            raise InputError(f"{flag} must be one of {', '.join(allowed)}, but got {value!r}.")
+            raise InputError(
+                f"{Opt(name)} must be one of {', '.join(allowed)}, but got {value!r}.", option=name
+            )
 
     return check
 
 
 def _at_most(high: int, why: tuple[str, str]) -> Check:
-    def check(flag: str, value: Any) -> None:
-        _at_least(1)(flag, value)
+    def check(name: str, value: Any) -> None:
+        _at_least(1)(name, value)
         if value > high:
-            raise InputError(f"{flag} must be at most {high}{why[0]}, but got {value}; {why[1]}.")
+            raise InputError(
+                f"{Opt(name)} must be at most {high}{why[0]}, but got {value}; {why[1]}.",
+                option=name,
+            )
 
     return check
 
 
-def _check_timeout(flag: str, value: float) -> None:
+def _check_timeout(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
-        raise InputError(f"{flag} must be positive seconds, but got {value}; omit it for no limit.")
+        raise InputError(
+            f"{Opt(name)} must be positive seconds, but got {value}; omit it for no limit.",
+            option=name,
+        )
 
 
-def _check_seed(flag: str, value: int) -> None:
+def _check_seed(name: str, value: int) -> None:
     if not 0 <= value <= MAX_SEED - 1_000_000:
         raise InputError(
-            f"{flag} must be 0-{MAX_SEED - 1_000_000} (trials add their number to it), "
-            f"but got {value}; pass e.g. {flag} 42."
+            f"{Opt(name)} must be 0-{MAX_SEED - 1_000_000} (trials add their number to it), "
+            f"but got {value}; pass e.g. {Opt(name, 42)}.",
+            option=name,
         )
 
 
-def _check_ensemble(flag: str, value: int) -> None:
+def _check_ensemble(name: str, value: int) -> None:
     if value == 1 or not 0 <= value <= _MAX_ENSEMBLE:
         raise InputError(
-            f"{flag} must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got {value}; "
-            f"pass {flag} 3, or leave it out."
+            f"{Opt(name)} must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got {value}; "
+            f"pass {Opt(name, 3)}, or leave it out.",
+            option=name,
         )
 
 
-def _check_warm_start_trials(flag: str, value: int) -> None:
+def _check_warm_start_trials(name: str, value: int) -> None:
     if not 1 <= value <= _MAX_WARM_START:
         raise InputError(
-            f"{flag} must be 1-{_MAX_WARM_START}, but got {value}; pass e.g. {flag} 5."
+            f"{Opt(name)} must be 1-{_MAX_WARM_START}, but got {value}; pass e.g. {Opt(name, 5)}.",
+            option=name,
         )
 
 
-def _check_sampler(flag: str, value: str) -> None:
-    _one_of(SAMPLERS)(flag, value)
+def _check_sampler(name: str, value: str) -> None:
+    _one_of(SAMPLERS)(name, value)
     if value == "gp":
         _require_torch()
 
 
-def _check_init_from(flag: str, source: str) -> None:
+def _check_init_from(name: str, source: str) -> None:
     if source.startswith(MODEL_URI_SCHEMES):
         return
     if not (Path(source) / MODEL_FILE).is_file():
         raise InputError(
-            f"{flag} {source}: not an exported bundle (no {MODEL_FILE} in that folder); "
-            "give a folder written by `tuner export`, or a models:/NAME@champion URI."
+            f"{Opt(name, source)}: not an exported bundle (no {MODEL_FILE} in that folder); "
+            "give a folder written by `tuner export`, or a models:/NAME@champion URI.",
+            option=name,
         )
 
 
@@ -173,8 +189,10 @@ class TuneConfig:
     study: str | None = _option(None, "study name (default: the dataset name)")
     trials: int | None = _option(
         None,
-        f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
-        "whole grid with --sampler grid)",
+        lambda: (
+            f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
+            f"whole grid with {Opt('sampler', 'grid')})"
+        ),
         parse=_integer,
         check=_at_least(1),
     )
@@ -239,9 +257,11 @@ class TuneConfig:
     )
     fuse: int = _option(
         1,
-        "train K trials that share their model's structure as one compiled program, each "
-        "still its own trial and run (JAX backend; others, cross-validation and "
-        "--init-from train unfused; 1: off, the default)",
+        lambda: (
+            "train K trials that share their model's structure as one compiled program, each "
+            "still its own trial and run (JAX backend; others, cross-validation and "
+            f"{Opt('init_from')} train unfused; 1: off, the default)"
+        ),
         parse=_integer,
         check=_at_most(MAX_FUSE, ("", "larger groups ran slower than one after another")),
     )
@@ -251,7 +271,9 @@ class TuneConfig:
         check=_one_of(tuple(ENGINES)),
     )
     kt_tuner: str = _option(
-        "hyperband", " | ".join(KT_TUNERS) + " (--engine keras-tuner)", check=_one_of(KT_TUNERS)
+        "hyperband",
+        lambda: " | ".join(KT_TUNERS) + f" ({Opt('engine', 'keras-tuner')})",
+        check=_one_of(KT_TUNERS),
     )
     epoch_budget: int | None = _option(
         None,
@@ -274,7 +296,7 @@ class TuneConfig:
     )
     warm_start_trials: int = _option(
         5,
-        "how many of the --warm-start study's best configurations to enqueue",
+        lambda: f"how many of the {Opt('warm_start')} study's best configurations to enqueue",
         parse=_integer,
         check=_check_warm_start_trials,
     )
@@ -332,52 +354,62 @@ class TuneConfig:
     def __post_init__(self, existing: bool) -> None:
         if not existing:
             if self.study is not None:
-                check_name("--study", self.study)
+                check_name("study", self.study)
             else:
-                check_name("--study", self.study_name, derived=f"--dataset {self.dataset}")
+                check_name("study", self.study_name, derived=Opt("dataset", self.dataset))
         self._check_together()
         for name, option in OPTIONS.items():
             value = getattr(self, name)
             if option.check is not None and value is not None:
-                option.check(flag(name), value)
+                option.check(name, value)
 
     def _check_together(self) -> None:
         """The options that refuse each other (first: a conflict stands whatever the
         values, so it is the line to fix first)."""
         if self.trials_per_gpu is not None and self.workers is not None:
             raise InputError(
-                f"--trials-per-gpu {self.trials_per_gpu} and --workers {self.workers} both "
-                "set the number of worker processes; pass one of them."
+                f"{Opt('trials_per_gpu', self.trials_per_gpu)} and {Opt('workers', self.workers)} "
+                "both set the number of worker processes; "
+                "pass one of them.",
+                option="trials_per_gpu",
             )
         if self.warm_start is not None and self.sampler == "grid":
             raise InputError(
-                f"--warm-start {self.warm_start}: a grid search runs every point of the space "
-                "already; leave out --warm-start, or use --sampler tpe."
+                f"{Opt('warm_start', self.warm_start)}: a grid search runs every point of the "
+                f"space already; leave out {Opt('warm_start')}, or use {Opt('sampler', 'tpe')}.",
+                option="warm_start",
             )
         engine = ENGINES.get(self.engine)
         if engine is None:  # its own check names the engines
             return
         if not engine.warm_start and (self.warm_start or self.init_from):
-            option = "--warm-start" if self.warm_start else "--init-from"
+            option = Opt("warm_start" if self.warm_start else "init_from")
             raise InputError(
-                f"{option} works with the optuna engine, but got --engine {engine.name}; "
-                f"leave out {option}, or use --engine optuna."
+                f"{option} works with the optuna engine, but got {Opt('engine', engine.name)}; "
+                f"leave out {option}, or use {Opt('engine', 'optuna')}.",
+                option=option.name,
             )
         if self.fuse > 1 and (not engine.fuse or self.sampler == "grid"):
-            what = f"--engine {engine.name}" if not engine.fuse else "--sampler grid"
+            what = Opt("engine", engine.name) if not engine.fuse else Opt("sampler", "grid")
             raise InputError(
-                f"--fuse {self.fuse} fills groups with trials the sampler draws, but got {what}; "
-                "leave out --fuse, or use --engine optuna with another sampler."
+                f"{Opt('fuse', self.fuse)} fills groups with trials the sampler draws, but got "
+                f"{what}; leave out {Opt('fuse')}, or use {Opt('engine', 'optuna')} with another "
+                "sampler.",
+                option="fuse",
             )
         if not engine.grid and self.sampler == "grid":
             raise InputError(
-                f"--sampler grid is an Optuna sampler, but got --engine {engine.name} (which has "
-                "its own --kt-tuner); use --engine optuna for a grid search."
+                f"{Opt('sampler', 'grid')} is an Optuna sampler, but got "
+                f"{Opt('engine', engine.name)} (which has its own {Opt('kt_tuner')}); use "
+                f"{Opt('engine', 'optuna')} for a grid search.",
+                option="sampler",
             )
         if not engine.parallel and (self.workers or 1) > 1:
             raise InputError(
-                f"--engine {engine.name} runs one worker process, but got --workers "
-                f"{self.workers}; use --workers 1, or the optuna engine for parallel workers."
+                f"{Opt('engine', engine.name)} runs one worker process, but got "
+                f"{Opt('workers', self.workers)}; use {Opt('workers', 1)}, or the optuna engine "
+                "for parallel workers.",
+                option="workers",
             )
 
     @property
@@ -433,7 +465,7 @@ OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(TuneC
 
 def flag(name: str) -> str:
     """The command-line flag of an option: `max_epochs` -> `--max-epochs`."""
-    return "--" + name.replace("_", "-")
+    return Opt(name).worded(flags=True)
 
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model
@@ -444,6 +476,7 @@ def _require_torch() -> None:
         import torch  # noqa: F401
     except ImportError:
         raise InputError(
-            "--sampler gp: Optuna's GPSampler needs PyTorch, which is not installed; "
-            "pip install torch, or use --sampler tpe."
+            f"{Opt('sampler', 'gp')}: Optuna's GPSampler needs PyTorch, which is not installed; "
+            f"pip install torch, or use {Opt('sampler', 'tpe')}.",
+            option="sampler",
         ) from None

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -64,14 +64,15 @@ def choose_gpus(option: str | None) -> list[str]:
     wanted = [g.strip() for g in option.split(",") if g.strip()]
     if not wanted or not all(g.isdigit() for g in wanted):
         raise InputError(
-            f"--gpus must be all, none or comma-separated GPU ids like 0,1, but got {option!r}."
+            f"{Opt('gpus')} must be all, none or comma-separated GPU ids like 0,1, but got "
+            f"{option!r}."
         )
     visible = visible_gpus()
     unknown = [g for g in wanted if g not in visible]
     if unknown:
         raise InputError(
-            f"--gpus {option}: GPU(s) {unknown} not visible on this host (visible: "
-            f"{visible or 'none'}); pick from those or pass --gpus none."
+            f"{Opt('gpus', option)}: GPU(s) {unknown} not visible on this host (visible: "
+            f"{visible or 'none'}); pick from those or pass {Opt('gpus', 'none')}."
         )
     return wanted
 
@@ -81,9 +82,9 @@ def gpu_slots(gpus: list[str], *, per_gpu: int | None) -> list[str]:
     default 1), taking turns (0, 1, 0, 1, ...); refused on a host without a GPU."""
     if per_gpu is not None and not gpus:
         raise InputError(
-            f"--trials-per-gpu {per_gpu}: this host has no GPU (none listed by "
-            "CUDA_VISIBLE_DEVICES or nvidia-smi, or --gpus none); on CPUs pass --workers N "
-            "for trials in parallel."
+            f"{Opt('trials_per_gpu', per_gpu)}: this host has no GPU (none listed by "
+            f"CUDA_VISIBLE_DEVICES or nvidia-smi, or {Opt('gpus', 'none')}); on CPUs pass "
+            f"{Opt('workers', 'N')} for trials in parallel."
         )
     return [gpus[i % len(gpus)] for i in range(len(gpus) * (per_gpu or 1))]
 

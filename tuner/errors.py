@@ -4,16 +4,63 @@ itself, and a tracking server gone or a full disk stop the study with one line (
 from __future__ import annotations
 
 import errno
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
-# `--max-epochs 0` -> `max_epochs=0`; `--study co2:` -> `study=co2:`; `--format:` -> `format:`
-_FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: (?![a-z]+ )([^\s,;:]+))?")
-
-
-# Set by the CLI: input errors keep naming flags rather than keyword arguments.
+# Which edge a message is made for: the command line names flags (`--max-epochs 0`),
+# Python keyword arguments (`max_epochs=0`). Set by the CLI for its commands and by a
+# worker process from its job; the default is Python's.
 flag_wording: ContextVar[bool] = ContextVar("flag_wording", default=False)
+
+_NO_VALUE = object()
+
+
+class Opt:
+    """An option named in a message, kept as data (its keyword name and the value
+    given) and worded for the edge the message is made for: `{Opt("max_epochs", 0)}`
+    in an f-string reads `--max-epochs 0` on the command line and `max_epochs=0` in
+    Python. A command to type in a shell (`tuner status --study NAME`) is plain text."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: object = _NO_VALUE) -> None:
+        self.name = name
+        self.value = value
+
+    def worded(self, *, flags: bool) -> str:
+        given = self.value is not _NO_VALUE
+        if flags:
+            key = "--" + self.name.replace("_", "-")
+            return f"{key} {self.value}" if given else key
+        return f"{self.name}={self.value}" if given else self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.worded(flags=flag_wording.get()), spec)
+
+    def __str__(self) -> str:
+        return self.worded(flags=flag_wording.get())
+
+    def __repr__(self) -> str:
+        value = "" if self.value is _NO_VALUE else f", {self.value!r}"
+        return f"Opt({self.name!r}{value})"
+
+
+@contextmanager
+def worded(*, flags: bool) -> Iterator[None]:
+    """Messages made inside are worded for the command line (`flags`) or for Python."""
+    token = flag_wording.set(flags)
+    try:
+        yield
+    finally:
+        flag_wording.reset(token)
+
+
+def in_words(text: Callable[[], str], *, flags: bool) -> str:
+    """`text` (a function making a message with `Opt`s) worded for one edge: a help
+    text is shown on both, `tuner tune --help` and `help(tuner.tune)`."""
+    with worded(flags=flags):
+        return text()
 
 
 class InputError(ValueError):
@@ -21,16 +68,14 @@ class InputError(ValueError):
     in Python).
 
     The message is one line naming the input, the rule it breaks, the value
-    given and how to fix it; it names command-line flags, and `for_python`
-    names the keyword arguments of `tuner.tune` instead.
+    given and how to fix it. The options it names are `Opt`s, worded for the edge
+    the error is raised at; `option` is the keyword name of the option at fault,
+    where one is (`max_epochs`), for a program to read.
     """
 
-    def for_python(self) -> str:
-        def keyword(m: re.Match[str]) -> str:
-            name = m.group(1).replace("-", "_")
-            return f"{name}={m.group(2)}" if m.group(2) else name
-
-        return _FLAG.sub(keyword, str(self))
+    def __init__(self, message: str, *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class TrialFailed(Exception):

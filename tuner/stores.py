@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tuner.errors import InputError, causes
+from tuner.errors import InputError, Opt, causes
 from tuner.paths import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 
@@ -55,14 +55,14 @@ def make_folder(folder: Path, *, option: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise InputError(
-            f"{option}: {folder} cannot be a folder: a file lies on that path; pass a path "
+            f"{Opt(option)}: {folder} cannot be a folder: a file lies on that path; pass a path "
             "under a folder."
         ) from None
     except PermissionError:
-        raise InputError(f"{option}: cannot create {folder} (permission denied).") from None
+        raise InputError(f"{Opt(option)}: cannot create {folder} (permission denied).") from None
     if not os.access(folder, os.W_OK):
         raise InputError(
-            f"{option}: the folder {folder} is not writable; make it writable or choose "
+            f"{Opt(option)}: the folder {folder} is not writable; make it writable or choose "
             "another path."
         )
 
@@ -91,18 +91,18 @@ def check_sqlite(path: Path, *, option: str, table: str, kind: str) -> None:
     except sqlite3.OperationalError as e:
         if "locked" in str(e):
             raise InputError(_locked(option, str(path), lock_wait_s())) from None
-        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
+        raise InputError(f"{Opt(option)}: {path} cannot be read as SQLite ({e}); {fix}.") from None
     except sqlite3.DatabaseError as e:
         if "not a database" in str(e):
             raise InputError(
-                f"{option}: {path} is not an SQLite database (damaged, or another kind of "
+                f"{Opt(option)}: {path} is not an SQLite database (damaged, or another kind of "
                 f"file); {fix}."
             ) from None
-        raise InputError(f"{option}: {path} cannot be read as SQLite ({e}); {fix}.") from None
+        raise InputError(f"{Opt(option)}: {path} cannot be read as SQLite ({e}); {fix}.") from None
     tables = sorted(r[0] for r in rows)
     if tables and table not in tables:
         raise InputError(
-            f"{option}: {path} is another application's SQLite database (tables "
+            f"{Opt(option)}: {path} is another application's SQLite database (tables "
             f"{', '.join(tables[:4])}), not {kind}; pass a new file."
         )
 
@@ -122,8 +122,8 @@ def store_lock(database: Path) -> Iterator[None]:
 
 @contextmanager
 def locked_store(option: str, store: str, *, waited: float) -> Iterator[None]:
-    """Say in one line that `store` (given by `option`) is locked by another process,
-    where SQLite gave up waiting `waited` seconds for it ("database is locked"
+    """Say in one line that `store` (given by `option`, a keyword name) is locked by
+    another process, where SQLite gave up waiting `waited` seconds for it ("database is locked"
     anywhere in the exception's chain)."""
     try:
         yield
@@ -136,7 +136,7 @@ def locked_store(option: str, store: str, *, waited: float) -> Iterator[None]:
 
 def _locked(option: str, store: str, waited: float) -> str:
     return (
-        f"{option}: {store} is locked by another process (waited {waited:g} s); let it "
+        f"{Opt(option)}: {store} is locked by another process (waited {waited:g} s); let it "
         "finish or stop it, then run the command again."
     )
 
@@ -148,8 +148,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 NAME_RULE = "1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
-def check_name(option: str, value: str, *, derived: str | None = None) -> None:
-    """Refuse a study name outside NAME_RULE (`derived`: the option it was taken from)."""
+def check_name(option: str, value: str, *, derived: Opt | None = None) -> None:
+    """Refuse a study name outside NAME_RULE (`option`: the keyword name of the option
+    that gives it; `derived`: the option it was taken from)."""
     if _NAME.fullmatch(value):
         return
     fixed = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("._-")[:40] or "my-study"
@@ -158,5 +159,7 @@ def check_name(option: str, value: str, *, derived: str | None = None) -> None:
     if len(value) > 100:
         where += f" ({len(value)} characters)"
     raise InputError(
-        f"{option}: {where} is not a valid name: a name is {NAME_RULE}; pass e.g. --study {fixed}."
+        f"{Opt(option)}: {where} is not a valid name: a name is {NAME_RULE}; pass e.g. "
+        f"{Opt('study', fixed)}.",
+        option=option,
     )

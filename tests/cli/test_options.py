@@ -14,7 +14,7 @@ import tuner
 from tests.conftest import ROOT
 from tuner.cli.main import build_parser
 from tuner.config import OPTIONS, TuneConfig, flag
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt, worded
 
 
 def _tune_parser() -> argparse.ArgumentParser:
@@ -75,9 +75,36 @@ def test_a_declared_default_and_help_reach_every_edge() -> None:
 def test_the_declared_check_of_an_option_runs_wherever_it_is_given(
     options: dict, message: str
 ) -> None:
-    with pytest.raises(InputError) as raised:
+    with worded(flags=True), pytest.raises(InputError) as raised:  # as the CLI makes it
         TuneConfig(**options)
     assert str(raised.value).startswith(message)
+    # The option at fault is data on the error; Python's edge names keyword arguments.
+    assert raised.value.option in options
+    with pytest.raises(InputError) as in_python:
+        TuneConfig(**options)
+    assert in_python.value.option == raised.value.option
+    assert "--" not in str(in_python.value)
+    flags = {f"--{k.replace('_', '-')} {v}": f"{k}={v}" for k, v in options.items()}
+    flags |= {f"--{k.replace('_', '-')}": k for k in options}
+    flags["--sampler grid"], flags["--engine keras-tuner"] = "sampler=grid", "engine=keras-tuner"
+    expected = message
+    for given in sorted(flags, key=len, reverse=True):
+        expected = expected.replace(given, flags[given])
+    assert str(in_python.value).startswith(expected)
+
+
+def test_options_in_a_message_are_worded_by_the_edge_it_is_made_for() -> None:
+    """An `Opt` is data (a keyword name and a value): the command line reads a flag,
+    Python a keyword argument, and a shell command in backticks stays as typed."""
+    with worded(flags=True):
+        cli = f"{Opt('max_epochs', 0)}; pass {Opt('max_epochs')} 5"
+    python = f"{Opt('max_epochs', 0)}; pass {Opt('max_epochs')} 5"
+    assert cli == "--max-epochs 0; pass --max-epochs 5"
+    assert python == "max_epochs=0; pass max_epochs 5"
+    # A help text is shown on both edges from one declaration.
+    help_text = OPTIONS["warm_start_trials"]
+    assert "--warm-start study" in help_text.text(flags=True)
+    assert "warm_start study" in help_text.text(flags=False)
 
 
 def test_the_docs_usage_lines_are_the_parsers() -> None:

@@ -86,7 +86,7 @@ def _add_options(tune: argparse.ArgumentParser) -> None:
         groups[option.group].add_argument(
             flag(name),
             default=getattr(defaults, name),
-            help=option.help,
+            help=option.text(flags=True),
             metavar=option.metavar,
             type=_parsed_by(option.parse or str),
         )

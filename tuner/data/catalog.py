@@ -12,7 +12,7 @@ from typing import Any
 
 from tuner.data.packaged import PACKAGED, packaged_file
 from tuner.data.spec import Dataset, DatasetSpec
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.paths import builtin_dir
 from tuner.tasks.base import get_task, task_for_suffix, task_names
 
@@ -50,20 +50,20 @@ def resolve_dataset(name_or_path: str, **overrides: Any) -> DatasetSpec:
     if path.suffix == "" and "/" not in name_or_path:
         return replace(_builtin(name_or_path), **given)
     if not path.is_file():
-        raise InputError(f"--dataset: file {name_or_path!r} does not exist; check the path.")
+        raise InputError(f"{Opt('dataset')}: file {name_or_path!r} does not exist; check the path.")
     if path.suffix in _DEFINITION_SUFFIXES:
         return replace(read_definition(path), **given)
     task = task_for_suffix(path.suffix)
     if task is None:
         suffixes = [s for name in task_names() for s in get_task(name).suffixes]
         raise InputError(
-            f"--dataset {name_or_path}: unknown file type {path.suffix!r}; use one of "
+            f"{Opt('dataset', name_or_path)}: unknown file type {path.suffix!r}; use one of "
             f"{[*suffixes, *_DEFINITION_SUFFIXES]}."
         )
     if get_task(task).needs_target and not given.get("target"):
         raise InputError(
-            f"--dataset {name_or_path}: a table needs its target column(s); "
-            "pass --target COL[,COL]."
+            f"{Opt('dataset', name_or_path)}: a table needs its target column(s); pass "
+            f"{Opt('target', 'COL[,COL]')}."
         )
     return DatasetSpec(name=path.stem, path=path, task=task, **given)
 
@@ -74,8 +74,8 @@ def _builtin(name: str) -> DatasetSpec:
     known = _builtin_files()
     if name not in known:
         raise InputError(
-            f"--dataset: unknown dataset name {name!r}; built-in names are "
-            f"{sorted(known)} (see `tuner datasets`), or pass a path to a file."
+            f"{Opt('dataset')}: unknown dataset name {name!r}; built-in names are {sorted(known)} "
+            "(see `tuner datasets`), or pass a path to a file."
         )
     return read_definition(known[name])
 
@@ -102,9 +102,9 @@ def read_definition(path: Path) -> DatasetSpec:
             # A definition from elsewhere must not read (and quote in its errors)
             # files it was not shipped with: /etc/passwd, ~/.ssh, ../../secrets.
             raise InputError(
-                f"dataset definition {path}: file {file!r} lies outside the definition's "
-                "folder; put the data beside the definition (or below it), or pass the data "
-                "file itself with --dataset."
+                f"dataset definition {path}: file {file!r} lies outside the definition's folder; "
+                "put the data beside the definition (or below it), or pass the data file itself "
+                f"with {Opt('dataset')}."
             )
     for key in ("target", "covariates"):
         if isinstance(values.get(key), str):

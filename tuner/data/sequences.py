@@ -27,7 +27,7 @@ from tuner.data.spec import (
     fingerprint,
     split_borders,
 )
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 PAD = 0.0  # the value padded steps hold after scaling; the model's Masking layer skips it
 _SPLIT_SEED = 0
@@ -168,7 +168,7 @@ def load_sequences(spec: DatasetSpec) -> SequenceData:
     if len(train_labels) < 2:
         raise InputError(
             f"{spec.path}: the training split holds a single class "
-            f"({str(classes[train_labels[0]])!r}); give more samples or another --split."
+            f"({str(classes[train_labels[0]])!r}); give more samples or another {Opt('split')}."
         )
     _check_folds(labels, parts, spec)
     scaled, mean, scale = _scale(x, lengths, parts["train"])
@@ -239,8 +239,8 @@ def _check_classes_trained(data: SequenceData) -> None:
         where = "training or validation splits" if data.cv else "training split"
         names = [data.classes[i] for i in missing[:5]]
         raise InputError(
-            f"{data.spec.path}: class(es) {names} have no sequence in the {where}, so no "
-            "model can learn them; give them training samples or another --split."
+            f"{data.spec.path}: class(es) {names} have no sequence in the {where}, so no model "
+            f"can learn them; give them training samples or another {Opt('split')}."
         )
 
 
@@ -343,8 +343,8 @@ def _split(
     empty = [s for s, idx in parts.items() if len(idx) == 0]
     if empty:
         raise InputError(
-            f"{spec.path}: the {empty[0]} split holds no sequence ({n} in all); "
-            "give more data or another --split."
+            f"{spec.path}: the {empty[0]} split holds no sequence ({n} in all); give more data or "
+            f"another {Opt('split')}."
         )
     return parts
 
@@ -373,7 +373,7 @@ def _check_folds(labels: np.ndarray, parts: dict[str, np.ndarray], spec: Dataset
     counts = np.bincount(labels[np.concatenate([parts["train"], parts["val"]])])
     if counts[counts > 0].max() < spec.cv:
         raise InputError(
-            f"{spec.path}: --cv {spec.cv} needs at least {spec.cv} training sequences of a "
+            f"{spec.path}: {Opt('cv', spec.cv)} needs at least {spec.cv} training sequences of a "
             f"class, but the most frequent class has {counts.max()}; use fewer folds."
         )
 

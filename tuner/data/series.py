@@ -30,7 +30,7 @@ from tuner.data.tables import (
     row_of,
 )
 from tuner.data.windows import SPLITS, check_seq_len, make_windows
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,8 +225,8 @@ def _check_folds(end: int, spec: DatasetSpec) -> None:
     train_end, val_end = rolling_origin(end, spec.cv)[0]
     if val_end - train_end < spec.horizon or train_end < spec.horizon + 2:
         raise InputError(
-            f"{spec.path}: --cv {spec.cv} leaves folds of {val_end - train_end} rows before the "
-            f"test split ({end} rows), fewer than a training window plus the horizon "
+            f"{spec.path}: {Opt('cv', spec.cv)} leaves folds of {val_end - train_end} rows before "
+            f"the test split ({end} rows), fewer than a training window plus the horizon "
             f"({spec.horizon}) needs; use fewer folds."
         )
 
@@ -240,8 +240,8 @@ def _check_lengths(borders: tuple[int, int, int], spec: DatasetSpec) -> None:
         if size < needed[name]:
             raise InputError(
                 f"{spec.path}: series too short: the {name} split has {size} rows, but a window "
-                f"plus the horizon ({spec.horizon}) needs at least {needed[name]}; "
-                "use more data, a shorter --horizon or another --split."
+                f"plus the horizon ({spec.horizon}) needs at least {needed[name]}; use more data, "
+                f"a shorter {Opt('horizon')} or another {Opt('split')}."
             )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tuner.config import MAX_FOLDS
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.tasks.base import Task, get_task
 
 FILLS = ("interpolate", "ffill")
@@ -55,17 +55,20 @@ class DatasetSpec:
         except InputError as e:
             raise InputError(f"{where}: {e}") from None
         if task.needs_target and not self.target:
-            raise InputError(f"{where}: needs at least one target column; pass --target COL.")
+            raise InputError(
+                f"{where}: needs at least one target column; pass {Opt('target', 'COL')}."
+            )
         if self.horizon < 1:
             raise InputError(
-                f"{where}: horizon must be at least 1, but got horizon={self.horizon}; "
-                "pass --horizon N with N >= 1."
+                f"{where}: horizon must be at least 1, but got horizon={self.horizon}; pass "
+                f"{Opt('horizon', 'N')} with N >= 1."
             )
         _check_split(self.split, where)
         if self.cv is not None and (self.cv == 1 or not 0 <= self.cv <= MAX_FOLDS):
             raise InputError(
                 f"{where}: cv must be 0 (no cross-validation) or 2-{MAX_FOLDS} folds, but got "
-                f"cv={self.cv}; pass --cv 5, or --cv 0 to select on the validation split."
+                f"cv={self.cv}; pass {Opt('cv', '5')}, or {Opt('cv', '0')} to select on the "
+                "validation split."
             )
         if self.fill not in (None, *FILLS):
             raise InputError(

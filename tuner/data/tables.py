@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 
 def read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
@@ -21,8 +21,8 @@ def read_table(path: Path, wanted: list[str]) -> pd.DataFrame:
     missing = [c for c in wanted if c not in header]
     if missing:
         raise InputError(
-            f"{path}: column(s) {_few(missing)} not found; the file has {_few(header)}; "
-            "check --target, --covariates and --time-col."
+            f"{path}: column(s) {_few(missing)} not found; the file has {_few(header)}; check "
+            f"{Opt('target')}, {Opt('covariates')} and {Opt('time_col')}."
         )
     try:
         if path.suffix == ".parquet":
@@ -142,7 +142,7 @@ def check_finite(
     path: Path,
     *,
     first_row: int = 0,
-    fix: str = "fix the file or pass --fill interpolate",
+    fix: str | None = None,
 ) -> None:
     """Every value finite; the first that is not named by its row in the file
     (`raw` starts at row `first_row`)."""
@@ -150,6 +150,7 @@ def check_finite(
     if not bad.any():
         return
     row, col = (int(v[0]) for v in np.nonzero(bad))
+    fix = fix or f"fix the file or pass {Opt('fill', 'interpolate')}"
     raise InputError(
         f"{path}: {int(bad.sum())} missing (NaN) or infinite value(s), the first in column "
         f"{columns[col]!r} at {row_of(path, first_row + row)}; values must be finite: {fix}."

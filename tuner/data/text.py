@@ -30,7 +30,7 @@ from tuner.data.spec import (
     split_borders,
 )
 from tuner.data.windows import SPLITS, check_seq_len, compact
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 UNKNOWN = "\x00"  # vocabulary entry 0: a character the training text does not hold
 UNSCORED = -1  # a held-out target read as context only (Keras' `ignore_class`)
@@ -168,8 +168,8 @@ def load_text(spec: DatasetSpec) -> TextData:
     for name, size in sizes.items():
         if size < 2:
             raise InputError(
-                f"{spec.path}: text too short: the {name} split has {size} characters, "
-                "at least 2 are needed; give a longer text or another --split."
+                f"{spec.path}: text too short: the {name} split has {size} characters, at least 2 "
+                f"are needed; give a longer text or another {Opt('split')}."
             )
     vocab = (UNKNOWN, *sorted(set(text[: borders[0]]) - {UNKNOWN}))
     codes = encode(text[: borders[2]], vocab)

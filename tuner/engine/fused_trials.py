@@ -31,7 +31,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from tuner.engine.objective import Objective, Scored
-from tuner.errors import TrialFailed
+from tuner.errors import Opt, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.batches import as_targets, round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
@@ -50,7 +50,7 @@ def fusable(objective: Objective) -> str:
     if objective.parts()[0][0] is not objective.data:
         return "cross-validated trials train unfused"
     if objective.config.init_from:
-        return "fine-tuned trials (--init-from) train unfused"
+        return f"fine-tuned trials ({Opt('init_from')}) train unfused"
     return ""
 
 

@@ -28,6 +28,7 @@ class WorkerJob:
     plugins: tuple[str, ...] = ()  # modules registering tasks beyond the built-in ones
     parent_pid: int = 0  # the invoking process: the worker dies with it
     started: float = 0.0  # time.time() when this worker process was started
+    flags: bool = False  # input errors name command-line flags (the CLI started it)
 
     def own_deadline(self, ready: float) -> float | None:
         """The deadline for a worker ready at `ready`: its start-up (imports, data,

@@ -28,6 +28,7 @@ from tuner.devices import (
 )
 from tuner.engine.jobs import WorkerJob
 from tuner.engine.pool import Worker, ending, run_workers
+from tuner.errors import Opt, flag_wording
 from tuner.model.size import largest_model
 from tuner.report.console import err
 from tuner.report.plots import log_study_plots
@@ -92,6 +93,7 @@ def run_tune(
         seed_salt=0 if role == "tune" else 1000 * (os.getpid() % 100_000),
         parent_pid=os.getpid(),
         plugins=plugin_modules(),
+        flags=flag_wording.get(),
     )
     status = "FAILED"
     try:
@@ -123,9 +125,9 @@ def _open_stores(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple
     warm = _warm_start(config, data.info, space)
     check_storage_file(config.storage_url)  # before the MLflow store is created
     tracking_uri = resolve_tracking_uri(config.tracking)
-    with locked_store("--tracking-uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
+    with locked_store("tracking_uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
         check_experiment(tracking_uri, config.experiment or config.study_name)
-    with locked_store("--storage", config.storage_url, waited=lock_wait_s()):
+    with locked_store("storage", config.storage_url, waited=lock_wait_s()):
         study = open_study(config, data, space, tracking_uri=tracking_uri)
         if warm is not None:
             warm.enqueue(study)
@@ -146,7 +148,7 @@ def _open_tracker(
 ) -> Tracker:
     """The invocation's Tracker, its parent run started: runs left RUNNING by dead
     processes closed, the study's MLflow view and dataset recorded."""
-    with locked_store("--tracking-uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
+    with locked_store("tracking_uri", tracking_uri, waited=MLFLOW_LOCK_WAIT_S):
         tracker = Tracker(tracking_uri, config.experiment or config.study_name)
         view = tracker.set_runs_view((study.metric_names or ["value"])[0])
         closed = tracker.close_dead_runs()
@@ -180,7 +182,7 @@ def worker_gpus(
             cores=os.cpu_count() or 1,
             n_gpus=len(gpus),
         )
-        err.print(f"{why} ({size.summary}); --trials-per-gpu K chooses")
+        err.print(f"{why} ({size.summary}); {Opt('trials_per_gpu', 'K')} chooses")
     return gpu_slots(gpus, per_gpu=per_gpu)
 
 

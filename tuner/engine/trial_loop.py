@@ -21,7 +21,7 @@ from tuner.engine.fused_trials import FusedTrials, fusable
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.keras_tuner import KerasTunerEngine
 from tuner.engine.objective import Objective
-from tuner.errors import TrialFailed
+from tuner.errors import Opt, TrialFailed
 from tuner.model.budget import fit_seconds
 from tuner.model.stop import STOP
 from tuner.paths import KERAS_TUNER_DIR
@@ -67,7 +67,7 @@ def run_trials(
             result = _fused_loop(study, objective, stop, job)
         else:
             if config.fuse > 1:
-                err.print(f"--fuse {config.fuse}: {why}", highlight=False)
+                err.print(f"{Opt('fuse', config.fuse)}: {why}", highlight=False)
             result = _trials_loop(study, objective, stop, job)
         if result.reason != "recycle":  # the study's trials are over, or this host's are
             objective.finalize(study)

@@ -29,7 +29,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 from tuner.devices import import_keras_quietly, prepare_process, set_precision
 from tuner.engine.jobs import LAST_TRIAL, WorkerJob, WorkerResult
-from tuner.errors import InputError, TrackingUnavailable, disk_full
+from tuner.errors import InputError, TrackingUnavailable, disk_full, flag_wording
 from tuner.model.stop import STOP
 from tuner.report.console import quiet_libraries
 from tuner.tasks.base import import_plugins
@@ -71,6 +71,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     before it, `LAST_TRIAL` when the last trial starts). A standby worker gets `go`,
     an event: it does its start-up, then waits for the event before any trial."""
     matplotlib.use("Agg")  # figures go to files and MLflow (the library forces no backend)
+    flag_wording.set(job.flags)  # its input errors are worded as the invoking edge's
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     _die_with_parent(job.parent_pid)

@@ -29,7 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model import params as hparams
 from tuner.model.budget import ROUNDS_ATTR
 from tuner.model.layers import load_model
@@ -148,22 +148,22 @@ def _exportable(study: Any, out: Path, formats: tuple[str, ...]) -> Any:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(
-            f"--format: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
+            f"{Opt('format')}: unknown format(s) {unknown}; choose from {', '.join(FORMATS)}."
         )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(
-            f"--out {out}: exists and is not an empty folder; pick a new folder so nothing "
+            f"{Opt('out', out)}: exists and is not an empty folder; pick a new folder so nothing "
             "is overwritten."
         )
     done = completed(study)
     if not done:
         raise InputError(
-            f"--study {study.study_name}: no trial has completed yet; nothing to export."
+            f"{Opt('study', study.study_name)}: no trial has completed yet; nothing to export."
         )
     best = study.best_trial
     if records.MODEL_URI not in best.user_attrs:
         raise InputError(
-            f"--study {study.study_name}: best trial #{best.number} has no logged model "
+            f"{Opt('study', study.study_name)}: best trial #{best.number} has no logged model "
             "(study made by an older version); run more trials to log one."
         )
     return best
@@ -173,37 +173,41 @@ def load_bundle(path: Path) -> Bundle:
     """Verify every file against its hash, then load the model in safe mode."""
     metadata_file = path / METADATA
     if not path.is_dir():
-        raise InputError(f"--model {path}: no such folder; pass a folder made by `tuner export`.")
+        raise InputError(
+            f"{Opt('model', path)}: no such folder; pass a folder made by `tuner export`."
+        )
     if not metadata_file.is_file():
         raise InputError(
-            f"--model {path}: not a tuner bundle (no {METADATA}); pass a folder made by "
+            f"{Opt('model', path)}: not a tuner bundle (no {METADATA}); pass a folder made by "
             "`tuner export`."
         )
     try:
         metadata = json.loads(metadata_file.read_text())
         files = dict(metadata["files"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise InputError(f"--model {path}: {METADATA} is not a bundle's metadata.") from None
+        raise InputError(f"{Opt('model', path)}: {METADATA} is not a bundle's metadata.") from None
     _check_listed(path, files)
     for name, digest in files.items():
         file = path / name
         if not file.is_file():
-            raise InputError(f"--model {path}: file {name} listed in {METADATA} is missing.")
+            raise InputError(f"{Opt('model', path)}: file {name} listed in {METADATA} is missing.")
         if _sha256(file) != digest:
             raise InputError(
-                f"--model {path}: {name} does not match its SHA-256 in {METADATA} (changed or "
-                "corrupt); export the bundle again."
+                f"{Opt('model', path)}: {name} does not match its SHA-256 in {METADATA} (changed "
+                "or corrupt); export the bundle again."
             )
     try:
         preprocessing = json.loads((path / PREPROCESSING).read_text())
         loaded = load_model(path / MODEL)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"--model {path}: {PREPROCESSING} is not valid JSON.") from None
+        raise InputError(f"{Opt('model', path)}: {PREPROCESSING} is not valid JSON.") from None
     except (ValueError, TypeError, OSError) as e:  # safe mode refuses code (Lambda layers)
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise InputError(f"--model {path}: {MODEL} cannot be loaded safely ({reason}).") from None
+        raise InputError(
+            f"{Opt('model', path)}: {MODEL} cannot be loaded safely ({reason})."
+        ) from None
     if not isinstance(preprocessing, dict) or "task" not in preprocessing:
-        raise InputError(f"--model {path}: {PREPROCESSING} has no 'task'; export it again.")
+        raise InputError(f"{Opt('model', path)}: {PREPROCESSING} has no 'task'; export it again.")
     # Bundles exported before models were saved in the data's units get the scaler here.
     model = in_data_units(loaded, preprocessing)
     return Bundle(path=path, model=model, preprocessing=preprocessing, metadata=metadata)
@@ -215,14 +219,14 @@ def _check_listed(path: Path, files: dict[str, Any]) -> None:
     unlisted = [name for name in (MODEL, PREPROCESSING) if name not in files]
     if unlisted:
         raise InputError(
-            f"--model {path}: {METADATA} does not list {unlisted} with their SHA-256; "
+            f"{Opt('model', path)}: {METADATA} does not list {unlisted} with their SHA-256; "
             "export the bundle again."
         )
     root = path.resolve()
     for name in files:
         if Path(name).is_absolute() or not (root / name).resolve().is_relative_to(root):
             raise InputError(
-                f"--model {path}: {METADATA} lists {str(name)[:80]!r}, a path outside the "
+                f"{Opt('model', path)}: {METADATA} lists {str(name)[:80]!r}, a path outside the "
                 "bundle; export the bundle again."
             )
 
@@ -285,8 +289,8 @@ def _in_data_units(file: Path, preprocessing: dict[str, Any]) -> None:
 def _savedmodel(folder: Path) -> None:
     if keras.backend.backend() != "tensorflow":
         raise InputError(
-            "--format savedmodel needs the TensorFlow backend; unset KERAS_BACKEND or set it "
-            "to tensorflow."
+            f"{Opt('format', 'savedmodel')} needs the TensorFlow backend; unset KERAS_BACKEND or "
+            "set it to tensorflow."
         )
     model = load_model(folder / MODEL)
     model.export(str(folder / "savedmodel"), format="tf_saved_model", verbose=False)
@@ -298,8 +302,8 @@ def _onnx(folder: Path, sample: np.ndarray) -> dict[str, Any]:
         import onnxruntime
     except ImportError:
         raise InputError(
-            "--format onnx needs the onnx extra (tf2onnx, onnxruntime); run `make install` or "
-            "pip install 'lstm-tuner[onnx]'."
+            f"{Opt('format', 'onnx')} needs the onnx extra (tf2onnx, onnxruntime); run `make "
+            "install` or pip install 'lstm-tuner[onnx]'."
         ) from None
     model = load_model(folder / MODEL)
     expected = np.asarray(model.predict(sample, verbose=0))  # also builds the call graph

@@ -19,7 +19,7 @@ import pandas as pd
 
 from tuner.data.sequences import class_probabilities, sequence_array, sequence_lengths
 from tuner.data.tables import check_finite, numeric_column, parse_times
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model import sample
 from tuner.tasks.base import get_task
 
@@ -124,11 +124,11 @@ def generate(
     """Continue `prompt` by `length` characters sampled at `temperature`."""
     if length < 1 or temperature <= 0:
         raise InputError(
-            f"--length must be at least 1 and --temperature positive, but got length={length}, "
-            f"temperature={temperature}."
+            f"{Opt('length')} must be at least 1 and {Opt('temperature')} positive, but got "
+            f"length={length}, temperature={temperature}."
         )
     if not prompt:
-        raise InputError("--prompt: give at least one character to start from.")
+        raise InputError(f"{Opt('prompt')}: give at least one character to start from.")
     return sample.generate(
         bundle.model,
         tuple(bundle.preprocessing["vocab"]),

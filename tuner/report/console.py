@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tuner.data.spec import Dataset, DatasetInfo
+from tuner.errors import Opt
 from tuner.model.budget import (
     MAX_PASSES,
     ROUND_STEPS,
@@ -177,7 +178,7 @@ def results_table(summary: dict[str, Any]) -> Table:
     if fused:
         captions.append(
             f"{fused['trials']} trials trained fused, in {fused['groups']} "
-            f"group{'s' if fused['groups'] != 1 else ''} (--fuse)"
+            f"group{'s' if fused['groups'] != 1 else ''} ({Opt('fuse')})"
         )
     if captions:
         table.caption = "; ".join(captions)
@@ -226,11 +227,10 @@ def budget_rule(info: DatasetInfo) -> str:
     )
     passes = str(low) if low == high else f"{low}-{high}"
     return (
-        f"--max-epochs rounds of {passes} pass{'es' if high > 1 else ''} (batches of "
-        f"16-256) over "
-        f"{windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets and "
-        f"{ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
-        f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of --timeout"
+        f"{Opt('max_epochs')} rounds of {passes} pass{'es' if high > 1 else ''} (batches of "
+        f"16-256) over {windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets "
+        f"and {ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
+        f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of {Opt('timeout')}"
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from tuner.data.spec import DatasetInfo
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 SpaceFn = Callable[[Any, DatasetInfo], None]
 _SAMPLINGS = ("linear", "log", "reverse_log")
@@ -45,7 +45,7 @@ class SearchSpace:
             raise
         except (Exception, SystemExit) as e:
             raise InputError(
-                f"--space {self.path}: space(hp, data) {_raised(e, self.path)}; fix the file."
+                f"{Opt('space', self.path)}: space(hp, data) {_raised(e, self.path)}; fix the file."
             ) from None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.data.spec import DatasetInfo
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt, flag_wording
 from tuner.paths import builtin_dir
 from tuner.space.hp import ProbeHP, SearchSpace, _raised
 from tuner.tasks.base import import_plugins, plugin_modules
@@ -37,12 +37,14 @@ def find_space(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix == ".py" or "/" in name_or_path:
         if not path.is_file():
-            raise InputError(f"--space: file {name_or_path!r} does not exist; check the path.")
+            raise InputError(
+                f"{Opt('space')}: file {name_or_path!r} does not exist; check the path."
+            )
     else:
         path = builtin_dir("search_spaces") / f"{name_or_path}.py"
         if not path.is_file():
             raise InputError(
-                f"--space: unknown search space {name_or_path!r}; built-in spaces are "
+                f"{Opt('space')}: unknown search space {name_or_path!r}; built-in spaces are "
                 f"{sorted(builtin_spaces())} (see `tuner spaces`), or pass a .py path."
             )
     return path.resolve()
@@ -51,24 +53,24 @@ def find_space(name_or_path: str) -> Path:
 def _load(path: Path) -> SearchSpace:
     module_spec = importlib.util.spec_from_file_location(f"tuner_space_{path.stem}", path)
     if module_spec is None or module_spec.loader is None:
-        raise InputError(f"--space: cannot import {path}; it must be a Python module.")
+        raise InputError(f"{Opt('space')}: cannot import {path}; it must be a Python module.")
     module = importlib.util.module_from_spec(module_spec)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry --json
             module_spec.loader.exec_module(module)
     except SyntaxError as e:
         raise InputError(
-            f"--space {path}: line {e.lineno}: {e.msg} (the module must be valid Python); "
+            f"{Opt('space', path)}: line {e.lineno}: {e.msg} (the module must be valid Python); "
             "fix the file."
         ) from None
     except (Exception, SystemExit) as e:  # the user's module raised while it was imported
         raise InputError(
-            f"--space {path}: importing it {_raised(e, path)}; fix the file."
+            f"{Opt('space', path)}: importing it {_raised(e, path)}; fix the file."
         ) from None
     fn = getattr(module, "space", None)
     if not callable(fn):
         raise InputError(
-            f"--space {path}: the module must define a function space(hp, data); none found."
+            f"{Opt('space', path)}: the module must define a function space(hp, data); none found."
         )
     return SearchSpace(name=path.stem, path=path, fn=fn)
 
@@ -112,12 +114,12 @@ def probe_in_child(path: Path, info: DatasetInfo, *, seconds: float = PROBE_SECO
     within `seconds`, before this process imports it: an endless loop, an exit or a
     crash of the interpreter becomes one line (InputError) instead of a hang or a
     silent exit of the tuner."""
-    where = f"--space {path}"
+    where = f"{Opt('space', path)}"
     try:
         done = subprocess.run(
             [sys.executable, "-c", "from tuner.space.loading import _child; _child()"],
             # The tasks this process registered, and where their modules are found.
-            input=pickle.dumps((str(path), info, plugin_modules(), sys.path)),
+            input=pickle.dumps((str(path), info, plugin_modules(), sys.path, flag_wording.get())),
             capture_output=True,
             timeout=seconds,
         )
@@ -143,7 +145,8 @@ def probe_in_child(path: Path, info: DatasetInfo, *, seconds: float = PROBE_SECO
 def _child() -> None:
     """The child of `probe_in_child`: its answer (an error message or null) is the
     last line on stdout; what the module prints goes to stderr."""
-    path, info, plugins, parent_path = pickle.loads(sys.stdin.buffer.read())
+    path, info, plugins, parent_path, flags = pickle.loads(sys.stdin.buffer.read())
+    flag_wording.set(flags)  # its errors are worded as the invoking edge's
     sys.path[:] = parent_path  # as multiprocessing's spawn does
     import_plugins(plugins)
     answer = None

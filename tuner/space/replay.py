@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tuner.data.spec import DatasetInfo
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.space.hp import SearchSpace, _BaseHP
 
 MAX_GRID = 10_000  # points a grid search may have; larger grids are refused
@@ -37,11 +37,12 @@ class _GridHP(_BaseHP):
     def _float(
         self, name: str, low: float, high: float, step: float | None, sampling: str
     ) -> float:
-        where = f"--sampler grid: search space {self._source}: hp.Float({name!r})"
+        where = f"{Opt('sampler', 'grid')}: search space {self._source}: hp.Float({name!r})"
         if step is None:
             raise InputError(
                 f"{where} has no step, so it has no grid points; give it a step (e.g. "
-                f"step={(high - low) / 4:g}), make it an hp.Choice, or use --sampler tpe."
+                f"step={(high - low) / 4:g}), make it an hp.Choice, or use "
+                f"{Opt('sampler', 'tpe')}."
             )
         if sampling == "linear":
             count = math.floor((high - low) / step + 1e-9) + 1
@@ -94,8 +95,8 @@ def grid_points(space: SearchSpace, info: DatasetInfo) -> list[dict[str, Any]]:
         points.append(dict(hp.values))
         if len(points) > MAX_GRID:
             raise InputError(
-                f"--sampler grid: search space {space.name} has more than {MAX_GRID} grid "
-                "points; give fewer values or coarser steps, or use --sampler tpe."
+                f"{Opt('sampler', 'grid')}: search space {space.name} has more than {MAX_GRID} "
+                f"grid points; give fewer values or coarser steps, or use {Opt('sampler', 'tpe')}."
             )
         # The next path: advance the deepest decision that has options left; the
         # decisions after it start again from their first option.

@@ -14,7 +14,7 @@ import optuna
 from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import Dataset
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model.params import check_space_names, check_space_values, space_min_rounds
 from tuner.space import (
     SearchSpace,
@@ -43,8 +43,9 @@ def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, 
     check_space_values(choices, space=space.name)
     if not config.search_engine.cross_validates and data.info.cv:
         raise InputError(
-            f"--engine {config.engine} does not cross-validate, but dataset '{data.spec.name}' "
-            f"is scored over {data.info.cv} folds; pass --cv 0, or use the optuna engine."
+            f"{Opt('engine', config.engine)} does not cross-validate, but dataset "
+            f"'{data.spec.name}' is scored over {data.info.cv} folds; pass {Opt('cv', '0')}, or "
+            "use the optuna engine."
         )
     return data, space
 
@@ -54,8 +55,8 @@ def _default_space(data: Dataset) -> str:
     name = data.info.kind.default_space
     if name is None:
         raise InputError(
-            f"--space: task {data.spec.task!r} has no built-in search space; pass --space "
-            "NAME|PATH, or a space function to tuner.tune."
+            f"{Opt('space')}: task {data.spec.task!r} has no built-in search space; pass "
+            f"{Opt('space')} NAME|PATH, or a space function to tuner.tune."
         )
     return name
 
@@ -138,8 +139,8 @@ def _check_same_study(
     if changed:
         key, (was, now) = next(iter(changed.items()))
         raise InputError(
-            f"--study {config.study_name}: this study was created with {key}={was!r}, "
-            f"but this run has {key}={now!r}; pass a new --study name to start another study."
+            f"{Opt('study', config.study_name)}: this study was created with {key}={was!r}, but "
+            f"this run has {key}={now!r}; pass a new {Opt('study')} name to start another study."
         )
 
 
@@ -154,7 +155,9 @@ def _enqueue_first(
     if config.sampler == "grid" or config.search_engine.own_loop:
         return
     if config.warm_start:  # the configurations asked for go first, no portfolio
-        study.set_user_attr(records.PORTFOLIO_LINES, ["portfolio: not used with --warm-start"])
+        study.set_user_attr(
+            records.PORTFOLIO_LINES, [f"portfolio: not used with {Opt('warm_start')}"]
+        )
         return
     first = portfolio(space, data.info)
     first.enqueue(study)
@@ -179,8 +182,8 @@ def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
     stored = study.user_attrs.get(records.CONFIG)
     if stored is None:
         raise InputError(
-            f"--study {study.study_name}: has no stored configuration (it was not created by "
-            "`tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
+            f"{Opt('study', study.study_name)}: has no stored configuration (it was not created "
+            "by `tuner tune`); start it with `tuner tune --study NAME --storage URL` first."
         )
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     values = {k: v for k, v in stored.items() if k in fields}

@@ -23,7 +23,7 @@ from optuna.storages import (
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.stores import check_sqlite, lock_wait_s, make_folder, mask_secrets, store_lock
 from tuner.study import records
 
@@ -110,8 +110,8 @@ def _proxy_address(url: str) -> tuple[str, int]:
         port = None
     if not parts.hostname or port is None or not 1 <= port <= 65535 or parts.path.strip("/"):
         raise InputError(
-            f"--storage {mask_secrets(url)}: a storage proxy is addressed as grpc://HOST:PORT "
-            "(port 1-65535), e.g. grpc://10.0.0.5:13000."
+            f"{Opt('storage', mask_secrets(url))}: a storage proxy is addressed as "
+            "grpc://HOST:PORT (port 1-65535), e.g. grpc://10.0.0.5:13000."
         )
     return parts.hostname, port
 
@@ -123,9 +123,9 @@ def _open_proxy(url: str, tracking_uri: str | None) -> _ProxyStorage:
         storage.wait_server_ready(timeout=_PROXY_WAIT_S)
     except ConnectionError:
         raise InputError(
-            f"--storage {url}: no storage proxy answers at {host}:{port} within "
-            f"{_PROXY_WAIT_S} s; start one there with `tuner storage-proxy --storage URL "
-            f"--host {host} --port {port}`."
+            f"{Opt('storage', url)}: no storage proxy answers at {host}:{port} within "
+            f"{_PROXY_WAIT_S} s; start one there with `tuner storage-proxy --storage URL --host "
+            f"{host} --port {port}`."
         ) from None
     return storage
 
@@ -135,23 +135,23 @@ def serve_proxy(url: str, *, host: str, port: int) -> None:
     interrupted: workers then share one pool of database connections."""
     if url.startswith(PROXY_SCHEME):
         raise InputError(
-            f"--storage {url}: the proxy serves a database (postgresql://..., sqlite:///...), "
-            "not another proxy."
+            f"{Opt('storage', url)}: the proxy serves a database (postgresql://..., "
+            "sqlite:///...), not another proxy."
         )
     if not 1 <= port <= 65535:
-        raise InputError(f"--port must be 1-65535, but got {port}; pass a free port.")
+        raise InputError(f"{Opt('port')} must be 1-65535, but got {port}; pass a free port.")
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
         except OSError as e:
             raise InputError(
-                f"--host {host} --port {port}: cannot listen there ({e.strerror}); pass a "
-                "free port or an address of this host."
+                f"{Opt('host', host)} {Opt('port', port)}: cannot listen there ({e.strerror}); "
+                "pass a free port or an address of this host."
             ) from None
     storage = open_storage(url)
     print(
         f"storage proxy for {mask_secrets(url)} on {PROXY_SCHEME}{host}:{port}: "
-        f"workers pass --storage {PROXY_SCHEME}{host}:{port}",
+        f"workers pass {Opt('storage', f'{PROXY_SCHEME}{host}:{port}')}",
         flush=True,
     )
     optuna.storages.run_grpc_proxy_server(storage, host=host, port=port)
@@ -175,12 +175,12 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         guard = store_lock(path)
-        make_folder(path.parent, option="--storage")
+        make_folder(path.parent, option="storage")
         check_storage_file(url)
         if path.exists() and not os.access(path, os.W_OK):
             raise InputError(
-                f"--storage: the study storage {path} is read-only; make it writable, or copy "
-                "it and pass the copy's --storage URL."
+                f"{Opt('storage')}: the study storage {path} is read-only; make it writable, or "
+                f"copy it and pass the copy's {Opt('storage', 'URL')}."
             )
         # Wait for a lock instead of failing with "database is locked".
         engine_kwargs = {"connect_args": {"timeout": lock_wait_s()}}
@@ -198,13 +198,13 @@ def open_storage(url: str, *, tracking_uri: str | None = None) -> BaseStorage:
             return storage
     except ImportError:
         raise InputError(
-            f"--storage {mask_secrets(url)}: the database driver is not installed; "
-            "for PostgreSQL install the postgres extra (pip install 'lstm-tuner[postgres]')."
+            f"{Opt('storage', mask_secrets(url))}: the database driver is not installed; for "
+            "PostgreSQL install the postgres extra (pip install 'lstm-tuner[postgres]')."
         ) from None
     except Exception as e:  # SQLAlchemy raises many kinds for a bad URL or server
         raise InputError(
-            f"--storage: cannot open study storage {mask_secrets(url)} ({type(e).__name__}); "
-            "check the URL and that the database server is reachable."
+            f"{Opt('storage')}: cannot open study storage {mask_secrets(url)} "
+            f"({type(e).__name__}); check the URL and that the database server is reachable."
         ) from None
 
 
@@ -229,7 +229,7 @@ def check_storage_file(url: str) -> None:
     created, so a storage that fails leaves nothing behind."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        check_sqlite(path, option="--storage", table="studies", kind="an Optuna study storage")
+        check_sqlite(path, option="storage", table="studies", kind="an Optuna study storage")
         return
     storage = open_storage(url)
     if isinstance(storage, RDBStorage):
@@ -241,8 +241,9 @@ def load_study(name: str, url: str) -> optuna.Study:
     storage file that does not exist is not created)."""
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise InputError(
-            f"--storage: no study storage at {url.removeprefix('sqlite:///')} (study {name!r}); "
-            "run `tuner tune` first, or pass the --storage URL the study was created with."
+            f"{Opt('storage')}: no study storage at {url.removeprefix('sqlite:///')} (study "
+            f"{name!r}); run `tuner tune` first, or pass the {Opt('storage', 'URL')} the study "
+            "was created with."
         )
     storage = open_storage(url)
     refuse_foreign(storage, name, url)
@@ -251,7 +252,7 @@ def load_study(name: str, url: str) -> optuna.Study:
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise InputError(
-            f"--study: no study named {name!r} in {mask_secrets(url)}; it has {names}."
+            f"{Opt('study')}: no study named {name!r} in {mask_secrets(url)}; it has {names}."
         ) from None
 
 
@@ -265,20 +266,20 @@ def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) ->
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return
-    where = f"--study {name}: the study of that name in {mask_secrets(url)}"
+    where = f"{Opt('study', name)}: the study of that name in {mask_secrets(url)}"
     directions = storage.get_study_directions(study_id)
     if len(directions) != 1:
         raise InputError(
             f"{where} has {len(directions)} objectives, but the tuner's studies minimise one; "
-            "pass another --study name."
+            f"pass another {Opt('study')} name."
         )
     ours = IDENTITY in storage.get_study_user_attrs(study_id)
     trials = len(storage.get_all_trials(study_id, deepcopy=False))
     if not ours and (trials or directions[0] != optuna.study.StudyDirection.MINIMIZE):
         raise InputError(
             f"{where} was not created by the tuner (no '{IDENTITY}' attribute; it "
-            f"{directions[0].name.lower()}s, {trials} trials); pass another --study name, or "
-            "remove it with `optuna delete-study`."
+            f"{directions[0].name.lower()}s, {trials} trials); pass another {Opt('study')} name, "
+            "or remove it with `optuna delete-study`."
         )
 
 

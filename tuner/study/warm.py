@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 
 from tuner.data.spec import DatasetInfo
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.space import SearchSpace, replay
 from tuner.stores import mask_secrets
 from tuner.study import records
@@ -53,21 +53,21 @@ def warm_start(
     url, name = source.rsplit("#", 1) if "#" in source else (storage_url, source)
     if url == storage_url and name == study:
         raise InputError(
-            f"--warm-start {name}: a study cannot warm-start from itself; name an earlier "
-            "study, or leave out --warm-start to resume this one."
+            f"{Opt('warm_start', name)}: a study cannot warm-start from itself; name an earlier "
+            f"study, or leave out {Opt('warm_start')} to resume this one."
         )
     try:
         earlier = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
         raise InputError(
-            f"--warm-start {mask_secrets(source)}: no study named {name!r} in "
+            f"{Opt('warm_start', mask_secrets(source))}: no study named {name!r} in "
             f"{mask_secrets(url)}; check the name (`tuner status --study NAME`), or give "
             "STORAGE_URL#STUDY for another storage."
         ) from None
     best = top_trials(earlier, count)
     if not best:
         raise InputError(
-            f"--warm-start {mask_secrets(source)}: study {name!r} has no complete trial to "
+            f"{Opt('warm_start', mask_secrets(source))}: study {name!r} has no complete trial to "
             "start from; let it finish a trial first."
         )
     out = WarmStart(configurations=[], lines=[])

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 
 if TYPE_CHECKING:
     import keras
@@ -158,7 +158,7 @@ class Task:
 
     def predict_file(self, bundle: Any, path: Any, rows: Any) -> pd.DataFrame:
         """`tuner predict --input FILE`: the predictions for a data file."""
-        raise InputError(f"--input: a {self.name} model reads no input file.")
+        raise InputError(f"{Opt('input')}: a {self.name} model reads no input file.")
 
     def figure(self, model: Any, data: Any, test: Any, params: Mapping[str, Any], name: str) -> Any:
         """The trained model on the test split, drawn (a matplotlib figure)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tuner.config import SMALL_SET, SMALL_SET_ENSEMBLE
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model.params import CONV_KERNELS, CONV_WIDTHS, DEFAULTS, RECURRENT, TRAINING
 from tuner.tasks.base import Task, register
 
@@ -179,7 +179,8 @@ class Classification(Task):
 
         if path.suffix not in self.suffixes:
             raise InputError(
-                f"--input {path}: a classification model reads an .npz with X, not {path.suffix!r}."
+                f"{Opt('input', path)}: a classification model reads an .npz with X, not "
+                f"{path.suffix!r}."
             )
         frame = classify(bundle, rows["X"], lengths=rows.get("lengths"), source=str(path))
         if "y" in rows:

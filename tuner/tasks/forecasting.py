@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model.params import RECURRENT, TRAINING
 from tuner.tasks.base import Task, register
 
@@ -150,8 +150,8 @@ class Forecasting(Task):
 
         if path.suffix not in self.suffixes:
             raise InputError(
-                f"--input {path}: a forecasting model reads a .csv or .parquet history, "
-                f"not {path.suffix!r}."
+                f"{Opt('input', path)}: a forecasting model reads a .csv or .parquet history, not "
+                f"{path.suffix!r}."
             )
         return forecast(bundle, rows, source=str(path))
 

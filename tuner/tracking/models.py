@@ -20,7 +20,7 @@ from mlflow.models import infer_signature
 
 from tuner.config import MODEL_URI_SCHEMES
 from tuner.devices import serving_backend
-from tuner.errors import InputError
+from tuner.errors import InputError, Opt
 from tuner.model.serving import SavedModel, respond
 from tuner.paths import MODEL_FILE
 from tuner.tasks.base import get_task
@@ -119,5 +119,7 @@ def load_pretrained(source: str | None, tracking_uri: str) -> Pretrained | None:
             model = load_model(Path(source) / MODEL_FILE)
     except (ValueError, OSError, MlflowException) as e:  # safe mode refuses code, bad URIs
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise InputError(f"--init-from {source}: cannot be loaded safely ({reason}).") from None
+        raise InputError(
+            f"{Opt('init_from', source)}: cannot be loaded safely ({reason})."
+        ) from None
     return Pretrained.of(model, source=source)

@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tuner.errors import InputError, causes
+from tuner.errors import InputError, Opt, causes
 from tuner.model.params import Params
 from tuner.stores import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.tracking.models import (
@@ -112,8 +112,8 @@ def resolve_tracking_uri(uri: str) -> str:
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         path = Path(uri.removeprefix("sqlite:///"))
-        make_folder(path.parent, option="--tracking-uri")
-        check_sqlite(path, option="--tracking-uri", table="experiments", kind="an MLflow store")
+        make_folder(path.parent, option="tracking_uri")
+        check_sqlite(path, option="tracking_uri", table="experiments", kind="an MLflow store")
         with store_lock(path):  # the first client creates and migrates the tables
             MlflowClient(uri).search_experiments(max_results=1)
         return f"sqlite:///{path.resolve()}"
@@ -121,10 +121,10 @@ def resolve_tracking_uri(uri: str) -> str:
         _check_server(uri)
     if parsed.scheme in ("", "file") and os.environ.get(_FILE_STORE_OPT_IN, "").lower() != "true":
         raise InputError(
-            f"--tracking-uri {uri}: a folder is MLflow's file store, which MLflow "
+            f"{Opt('tracking_uri', uri)}: a folder is MLflow's file store, which MLflow "
             f"{mlflow.__version__} refuses (maintenance mode); pass "
-            f"sqlite:///{parsed.path.rstrip('/') or 'mlflow'}.db or a server's http:// URL, "
-            f"or set {_FILE_STORE_OPT_IN}=true to use the folder."
+            f"sqlite:///{parsed.path.rstrip('/') or 'mlflow'}.db or a server's http:// URL, or "
+            f"set {_FILE_STORE_OPT_IN}=true to use the folder."
         )
     return uri
 
@@ -137,7 +137,7 @@ def _check_server(uri: str) -> None:
         requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
     except requests.RequestException as e:
         raise InputError(
-            f"--tracking-uri: MLflow server {mask_secrets(uri)} is unreachable "
+            f"{Opt('tracking_uri')}: MLflow server {mask_secrets(uri)} is unreachable "
             f"({type(e).__name__}); start it or pass a reachable URI."
         ) from None
 
@@ -201,7 +201,7 @@ def refuse_deleted(found: Any, name: str) -> None:
         raise InputError(
             f"MLflow experiment {name!r} (id {found.experiment_id}) was deleted; restore it "
             f"(mlflow experiments restore --experiment-id {found.experiment_id}) or pass "
-            "--experiment NEW_NAME."
+            f"{Opt('experiment', 'NEW_NAME')}."
         )
 
 
