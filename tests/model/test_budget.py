@@ -15,7 +15,7 @@ from tuner.data.sequences import load_sequences
 from tuner.data.spec import Windows
 from tuner.model.batches import TrainBatches
 from tuner.model.budget import MAX_PASSES, fit_seconds, passes_per_round, steps_per_round
-from tuner.model.params import min_rounds
+from tuner.model.params import TrialParams
 from tuner.model.train import EpochRecorder, FitSettings, fit_trial
 
 
@@ -79,10 +79,10 @@ def test_no_early_stop_and_no_best_round_before_the_familys_share() -> None:
     settings = FitSettings(max_epochs=10, patience=1, seed=0)
     still = {"units_0": 4, "batch_size": 16, "learning_rate": 1e-12}
     recurrent = fit_trial(still, data.windows(0), data, settings, recorder=EpochRecorder())
-    assert min_rounds(still, 10) == 1
+    assert TrialParams(still).min_rounds(10) == 1
     assert recurrent.stop_reason == "early_stopping" and recurrent.epochs_run == 2
     conv = {**still, "conv_layers": 1, "conv_filters": 4}
-    assert min_rounds(conv, 10) == 4  # FAMILY_MIN_SHARE: 40 % of the rounds
+    assert TrialParams(conv).min_rounds(10) == 4  # FAMILY_MIN_SHARE: 40 % of the rounds
     result = fit_trial(conv, data.windows(0), data, settings, recorder=EpochRecorder())
     assert result.epochs_run >= 5 and result.best_epoch >= 4
 

@@ -11,7 +11,7 @@ from tuner.cli.main import main
 from tuner.data.catalog import builtin_datasets, load_dataset
 from tuner.errors import InputError
 from tuner.model.build import build_model, make_optimizer
-from tuner.model.params import DEFAULTS, Params, check_space_names, pattern
+from tuner.model.params import DEFAULTS, TrialParams, check_space_names, pattern
 from tuner.space import load_space, probe_space
 from tuner.tasks.base import get_task
 
@@ -28,7 +28,7 @@ def test_the_model_reads_what_the_default_space_defines(task: str) -> None:
     assert candidates, "the probe recorded no names"
     read: set[str] = set()
     for pick in (0, -1):
-        params = Params({name: values[pick] for name, values in candidates.items()})
+        params = TrialParams({name: values[pick] for name, values in candidates.items()})
         build_model(params, data.info)
         make_optimizer(params, steps_per_epoch=1, epochs=1)
         params["batch_size"]  # the trainer's reads: batches, plateau schedule, windows
@@ -42,7 +42,7 @@ def test_the_model_reads_what_the_default_space_defines(task: str) -> None:
 
 
 def test_params_fill_defaults_and_record_reads() -> None:
-    params = Params({"units_1": 48})
+    params = TrialParams({"units_1": 48})
     assert params["units_1"] == 48 and params["units_0"] == DEFAULTS["units_{i}"]
     assert params["learning_rate"] == 1e-3
     assert params.read == {"units_{i}", "learning_rate"}

@@ -31,6 +31,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Each command imports its work when it runs: Optuna, MLflow and Keras take seconds
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
 from tuner.cli import lists
+from tuner.cli.options import declared, parsed_by
 from tuner.config import OPTIONS, TuneConfig, flag
 from tuner.devices import default_backend, import_keras_quietly
 from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
@@ -58,18 +59,6 @@ class _Help(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _parsed_by(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An option's parser as argparse takes it: its ValueError is argparse's message."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    return convert
-
-
 def _positive_int(text: str) -> int:
     try:
         return int(text)
@@ -88,7 +77,7 @@ def _add_options(tune: argparse.ArgumentParser) -> None:
             default=getattr(defaults, name),
             help=option.text(flags=True),
             metavar=option.metavar,
-            type=_parsed_by(option.parse or str),
+            type=parsed_by(option.parse or str),
         )
 
 
@@ -106,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("best", "best trial's params and metrics", lists.best),
     ):
         cmd = sub.add_parser(name, help=helptext)
-        cmd.add_argument("--study", required=True)
-        cmd.add_argument("--storage", help="Optuna storage URL")
+        declared(cmd, "study", required=True, help="study name")
+        declared(cmd, "storage")
         cmd.add_argument("--json", action="store_true")
         cmd.set_defaults(handler=handler)
     _add_worker(sub)
@@ -122,19 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_worker(sub: Any) -> None:
     worker = sub.add_parser("worker", help="join an existing study and run its missing trials")
-    worker.add_argument("--study", required=True)
-    worker.add_argument("--storage", help="Optuna storage URL shared by every worker")
-    worker.add_argument("--tracking-uri", help="MLflow tracking URI (default: the study's)")
-    worker.add_argument(
-        "--workers", type=_positive_int, help="processes on this host (default: one per GPU, or 1)"
-    )
-    worker.add_argument("--gpus", help="GPUs of this host to use: all (default), none, or 0,1")
-    worker.add_argument(
-        "--trials-per-gpu",
-        type=_positive_int,
-        help="worker processes sharing each GPU (default: from the model size, up to 4)",
-    )
-    worker.add_argument("--trials", type=_positive_int, help="total finished trials wanted")
+    declared(worker, "study", required=True, help="study name")
+    declared(worker, "storage")
+    declared(worker, "tracking_uri", help="MLflow tracking URI (default: the study's)")
+    for name in ("workers", "gpus", "trials_per_gpu"):
+        declared(worker, name)
+    declared(worker, "trials", help="total finished trials wanted (default: the study's)")
     worker.add_argument("--json", action="store_true")
     worker.set_defaults(handler=_cmd_worker)
 
@@ -145,8 +127,8 @@ def _add_servers(sub: Any) -> None:
         "storage-proxy",
         help="serve a study database to many workers through Optuna's gRPC storage proxy",
     )
-    proxy.add_argument(
-        "--storage", help="database URL the proxy serves (default: $TUNER_STORAGE, else local)"
+    declared(
+        proxy, "storage", help="database URL the proxy serves (default: $TUNER_STORAGE, else local)"
     )
     proxy.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -156,7 +138,7 @@ def _add_servers(sub: Any) -> None:
     ui = sub.add_parser(
         "ui", help="serve the MLflow UI over a local store, printing each study's runs link"
     )
-    ui.add_argument("--tracking-uri", help="MLflow store (default: the local one)")
+    declared(ui, "tracking_uri")
     ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     ui.add_argument("--port", type=_positive_int, default=5000, help="port (default: 5000)")
     ui.set_defaults(handler=lists.ui)
@@ -164,7 +146,7 @@ def _add_servers(sub: Any) -> None:
 
 def _add_export_predict(sub: Any) -> None:
     export = sub.add_parser("export", help="write the best model of a study as a bundle")
-    export.add_argument("--study", help="study name (default: the most recently started one)")
+    declared(export, "study", help="study name (default: the most recently started one)")
     export.add_argument("--out", required=True, type=Path, help="new or empty folder")
     export.add_argument(
         "--format", default="keras", help="comma-separated: keras (always), savedmodel, mlflow"
@@ -174,8 +156,8 @@ def _add_export_predict(sub: Any) -> None:
         action="store_true",
         help="retrain the best configuration on train+validation for its best epoch count",
     )
-    export.add_argument("--storage", help="Optuna storage URL")
-    export.add_argument("--tracking-uri", help="MLflow tracking URI (default: the local store)")
+    declared(export, "storage")
+    declared(export, "tracking_uri")
     export.set_defaults(handler=_cmd_export)
     predict = sub.add_parser("predict", help="predict with an exported bundle")
     predict.add_argument("--model", required=True, type=Path, help="bundle folder")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tuner.cli.options import declared
 from tuner.stores import storage_url, tracking_uri
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "analysis.ipynb"
@@ -58,9 +59,9 @@ def run_notebook(parameters: dict[str, Any], out: Path, *, notebook: Path = NOTE
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuner.cli.notebook", description=__doc__)
-    parser.add_argument("--study", help="study name (default: the most recently started one)")
-    parser.add_argument("--storage", help="Optuna storage URL (default $TUNER_STORAGE or local)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI)")
+    declared(parser, "study", help="study name (default: the most recently started one)")
+    declared(parser, "storage")
+    declared(parser, "tracking_uri")
     parser.add_argument("--compare-with", help="a second study to compare with")
     parser.add_argument("--compare-storage", help="its storage (default: --storage)")
     parser.add_argument("--out", type=Path, default=Path("notebooks/out"))

@@ -103,7 +103,7 @@ def _score_part(
             )
             model = fit_trial(trial.params, split, data, settings, recorder=EpochRecorder()).model
             retrained.append(trial.number)
-        batch_size = hparams.batch_size(trial.params)
+        batch_size = hparams.TrialParams.of(trial.params).batch_size
         # A model predicting every step reads any window: all score the longest.
         scored_on = windows.get(longest) if data.info.kind.per_step else split
         predictions.append(predict_windows(model, scored_on["val"], batch_size=batch_size))
@@ -130,4 +130,4 @@ def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[ker
 
 
 def _seq_len(trial: FrozenTrial, info: DatasetInfo) -> int:
-    return hparams.window_length(trial.params, info.max_seq_len)
+    return hparams.TrialParams.of(trial.params, max_seq_len=info.max_seq_len).window

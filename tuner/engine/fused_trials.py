@@ -69,7 +69,7 @@ def fill_group(study: optuna.Study, params: Mapping[str, Any], members: int, gro
 @dataclass
 class _Member:
     trial: optuna.Trial
-    params: dict[str, Any]
+    params: hparams.TrialParams
     run_id: str
     recorder: EpochRecorder
     logged: list[str] = field(default_factory=list)
@@ -128,22 +128,28 @@ class FusedTrials:
         try:
             params = self._objective.begin(trial, tags={FUSED_GROUP: group})
         except TrialFailed as e:
-            self._fail(_Member(trial, {}, self._objective.run_id, EpochRecorder()), str(e))
+            self._fail(
+                _Member(trial, hparams.TrialParams({}), self._objective.run_id, EpochRecorder()),
+                str(e),
+            )
             return None
         except Exception as e:
             reason = f"error: {type(e).__name__}: {e}"
-            self._fail(_Member(trial, {}, self._objective.run_id, EpochRecorder()), reason)
+            self._fail(
+                _Member(trial, hparams.TrialParams({}), self._objective.run_id, EpochRecorder()),
+                reason,
+            )
             raise
         trial.set_user_attr(FUSED_GROUP, group)
         return _Member(trial, params, self._objective.run_id, EpochRecorder())
 
     def _train(self, members: list[_Member], seconds: float | None) -> None:
         objective = self._objective
-        config, info = objective.config, objective.data.info
+        config = objective.config
         params = members[0].params
-        windows = objective.windows.get(hparams.window_length(params, info.max_seq_len))
+        windows = objective.windows.get(params.window)
         train, val = windows["train"], windows["val"]
-        batch = hparams.batch_size(params)
+        batch = params.batch_size
         for member in members:
             member.trial.set_user_attr(FUSED_MEMBERS, len(members))
             objective.tracker.set_tags(member.run_id, {FUSED_MEMBERS: str(len(members))})
@@ -160,7 +166,7 @@ class FusedTrials:
                 patience=config.patience,
                 passes=passes,
                 plateau=[m.params.get("lr_schedule") == "plateau" for m in members],
-                start_round=hparams.min_rounds(params, config.max_epochs),
+                start_round=params.min_rounds(config.max_epochs),
                 seed=config.seed + members[0].trial.number,
                 seconds=seconds,
                 after_round=self._after_round(members),
@@ -237,9 +243,9 @@ class FusedTrials:
             self._fail(member, f"val_loss became {result.history[-1]} (diverged)")
             return
         data = objective.data
-        seq_len = hparams.window_length(member.params, data.info.max_seq_len)
+        seq_len = member.params.window
         windows = objective.windows.get(seq_len)
-        size = hparams.batch_size(member.params)
+        size = member.params.batch_size
         try:
             metrics = evaluate(model, windows["val"], data, batch_size=size)
         except TrialFailed as e:

@@ -84,7 +84,7 @@ class SpaceHyperModel(kt.HyperModel):
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         params = self.params(hp)
         data = self._engine.data
-        seq_len = hparams.window_length(params, data.info.max_seq_len)
+        seq_len = hparams.TrialParams.of(params, max_seq_len=data.info.max_seq_len).window
         train = self._engine.objective.windows.get(seq_len)["train"]
         return compiled(params, data, train=train, epochs=self._engine.config_max_epochs)
 

@@ -126,9 +126,11 @@ class Objective:
             self._finish(trial, self._run_id, "failed", recorder, reason)
             raise
 
-    def begin(self, trial: optuna.Trial, tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def begin(
+        self, trial: optuna.Trial, tags: Mapping[str, str] | None = None
+    ) -> hparams.TrialParams:
         """Draw `trial`'s configuration from the space and open its MLflow run (its id
-        in `run_id`); returns the configuration."""
+        in `run_id`); returns the configuration, parsed once for everything below."""
         if not self.config.search_engine.own_loop:  # KerasTuner counts its own trials
             refuse_surplus(trial, self.config.n_trials)
         hp = OptunaHP(trial, self._space.name)
@@ -144,7 +146,7 @@ class Objective:
         trial.set_user_attr(records.GPU, os.environ.get("CUDA_VISIBLE_DEVICES", "-1"))
         trial.set_user_attr(records.WORKER, f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr(records.WORKER_STARTED, round(self.process_started, 3))
-        return hp.values
+        return hparams.TrialParams(hp.values, max_seq_len=self._data.info.max_seq_len)
 
     @property
     def run_id(self) -> str:
@@ -185,9 +187,12 @@ class Objective:
         metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
         added: dict[str, Any] = {"mlflow_run_id": run_id}
         if record["champion"]:
-            longest = max(hparams.window_length(t.params, info.max_seq_len) for t in members)
+            longest = max(
+                hparams.TrialParams.of(t.params, max_seq_len=info.max_seq_len).window
+                for t in members
+            )
             windows = self.windows.get(longest)
-            batch_size = hparams.batch_size(members[0].params)
+            batch_size = hparams.TrialParams.of(members[0].params).batch_size
             test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
             metrics |= {f"test_{k}": v for k, v in test.items()}
             added["test_metrics"] = test
@@ -226,13 +231,13 @@ class Objective:
     def _train(
         self,
         trial: optuna.Trial,
-        params: dict[str, Any],
+        params: hparams.TrialParams,
         run_id: str,
         recorder: EpochRecorder,
         resume: Resume | None,
     ) -> float:
         info = self._data.info
-        seq_len = hparams.window_length(params, info.max_seq_len)
+        seq_len = params.window
         settings = FitSettings(
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
@@ -259,7 +264,7 @@ class Objective:
     def record(
         self,
         trial: optuna.Trial,
-        params: dict[str, Any],
+        params: hparams.TrialParams,
         run_id: str,
         recorder: EpochRecorder,
         scored: Scored,
@@ -269,7 +274,7 @@ class Objective:
         """Record a trained trial (Optuna attributes, MLflow metrics, the champion's
         model, a kept ensemble member) and close its run; returns its value."""
         info = self._data.info
-        seq_len = hparams.window_length(params, info.max_seq_len)
+        seq_len = params.window
         trial.set_user_attr(records.TRAIN_S, round(train_s, 3))
         value = scored.val_metrics[info.metric]
         trial.set_user_attr(records.VAL_METRICS, scored.val_metrics)
@@ -291,7 +296,7 @@ class Objective:
 
     def _cross_validate(
         self,
-        params: dict[str, Any],
+        params: hparams.TrialParams,
         seq_len: int,
         settings: FitSettings,
         recorder: EpochRecorder,
@@ -359,7 +364,7 @@ class Objective:
     def _record_champion(
         self,
         trial: optuna.Trial,
-        params: dict[str, Any],
+        params: hparams.TrialParams,
         run_id: str,
         seq_len: int,
         scored: Scored,
@@ -399,9 +404,10 @@ class Objective:
         logged = load_logged_model(best.user_attrs[records.MODEL_URI], self._tracker.tracking_uri)
         model = trained_part(logged)  # evaluated on the standardised windows
         info = self._data.info
-        windows = self.windows.get(hparams.window_length(best.params, info.max_seq_len))
-        batch_size = hparams.batch_size(best.params)  # its predict step is compiled
-        test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
+        chosen = hparams.TrialParams(best.params, max_seq_len=info.max_seq_len)
+        windows = self.windows.get(chosen.window)
+        # batch_size: the trial's, whose predict step is compiled
+        test = evaluate(model, windows["test"], self._data, batch_size=chosen.batch_size)
         record_test_metrics(study, best, test)
         run_id = best.user_attrs.get(records.MLFLOW_RUN_ID)
         if run_id:

@@ -236,11 +236,12 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     epochs = int(
         best.user_attrs.get(records.BEST_EPOCH) or best.user_attrs.get(records.EPOCHS_RUN) or 1
     )
-    windows = data.windows(hparams.window_length(best.params, data.info.max_seq_len))
+    params = hparams.TrialParams(best.params, max_seq_len=data.info.max_seq_len)
+    windows = data.windows(params.window)
     seed = int(study.user_attrs[records.CONFIG].get("seed", 42)) + best.number
     in_rounds = ROUNDS_ATTR in best.user_attrs
-    model = refit(best.params, windows, data, epochs=epochs, seed=seed, in_rounds=in_rounds)
-    test = evaluate(model, windows["test"], data, batch_size=hparams.batch_size(best.params))
+    model = refit(params, windows, data, epochs=epochs, seed=seed, in_rounds=in_rounds)
+    test = evaluate(model, windows["test"], data, batch_size=params.batch_size)
     original = test_metrics(study, best) or {}
     tracker = Tracker(
         tracking_uri, study.user_attrs[records.CONFIG].get("experiment") or study.study_name
@@ -256,14 +257,13 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     )
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
     tracker.log_metrics(run_id, {f"original_test_{k}": v for k, v in original.items()})
-    seq_len = hparams.window_length(best.params, data.info.max_seq_len)
-    prep = data.preprocessing() | {"seq_len": seq_len}
+    prep = data.preprocessing() | {"seq_len": params.window}
     saved = in_data_units(model, prep)
     model_uri = tracker.log_champion(
         run_id,
         saved,
         prep,
-        example=request_example(data, seq_len),
+        example=request_example(data, params.window),
         registered_name=study.study_name,
         alias="refit",
     )

@@ -14,14 +14,13 @@ import keras
 from tuner.data.spec import DatasetInfo
 from tuner.model.blocks import attention_pooling
 from tuner.model.cells import CELLS
-from tuner.model.params import Params
+from tuner.model.params import TrialParams
 from tuner.tasks.base import get_task
 
 
 def build_model(params: Mapping[str, Any], info: DatasetInfo) -> keras.Model:
     """The task's model (`Task.build`): forecaster, classifier, character model, ..."""
-    params = params if isinstance(params, Params) else Params(params)
-    return get_task(info.task).build(params, info)
+    return get_task(info.task).build(TrialParams.of(params, max_seq_len=info.max_seq_len), info)
 
 
 def compile_args(info: DatasetInfo) -> dict[str, Any]:
@@ -40,23 +39,23 @@ def recurrent_stack(x: Any, params: Mapping[str, Any], *, sequences: bool = Fals
     """The recurrent layers the parameters choose, over `x`: the last state (or
     attention pooling over every state) unless `sequences` (a causal model's output
     at every step, never bidirectional)."""
-    cell = getattr(keras.layers, CELLS[params["cell"]].layer)
-    layers = int(params["layers"])
+    params = TrialParams.of(params)
+    cell = getattr(keras.layers, CELLS[params.cell].layer)
     attention = not sequences and bool(params["attention"])
-    for i in range(layers):
-        last = i == layers - 1
+    for i, units in enumerate(params.units):
+        last = i == params.layers - 1
         layer = cell(
-            int(params[f"units_{i}"]),
+            units,
             return_sequences=not last or attention or sequences,
             kernel_regularizer=l2(params),
-            dtype=_cell_dtype(params["cell"]),
+            dtype=_cell_dtype(params.cell),
         )
         both_ways = not sequences and params["bidirectional"]  # sequences: a causal model
         x = keras.layers.Bidirectional(layer)(x) if both_ways else layer(x)
         if params["layer_norm"] and not last:
             x = keras.layers.LayerNormalization()(x)
-        if params["dropout"]:
-            x = keras.layers.Dropout(float(params["dropout"]))(x)
+        if params.dropout:
+            x = keras.layers.Dropout(params.dropout)(x)
     return attention_pooling(x, mask=getattr(x, "_keras_mask", None)) if attention else x
 
 
@@ -71,7 +70,7 @@ def _cell_dtype(cell: str) -> str | None:
 
 
 def l2(params: Mapping[str, Any]) -> keras.regularizers.Regularizer | None:
-    l2 = float(params["l2"])
+    l2 = TrialParams.of(params).l2
     return keras.regularizers.L2(l2) if l2 > 0 else None
 
 
@@ -79,9 +78,9 @@ def make_optimizer(
     params: Mapping[str, Any], *, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
     """Optimizer with learning rate, schedule and gradient clipping from the params."""
-    params = params if isinstance(params, Params) else Params(params)
-    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(params["learning_rate"])
-    if params["lr_schedule"] == "cosine":
+    params = TrialParams.of(params)
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = params.learning_rate
+    if params.lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * epochs)
     clip = float(params["clipnorm"]) or None
     name = params["optimizer"]

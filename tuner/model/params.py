@@ -1,7 +1,7 @@
 """Hyperparameters: every name the model builders and the trainer read, its default,
 and which task's model reads it. The one home of the defaults.
 
-A space's values reach the model as `Params`: reading a name the space did not
+A space's values reach the model as `TrialParams`: reading a name the space did not
 define gives its default; every read is recorded, and `check_space_names`
 refuses, before any training, a name the task's model never reads (a misspelt
 `learning_rat` would otherwise train silently with the default rate).
@@ -78,12 +78,23 @@ def pattern(name: str) -> str:
     return f"{m['stem']}{{i}}" if m and f"{m['stem']}{{i}}" in DEFAULTS else name
 
 
-class Params(Mapping[str, Any]):
-    """A trial's values read by name: defaults filled in, reads recorded in `read`."""
+class TrialParams(Mapping[str, Any]):
+    """A trial's values, parsed once and passed down to the model builders, the trainer
+    and the tracker: the names every model reads as typed attributes (`window`,
+    `batch_size`, `cell`, `units`, ...), any name by `params[name]`. A name the space
+    left out reads as its default; every read is recorded in `read`."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], *, max_seq_len: int | None = None) -> None:
         self._values = dict(values)
+        self._max_seq_len = max_seq_len
         self.read: set[str] = set()
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], *, max_seq_len: int | None = None) -> TrialParams:
+        """`values` parsed, or as they are where they already were."""
+        if isinstance(values, TrialParams):
+            return values
+        return cls(values, max_seq_len=max_seq_len)
 
     def __getitem__(self, name: str) -> Any:
         key = pattern(name)
@@ -101,6 +112,60 @@ class Params(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+    @property
+    def window(self) -> int:
+        """The input's length in steps: `seq_len`, or the whole sequence where the task
+        has no windows (classification: the data's longest, `max_seq_len`)."""
+        if "seq_len" in self._values or self._max_seq_len is None:
+            return int(self["seq_len"])
+        return int(self._max_seq_len)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self["batch_size"])
+
+    @property
+    def cell(self) -> str:
+        return str(self["cell"])
+
+    @property
+    def layers(self) -> int:
+        return int(self["layers"])
+
+    @property
+    def units(self) -> tuple[int, ...]:
+        """The width of each recurrent layer."""
+        return tuple(int(self[f"units_{i}"]) for i in range(self.layers))
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self["learning_rate"])
+
+    @property
+    def lr_schedule(self) -> str:
+        return str(self["lr_schedule"])
+
+    @property
+    def l2(self) -> float:
+        return float(self["l2"])
+
+    @property
+    def dropout(self) -> float:
+        return float(self["dropout"])
+
+    @property
+    def conv_layers(self) -> int:
+        return int(self._values.get("conv_layers") or 0)
+
+    @property
+    def family(self) -> str:
+        """The model family, for its minimum pruning share (FAMILY_MIN_SHARE)."""
+        return "convolutional" if self.conv_layers else "recurrent"
+
+    def min_rounds(self, rounds: int) -> int:
+        """Rounds this configuration trains before a pruner may stop it (at least 1)."""
+        return max(1, math.ceil(FAMILY_MIN_SHARE[self.family] * rounds))
 
 
 def check_space_names(names: Iterable[str], *, task: str, space: str) -> None:
@@ -194,27 +259,8 @@ def check_space_values(choices: Mapping[str, Iterable[Any]], *, space: str) -> N
 FAMILY_MIN_SHARE = {"recurrent": 0.1, "convolutional": 0.4}
 
 
-def family(values: Mapping[str, Any]) -> str:
-    """The model family a configuration belongs to, for its minimum pruning share."""
-    return "convolutional" if int(values.get("conv_layers") or 0) else "recurrent"
-
-
-def min_rounds(values: Mapping[str, Any], rounds: int) -> int:
-    """Rounds a configuration trains before a pruner may stop it (at least 1)."""
-    return max(1, math.ceil(FAMILY_MIN_SHARE[family(values)] * rounds))
-
-
 def space_min_rounds(choices: Mapping[str, Iterable[Any]], rounds: int) -> int:
     """The largest `min_rounds` of the families a space can build (`choices`: the
     values each name can take, as `probe_space` returns them)."""
     convolutional = any(int(v or 0) for v in choices.get("conv_layers", ()))
-    return min_rounds({"conv_layers": int(convolutional)}, rounds)
-
-
-def window_length(values: Mapping[str, Any], max_seq_len: int) -> int:
-    """The trial's `seq_len`; classification spaces have none: the whole sequence."""
-    return int(values.get("seq_len", max_seq_len))
-
-
-def batch_size(values: Mapping[str, Any]) -> int:
-    return int(Params(values)["batch_size"])
+    return TrialParams({"conv_layers": int(convolutional)}).min_rounds(rounds)

@@ -202,7 +202,8 @@ def fit_trial(
     stay frozen that many rounds.
     """
     keras.utils.set_random_seed(settings.seed)
-    train, val, batch_size = windows["train"], windows["val"], hparams.batch_size(params)
+    params = hparams.TrialParams.of(params, max_seq_len=data.info.max_seq_len)
+    train, val, batch_size = windows["train"], windows["val"], params.batch_size
     resume = resume or Resume()
     callbacks = _make_callbacks(params, settings, recorder, pruning)
     feed = {
@@ -220,7 +221,7 @@ def fit_trial(
         start = resume.initial_epoch
         if init is not None and resume.model is None:
             moved = transfer(model, init)
-            frozen = int(hparams.Params(params)["freeze_recurrent_epochs"])
+            frozen = int(params["freeze_recurrent_epochs"])
             start = _frozen_start(model, params, data, moved, feed, callbacks, settings, frozen)
         model.fit(
             **feed,
@@ -268,7 +269,7 @@ def _check_fits(params: Mapping[str, Any], data: Dataset) -> None:
 
 def _frozen_start(
     model: keras.Model,
-    params: Mapping[str, Any],
+    params: hparams.TrialParams,
     data: Dataset,
     moved: Transfer,
     feed: dict[str, Any],
@@ -308,7 +309,8 @@ def refit(
         x=np.concatenate([windows["train"].x, windows["val"].x]),
         y=np.concatenate([windows["train"].y, windows["val"].y]),
     )
-    batch_size = hparams.batch_size(params)
+    params = hparams.TrialParams.of(params, max_seq_len=data.info.max_seq_len)
+    batch_size = params.batch_size
     model = compiled(params, data, train=both, epochs=epochs)
     passes = round_passes(both, batch_size) if in_rounds else 1
     model.fit(TrainBatches(both, batch_size, seed=seed, passes=passes), epochs=epochs, verbose=0)
@@ -320,15 +322,21 @@ def compiled(
 ) -> keras.Model:
     """The task's model for `params`, compiled with its optimizer, loss and metrics
     (the `train` windows' rounds, `epochs` of them, set the schedule's length)."""
+    params = hparams.TrialParams.of(params, max_seq_len=data.info.max_seq_len)
     model = build_model(params, data.info)
     _compile(model, params, data, train=train, epochs=epochs)
     return model
 
 
 def _compile(
-    model: keras.Model, params: Mapping[str, Any], data: Dataset, *, train: Windows, epochs: int
+    model: keras.Model,
+    params: hparams.TrialParams,
+    data: Dataset,
+    *,
+    train: Windows,
+    epochs: int,
 ) -> None:
-    batch_size = hparams.batch_size(params)
+    batch_size = params.batch_size
     steps = round_passes(train, batch_size) * TrainBatches.count(len(train.x), batch_size)
     optimizer = make_optimizer(params, steps_per_epoch=steps, epochs=epochs)
     model.compile(optimizer=optimizer, **compile_args(data.info))
@@ -345,7 +353,7 @@ def evaluate(
 
 
 def _make_callbacks(
-    params: Mapping[str, Any],
+    params: hparams.TrialParams,
     settings: FitSettings,
     recorder: EpochRecorder,
     pruning: RoundPruning | None,
@@ -357,10 +365,10 @@ def _make_callbacks(
         monitor="val_loss",
         patience=settings.patience,
         restore_best_weights=True,
-        start_from_epoch=hparams.min_rounds(params, settings.max_epochs) - 1,
+        start_from_epoch=params.min_rounds(settings.max_epochs) - 1,
     )
     extra: list[keras.callbacks.Callback] = []
-    if hparams.Params(params)["lr_schedule"] == "plateau":
+    if params.lr_schedule == "plateau":
         extra.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor="val_loss", factor=0.5, patience=max(1, settings.patience // 2)

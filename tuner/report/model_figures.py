@@ -89,7 +89,8 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
     """The best model on the test split: forecasts against the truth, a confusion
     matrix, or text sampled from the character model."""
     model, data, params = _best_model(study, tracking_uri)
-    test = data.windows(hparams.window_length(params, data.info.max_seq_len))["test"]
+    window = hparams.TrialParams(params, max_seq_len=data.info.max_seq_len).window
+    test = data.windows(window)["test"]
     return model_figure(model, data, test, params, study.study_name)
 
 

@@ -174,7 +174,9 @@ class CharLM(Task):
         from tuner.model import params as hparams
         from tuner.report.model_figures import sampled_text
 
-        return sampled_text(model, data, name, hparams.window_length(params, 100))
+        return sampled_text(
+            model, data, name, hparams.TrialParams.of(params, max_seq_len=100).window
+        )
 
 
 CHAR_LM = register(CharLM())

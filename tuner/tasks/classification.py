@@ -193,7 +193,7 @@ class Classification(Task):
         from tuner.model.batches import predict_windows
         from tuner.report.model_figures import confusion
 
-        pred = predict_windows(model, test, batch_size=hparams.batch_size(params))
+        pred = predict_windows(model, test, batch_size=hparams.TrialParams.of(params).batch_size)
         return confusion(pred, data, test, name)
 
 

@@ -161,7 +161,7 @@ class Forecasting(Task):
         from tuner.report.model_figures import forecast_plot
 
         # The trial's batch size: the model's predict step is compiled for it already.
-        pred = predict_windows(model, test, batch_size=hparams.batch_size(params))
+        pred = predict_windows(model, test, batch_size=hparams.TrialParams.of(params).batch_size)
         return forecast_plot(pred, data, test, name)
 
 

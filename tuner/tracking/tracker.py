@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tuner.errors import InputError, Opt, causes
-from tuner.model.params import Params
+from tuner.model.params import TrialParams
 from tuner.stores import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.tracking.models import (
     pyfunc_parts,
@@ -156,13 +156,12 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 def trial_run_name(number: int, params: Mapping[str, Any]) -> str:
     """What a trial's run is called in the MLflow UI: number, cell, layers x units,
     window, e.g. `t023 lstm 3x64 w52` (`64/32` where the widths differ)."""
-    values = Params(params)  # the defaults where the space leaves a name out
-    layers = int(values["layers"])
-    widths = [str(values[f"units_{i}"]) for i in range(layers)]
-    units = f"{layers}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
-    parts = [f"t{number:03d}", str(values["cell"]), units]
-    if values["conv_layers"]:
-        parts.append(f"+conv{values['conv_layers']}")
+    values = TrialParams.of(params)  # the defaults where the space leaves a name out
+    widths = [str(units) for units in values.units]
+    units = f"{values.layers}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
+    parts = [f"t{number:03d}", values.cell, units]
+    if values.conv_layers:
+        parts.append(f"+conv{values.conv_layers}")
     if "seq_len" in params:
         parts.append(f"w{params['seq_len']}")
     return " ".join(p for p in parts if p)
