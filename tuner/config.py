@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import InitVar, asdict, dataclass, field, fields
+from dataclasses import InitVar, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
-from tuner.errors import InputError, Opt, in_words
+from tuner.errors import InputError, Opt
+from tuner.options import (
+    Option,
+    at_least,
+    at_most,
+    columns,
+    integer,
+    number,
+    one_of,
+    option,
+    split_fractions,
+)
 from tuner.paths import DEFAULT_STORAGE, MODEL_FILE
 from tuner.search_engines import ENGINES, Engine
 from tuner.stores import check_name, storage_url, tracking_uri
@@ -38,87 +48,6 @@ SMALL_SET = 200
 CV_STEPS = 50_000
 DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
-
-
-Check = Callable[[str, Any], None]  # (option name, value) -> raises InputError
-
-
-@dataclass(frozen=True)
-class Option:
-    """How a `TuneConfig` field is given: its help, how the command line's text
-    becomes its value (`parse`), the check of one value (`check`, skipped for None),
-    and its group in `tuner tune --help` (`dataset`: overrides the definition)."""
-
-    help: str | Callable[[], str]  # a function where it names other options (`Opt`)
-    parse: Callable[[str], Any] | None = None
-    check: Check | None = None
-    group: str = ""
-    metavar: str | None = None
-
-    def text(self, *, flags: bool) -> str:
-        """The help worded for the command line (`flags`) or for Python."""
-        return self.help if isinstance(self.help, str) else in_words(self.help, flags=flags)
-
-
-def _option(default: Any, help: str | Callable[[], str], **how: Any) -> Any:
-    return field(default=default, metadata={"option": Option(help, **how)})
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer, but got {text!r}") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"expected a number, but got {text!r}") from None
-
-
-def _split(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(
-            f"expected three comma-separated numbers (fractions or row borders), but got {text!r}"
-        ) from None
-
-
-def _columns(text: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in text.split(",") if c.strip())
-
-
-def _at_least(low: int) -> Check:
-    def check(name: str, value: Any) -> None:
-        if value < low:
-            raise InputError(f"{Opt(name)} must be at least {low}, but got {value}.", option=name)
-
-    return check
-
-
-def _one_of(allowed: tuple[str, ...]) -> Check:
-    def check(name: str, value: Any) -> None:
-        if value not in allowed:
-            raise InputError(
-                f"{Opt(name)} must be one of {', '.join(allowed)}, but got {value!r}.", option=name
-            )
-
-    return check
-
-
-def _at_most(high: int, why: tuple[str, str]) -> Check:
-    def check(name: str, value: Any) -> None:
-        _at_least(1)(name, value)
-        if value > high:
-            raise InputError(
-                f"{Opt(name)} must be at most {high}{why[0]}, but got {value}; {why[1]}.",
-                option=name,
-            )
-
-    return check
 
 
 def _check_timeout(name: str, value: float) -> None:
@@ -156,7 +85,7 @@ def _check_warm_start_trials(name: str, value: int) -> None:
 
 
 def _check_sampler(name: str, value: str) -> None:
-    _one_of(SAMPLERS)(name, value)
+    one_of(SAMPLERS)(name, value)
     if value == "gp":
         _require_torch()
 
@@ -180,170 +109,170 @@ class TuneConfig:
     """Every option of a study (`tuner tune --help` and `tuner.tune(...)` are made
     from these fields); the defaults give a good run on the default dataset."""
 
-    dataset: str = _option("co2", "built-in name or file path", metavar="NAME|PATH")
-    space: str | None = _option(
+    dataset: str = option("co2", "built-in name or file path", metavar="NAME|PATH")
+    space: str | None = option(
         None,
         "built-in search space name or .py path (default: the space named after the dataset's "
         "task: forecasting, classification or char_lm)",
     )
-    study: str | None = _option(None, "study name (default: the dataset name)")
-    trials: int | None = _option(
+    study: str | None = option(None, "study name (default: the dataset name)")
+    trials: int | None = option(
         None,
         lambda: (
             f"total finished trials wanted (resumes count; default: {DEFAULT_TRIALS}, or the "
             f"whole grid with {Opt('sampler', 'grid')})"
         ),
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
     )
-    timeout: float | None = _option(
+    timeout: float | None = option(
         None,
         "stop starting trials after SECONDS, worker start-up not counted (default: no limit)",
-        parse=_number,
+        parse=number,
         check=_check_timeout,
     )
-    max_epochs: int = _option(
+    max_epochs: int = option(
         20,
         "epochs a trial may train (more for tiny training sets, so each gets enough steps)",
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
     )
-    patience: int = _option(
+    patience: int = option(
         4,
         "epochs without improvement before early stopping ends a trial",
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
     )
-    sampler: str = _option(
+    sampler: str = option(
         "tpe",
         " | ".join(SAMPLERS) + " (grid: every point of a discrete space once)",
         check=_check_sampler,
     )
-    pruner: str = _option("hyperband", " | ".join(PRUNERS), check=_one_of(PRUNERS))
-    storage: str | None = _option(
+    pruner: str = option("hyperband", " | ".join(PRUNERS), check=one_of(PRUNERS))
+    storage: str | None = option(
         None, f"Optuna storage URL (default $TUNER_STORAGE or {DEFAULT_STORAGE})"
     )
-    tracking_uri: str | None = _option(
+    tracking_uri: str | None = option(
         None, "MLflow tracking URI (default $MLFLOW_TRACKING_URI or local store)"
     )
-    experiment: str | None = _option(None, "MLflow experiment (default: the study name)")
-    seed: int = _option(
+    experiment: str | None = option(None, "MLflow experiment (default: the study name)")
+    seed: int = option(
         42,
         "seed of the sampler and of each trial's training (with the trial number)",
-        parse=_integer,
+        parse=integer,
         check=_check_seed,
     )
-    workers: int | None = _option(
+    workers: int | None = option(
         None,
         "local worker processes (default: one per GPU, or 1)",
-        parse=_integer,
-        check=_at_most(
+        parse=integer,
+        check=at_most(
             MAX_WORKERS, (" local processes", "for more, start `tuner worker` on more machines")
         ),
     )
-    gpus: str | None = _option(None, "GPUs to use: all (default), none, or ids like 0,1")
-    trials_per_gpu: int | None = _option(
+    gpus: str | None = option(None, "GPUs to use: all (default), none, or ids like 0,1")
+    trials_per_gpu: int | None = option(
         None,
         "worker processes sharing each GPU, with memory growth (default: up to 4, from the "
         "size of the space's largest model and the GPU's memory; refused without a GPU)",
-        parse=_integer,
-        check=_at_most(
+        parse=integer,
+        check=at_most(
             MAX_TRIALS_PER_GPU,
             ("", "more processes than that share one GPU's memory and cores without gain"),
         ),
     )
-    precision: str = _option(
-        "float32", " | ".join(PRECISIONS) + " (Keras policy)", check=_one_of(PRECISIONS)
+    precision: str = option(
+        "float32", " | ".join(PRECISIONS) + " (Keras policy)", check=one_of(PRECISIONS)
     )
-    fuse: int = _option(
+    fuse: int = option(
         1,
         lambda: (
             "train K trials that share their model's structure as one compiled program, each "
             "still its own trial and run (JAX backend; others, cross-validation and "
             f"{Opt('init_from')} train unfused; 1: off, the default)"
         ),
-        parse=_integer,
-        check=_at_most(MAX_FUSE, ("", "larger groups ran slower than one after another")),
+        parse=integer,
+        check=at_most(MAX_FUSE, ("", "larger groups ran slower than one after another")),
     )
-    engine: str = _option(
+    engine: str = option(
         "optuna",
         "; ".join(f"{e.name}: {e.summary}" for e in ENGINES.values()),
-        check=_one_of(tuple(ENGINES)),
+        check=one_of(tuple(ENGINES)),
     )
-    kt_tuner: str = _option(
+    kt_tuner: str = option(
         "hyperband",
         lambda: " | ".join(KT_TUNERS) + f" ({Opt('engine', 'keras-tuner')})",
-        check=_one_of(KT_TUNERS),
+        check=one_of(KT_TUNERS),
     )
-    epoch_budget: int | None = _option(
+    epoch_budget: int | None = option(
         None,
         "start no trial once the study's trials have trained this many epochs in all "
         "(default: no budget)",
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
     )
-    ensemble: int | None = _option(
+    ensemble: int | None = option(
         None,
         "average the K best trials into one champion when that validates better (every "
         "task: forecasts, class probabilities, character logits; 0: off; default: "
         f"{SMALL_SET_ENSEMBLE} on classification sets under {SMALL_SET} training sequences "
         "that are not cross-validated, optuna engine; else off)",
-        parse=_integer,
+        parse=integer,
         check=_check_ensemble,
     )
-    warm_start: str | None = _option(
+    warm_start: str | None = option(
         None, "STUDY or STORAGE_URL#STUDY: run its best configurations first (default: none)"
     )
-    warm_start_trials: int = _option(
+    warm_start_trials: int = option(
         5,
         lambda: f"how many of the {Opt('warm_start')} study's best configurations to enqueue",
-        parse=_integer,
+        parse=integer,
         check=_check_warm_start_trials,
     )
-    init_from: str | None = _option(
+    init_from: str | None = option(
         None,
         "exported bundle folder or models:/NAME@champion: trials whose layers match start "
         "from its weights and fine-tune (default: none)",
         check=_check_init_from,
     )
-    target: tuple[str, ...] | None = _option(
-        None, "target column(s), comma-separated", parse=_columns, group=_DATA
+    target: tuple[str, ...] | None = option(
+        None, "target column(s), comma-separated", parse=columns, group=_DATA
     )
-    covariates: tuple[str, ...] | None = _option(
-        None, "input-only columns, comma-separated", parse=_columns, group=_DATA
+    covariates: tuple[str, ...] | None = option(
+        None, "input-only columns, comma-separated", parse=columns, group=_DATA
     )
-    time_col: str | None = _option(
+    time_col: str | None = option(
         None, "timestamp column (checked: parsable, sorted, unique)", group=_DATA
     )
-    horizon: int | None = _option(
+    horizon: int | None = option(
         None,
         "forecast horizon in steps (default: the dataset definition's, else 1)",
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
         group=_DATA,
     )
-    seasonal_period: int | None = _option(
+    seasonal_period: int | None = option(
         None,
         "season length for the seasonal naive baseline",
-        parse=_integer,
-        check=_at_least(1),
+        parse=integer,
+        check=at_least(1),
         group=_DATA,
     )
-    split: tuple[float, ...] | None = _option(
+    split: tuple[float, ...] | None = option(
         None,
         "train,val,test as fractions (0.7,0.15,0.15) or row borders (8640,11520,14400)",
-        parse=_split,
+        parse=split_fractions,
         group=_DATA,
     )
-    fill: str | None = _option(
+    fill: str | None = option(
         None, "fill missing values instead of failing: interpolate | ffill", group=_DATA
     )
-    cv: int | None = _option(
+    cv: int | None = option(
         None,
         f"cross-validation folds a trial's value is the mean over (0: off, or 2-{MAX_FOLDS}; "
         f"default: {DEFAULT_FOLDS} for classification sets under {SMALL_SET} training "
         f"sequences whose steps sum to at most {CV_STEPS:,}, else off)",
-        parse=_integer,
+        parse=integer,
         group=_DATA,
     )
 
@@ -358,10 +287,10 @@ class TuneConfig:
             else:
                 check_name("study", self.study_name, derived=Opt("dataset", self.dataset))
         self._check_together()
-        for name, option in OPTIONS.items():
+        for name, declared in OPTIONS.items():
             value = getattr(self, name)
-            if option.check is not None and value is not None:
-                option.check(name, value)
+            if declared.check is not None and value is not None:
+                declared.check(name, value)
 
     def _check_together(self) -> None:
         """The options that refuse each other (first: a conflict stands whatever the
@@ -461,11 +390,6 @@ class TuneConfig:
 
 
 OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in fields(TuneConfig)}
-
-
-def flag(name: str) -> str:
-    """The command-line flag of an option: `max_epochs` -> `--max-epochs`."""
-    return Opt(name).worded(flags=True)
 
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")  # --init-from: a logged or registered model

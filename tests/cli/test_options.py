@@ -13,8 +13,9 @@ import pytest
 import tuner
 from tests.conftest import ROOT
 from tuner.cli.main import build_parser
-from tuner.config import OPTIONS, TuneConfig, flag
+from tuner.config import OPTIONS, TuneConfig
 from tuner.errors import InputError, Opt, worded
+from tuner.options import flag
 
 
 def _tune_parser() -> argparse.ArgumentParser:

@@ -32,9 +32,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # to import, and `tuner --help`, `tuner datasets` and bad flags answer at once.
 from tuner.cli import lists
 from tuner.cli.options import declared, parsed_by
-from tuner.config import OPTIONS, TuneConfig, flag
+from tuner.config import OPTIONS, TuneConfig
 from tuner.devices import default_backend, import_keras_quietly
 from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
+from tuner.options import flag
 from tuner.paths import LOG_DIR
 from tuner.stores import storage_url, tracking_server
 from tuner.tasks.base import get_task

@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from tuner.config import OPTIONS, flag
+from tuner.config import OPTIONS
+from tuner.options import flag
 
 
 def parsed_by(parse: Callable[[str], Any]) -> Callable[[str], Any]:

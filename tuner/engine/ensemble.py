@@ -27,7 +27,7 @@ from tuner.engine.objective import Objective
 from tuner.model import params as hparams
 from tuner.model.batches import predict_windows
 from tuner.model.budget import ROUNDS_ATTR, fit_seconds
-from tuner.model.train import EpochRecorder, FitSettings, fit_trial, refit
+from tuner.model.train import EpochRecorder, FitSettings, evaluate, fit_trial, refit
 from tuner.study import records
 from tuner.study.summary import top_trials
 from tuner.tasks.base import get_task
@@ -76,7 +76,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     }
     if len(scored) > 1:
         record["fold_values"] = [s[0][metric] for s in scored]
-    record |= objective.record_ensemble(model, record, members)
+    record |= _record(objective, model, record, members)
     study.set_user_attr(records.ENSEMBLE, record)
     return record
 
@@ -131,3 +131,43 @@ def _refit_members(members: list[FrozenTrial], objective: Objective) -> list[ker
 
 def _seq_len(trial: FrozenTrial, info: DatasetInfo) -> int:
     return hparams.TrialParams.of(trial.params, max_seq_len=info.max_seq_len).window
+
+
+def _record(
+    objective: Objective, model: keras.Model, record: dict[str, Any], members: list[Any]
+) -> dict[str, Any]:
+    """Log an ensemble as its own MLflow run beside the trials; when it is the
+    champion, also its test metrics and the registered model. Returns what
+    was added (run id, and test metrics and model URI for a champion)."""
+    data, tracker = objective.data, objective.tracker
+    info = data.info
+    run = tracker.client.create_run(
+        tracker.experiment_id,
+        run_name=f"ensemble-top{len(members)}",
+        tags={"mlflow.parentRunId": tracker.parent_id, "role": "ensemble"},
+    )
+    run_id = str(run.info.run_id)
+    tracker.log_params(run_id, {"members": record["members"]})
+    metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
+    added: dict[str, Any] = {"mlflow_run_id": run_id}
+    if record["champion"]:
+        longest = max(
+            hparams.TrialParams.of(t.params, max_seq_len=info.max_seq_len).window for t in members
+        )
+        windows = objective.windows.get(longest)
+        batch_size = hparams.TrialParams.of(members[0].params).batch_size
+        test = evaluate(model, windows["test"], data, batch_size=batch_size)
+        metrics |= {f"test_{k}": v for k, v in test.items()}
+        added["test_metrics"] = test
+        added["seq_len"] = longest
+        added["model_uri"] = objective.log_model(
+            run_id,
+            model,
+            longest,
+            what=f"top-{len(members)} ensemble",
+            value=record["val_metrics"][info.metric],
+        )
+    tracker.log_metrics(run_id, metrics)
+    tracker.set_tags(run_id, {"champion": record["champion"]})
+    tracker.end(run_id, "FINISHED")
+    return added

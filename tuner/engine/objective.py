@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
@@ -169,45 +168,6 @@ class Objective:
         """What a configuration is scored on: the cross-validation folds, or the
         dataset's own validation split."""
         return self._folds or [(self._data, self.windows)]
-
-    def record_ensemble(
-        self, model: keras.Model, record: dict[str, Any], members: list[Any]
-    ) -> dict[str, Any]:
-        """Log an ensemble as its own MLflow run beside the trials; when it is the
-        champion, also its test metrics and the registered model. Returns what
-        was added (run id, and test metrics and model URI for a champion)."""
-        info = self._data.info
-        run = self._tracker.client.create_run(
-            self._tracker.experiment_id,
-            run_name=f"ensemble-top{len(members)}",
-            tags={"mlflow.parentRunId": self._tracker.parent_id, "role": "ensemble"},
-        )
-        run_id = str(run.info.run_id)
-        self._tracker.log_params(run_id, {"members": record["members"]})
-        metrics = {f"val_{k}": v for k, v in record["val_metrics"].items()}
-        added: dict[str, Any] = {"mlflow_run_id": run_id}
-        if record["champion"]:
-            longest = max(
-                hparams.TrialParams.of(t.params, max_seq_len=info.max_seq_len).window
-                for t in members
-            )
-            windows = self.windows.get(longest)
-            batch_size = hparams.TrialParams.of(members[0].params).batch_size
-            test = evaluate(model, windows["test"], self._data, batch_size=batch_size)
-            metrics |= {f"test_{k}": v for k, v in test.items()}
-            added["test_metrics"] = test
-            added["seq_len"] = longest
-            added["model_uri"] = self._log_model(
-                run_id,
-                model,
-                longest,
-                what=f"top-{len(members)} ensemble",
-                value=record["val_metrics"][info.metric],
-            )
-        self._tracker.log_metrics(run_id, metrics)
-        self._tracker.set_tags(run_id, {"champion": record["champion"]})
-        self._tracker.end(run_id, "FINISHED")
-        return added
 
     def record_interrupt(self, trial: optuna.Trial, recorder: EpochRecorder | None = None) -> None:
         """Record the trial as failed with reason "interrupted" and its MLflow run as KILLED."""
@@ -382,7 +342,7 @@ class Objective:
         )
         value = scored.val_metrics[self._data.info.metric]
         what = f"trial {trial.number}"
-        model_uri = self._log_model(run_id, model, seq_len, what=what, value=value)
+        model_uri = self.log_model(run_id, model, seq_len, what=what, value=value)
         trial.set_user_attr(records.MODEL_URI, model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
@@ -416,7 +376,7 @@ class Objective:
         figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
 
-    def _log_model(
+    def log_model(
         self, run_id: str, model: keras.Model, seq_len: int, *, what: str, value: float
     ) -> str:
         """Log and register `model` as it is served: in the data's units, reading raw

@@ -74,9 +74,7 @@ def run_tune(
     if config.sampler == "grid":
         config, size = grid_trials(config, data, space)
         err.print(f"grid search: {size} points in space {space.name}; {config.n_trials} wanted")
-    if trials_per_process is None:
-        backend = os.environ.get("KERAS_BACKEND") or default_backend(gpu=gpus[0] if gpus else None)
-        trials_per_process = TRIALS_PER_PROCESS.get(backend, 10)
+    trials_per_process = trials_per_process or _trials_per_process(gpus)
     study, tracking_uri = _open_stores(config, data, space)
     tracker = _open_tracker(config, study, data, space, tracking_uri=tracking_uri, role=role)
     job = WorkerJob(
@@ -117,6 +115,12 @@ def run_tune(
                 raise
             err.print("the MLflow parent run stays open: the next run closes it")
     return summary
+
+
+def _trials_per_process(gpus: list[str]) -> int:
+    """Trials a worker process runs before another replaces it, by its backend."""
+    backend = os.environ.get("KERAS_BACKEND") or default_backend(gpu=gpus[0] if gpus else None)
+    return TRIALS_PER_PROCESS.get(backend, 10)
 
 
 def _open_stores(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple[optuna.Study, str]:

@@ -261,27 +261,13 @@ def fit_group(
     for round_ in range(1, rounds + 1):
         trained = group.active.copy()
         rates = group.learning_rates() if group.rate_is_variable else np.full(group.k, np.nan)
-        train_loss: Any = 0.0
-        for _ in range(passes):
-            order = rng.permutation(len(x))
-            for step in range(steps):
-                batch = order[step * batch_size : (step + 1) * batch_size]
-                train_loss = train_loss + group.train_step(x[batch], y[batch])
+        train_loss = _one_round(group, x, y, rng, batch_size=batch_size, passes=passes)
         val_loss = group.evaluate(*val, batch_size=batch_size)
         better = stops.after_round(group, round_, val_loss)
         saved = group.keep_where(better, saved)
         if after_round is not None:
             mean = np.asarray(train_loss, dtype=float) / (passes * steps)
-            logs = {
-                int(m): {
-                    "loss": float(mean[m]),
-                    "val_loss": float(val_loss[m]),
-                    "val_data": float(group.data_losses[m]),
-                    "learning_rate": float(rates[m]),
-                }
-                for m in np.flatnonzero(trained)
-            }
-            for m in after_round(round_, logs):
+            for m in after_round(round_, _round_logs(group, trained, mean, val_loss, rates)):
                 if group.active[m]:
                     stops.results[m].stop_reason = "pruned"
                     group.stop(m)
@@ -294,6 +280,36 @@ def fit_group(
         stops.end_all(group, "max_epochs")
     group.restore(saved)
     return stops.results
+
+
+def _one_round(
+    group: FusedGroup, x: np.ndarray, y: np.ndarray, rng: Any, *, batch_size: int, passes: int
+) -> Any:
+    """`passes` shuffled passes of full batches; the members' training loss summed
+    over the round's steps (on the device: nothing waits for it here)."""
+    steps = max(1, len(x) // batch_size)
+    train_loss: Any = 0.0
+    for _ in range(passes):
+        order = rng.permutation(len(x))
+        for step in range(steps):
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            train_loss = train_loss + group.train_step(x[batch], y[batch])
+    return train_loss
+
+
+def _round_logs(
+    group: FusedGroup, trained: np.ndarray, loss: Any, val_loss: Any, rates: np.ndarray
+) -> dict[int, dict[str, float]]:
+    """What each member that trained in the round logs, as a Keras callback's logs."""
+    return {
+        int(m): {
+            "loss": float(loss[m]),
+            "val_loss": float(val_loss[m]),
+            "val_data": float(group.data_losses[m]),
+            "learning_rate": float(rates[m]),
+        }
+        for m in np.flatnonzero(trained)
+    }
 
 
 class _Stopping:

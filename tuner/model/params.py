@@ -163,6 +163,18 @@ class TrialParams(Mapping[str, Any]):
         """The model family, for its minimum pruning share (FAMILY_MIN_SHARE)."""
         return "convolutional" if self.conv_layers else "recurrent"
 
+    def short_name(self) -> str:
+        """Cell, layers x units, window: `lstm 3x64 w52` (`64/32` where the widths
+        differ): a trial's run name in the MLflow UI, after its number."""
+        widths = [str(units) for units in self.units]
+        units = f"{self.layers}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
+        parts = [self.cell, units]
+        if self.conv_layers:
+            parts.append(f"+conv{self.conv_layers}")
+        if "seq_len" in self._values:
+            parts.append(f"w{self._values['seq_len']}")
+        return " ".join(parts)
+
     def min_rounds(self, rounds: int) -> int:
         """Rounds this configuration trains before a pruner may stop it (at least 1)."""
         return max(1, math.ceil(FAMILY_MIN_SHARE[self.family] * rounds))

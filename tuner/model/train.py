@@ -221,8 +221,7 @@ def fit_trial(
         start = resume.initial_epoch
         if init is not None and resume.model is None:
             moved = transfer(model, init)
-            frozen = int(params["freeze_recurrent_epochs"])
-            start = _frozen_start(model, params, data, moved, feed, callbacks, settings, frozen)
+            start = _frozen_start(model, params, data, moved, feed, callbacks, settings)
         model.fit(
             **feed,
             epochs=resume.epochs or settings.max_epochs,
@@ -275,12 +274,11 @@ def _frozen_start(
     feed: dict[str, Any],
     callbacks: _Callbacks,
     settings: FitSettings,
-    frozen: int,
 ) -> int:
     """Train a fine-tuned model's other layers with its recurrent layers frozen for
     `frozen` epochs (`freeze_recurrent_epochs` rounds; Keras fixes what trains when it
     compiles, so each phase compiles); returns the epoch the full training starts from."""
-    frozen = min(frozen, settings.max_epochs - 1)
+    frozen = min(int(params["freeze_recurrent_epochs"]), settings.max_epochs - 1)
     if not moved.fine_tuned or frozen <= 0:
         return 0
     train = feed["x"].split

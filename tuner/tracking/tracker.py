@@ -153,20 +153,6 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def trial_run_name(number: int, params: Mapping[str, Any]) -> str:
-    """What a trial's run is called in the MLflow UI: number, cell, layers x units,
-    window, e.g. `t023 lstm 3x64 w52` (`64/32` where the widths differ)."""
-    values = TrialParams.of(params)  # the defaults where the space leaves a name out
-    widths = [str(units) for units in values.units]
-    units = f"{values.layers}x{widths[0]}" if len(set(widths)) == 1 else "/".join(widths)
-    parts = [f"t{number:03d}", values.cell, units]
-    if values.conv_layers:
-        parts.append(f"+conv{values.conv_layers}")
-    if "seq_len" in params:
-        parts.append(f"w{params['seq_len']}")
-    return " ".join(p for p in parts if p)
-
-
 _HOST, _PID = "host", "pid"  # the process that writes a run, to close it if it dies
 
 
@@ -282,7 +268,7 @@ class Tracker:
     ) -> str:
         run = self.client.create_run(
             self.experiment_id,
-            run_name=trial_run_name(number, params),
+            run_name=f"t{number:03d} {TrialParams.of(params).short_name()}",
             tags={
                 "mlflow.parentRunId": self.parent_id,
                 "trial_number": str(number),
