@@ -90,7 +90,7 @@ class TuneResult:
     @property
     def baselines(self) -> dict[str, dict[str, float]]:
         """Naive forecasts or unigram model on the same validation and test targets."""
-        return dict(self.study.user_attrs.get(records.BASELINES) or {})
+        return dict(records.get(self.study, records.BASELINES, None) or {})
 
     def trials(self) -> pd.DataFrame:
         """One row per trial: number, state, value, duration, epochs and stop reason,

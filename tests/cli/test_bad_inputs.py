@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import SPACES, Stores, start_tuner, tiny_tune_args
 from tuner.cli.main import main
+from tuner.study import records
 
 CASES = [
     # (extra arguments, words the message must contain)
@@ -294,7 +295,8 @@ def test_a_study_the_tuner_did_not_create_is_refused_not_adopted(
     for word in words:
         assert word in err, f"{word!r} not in {err!r}"
     study = optuna.load_study(study_name="tiny", storage=stores.storage)
-    assert len(study.trials) == trials and "identity" not in study.user_attrs  # untouched
+    assert len(study.trials) == trials  # untouched
+    assert records.IDENTITY not in records.study_records(study)
 
 
 def _random_bytes(path: Path) -> None:

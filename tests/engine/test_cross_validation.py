@@ -24,6 +24,7 @@ from tuner.data.text import TextData
 from tuner.engine.objective import Objective
 from tuner.errors import InputError
 from tuner.space import load_space
+from tuner.study import records
 from tuner.tracking.tracker import Tracker
 
 
@@ -128,8 +129,10 @@ def test_cv_study_logs_each_fold_and_tests_only_the_best_trial(stores: Stores) -
         assert run.data.metrics["fold1_val_mse"] == pytest.approx(folds[1])
         # The test split is scored for the trial reported best, and for no other.
         assert ("test_mse" in run.data.metrics) == (trial.number == study.best_trial.number)
-    assert list(study.user_attrs["test_metrics"]) == [str(study.best_trial.number)]
-    assert summary["best_test"] == study.user_attrs["test_metrics"][str(summary["best_trial"])]
+    assert list(records.get(study, records.TEST_METRICS)) == [str(study.best_trial.number)]
+    assert (
+        summary["best_test"] == records.get(study, records.TEST_METRICS)[str(summary["best_trial"])]
+    )
     assert summary["best_trial"] == study.best_trial.number
     folds = study.best_trial.user_attrs["fold_values"]
     assert summary["fold_spread"] == {
@@ -159,4 +162,4 @@ def test_cv_trial_can_be_pruned_inside_its_second_fold(tmp_path: Path) -> None:
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [0, 1, 2]
-    assert "test_metrics" not in study.user_attrs
+    assert records.TEST_METRICS not in records.study_records(study)

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, Stores, made_once, start_tuner, tiny_tune_args
 from tuner.cli.main import main
+from tuner.study import records
 
 pytestmark = pytest.mark.slow
 
@@ -211,6 +212,22 @@ def test_status_and_best_read_the_finished_study(
     assert "val_mse" in table  # one objective column, named
     best_line = next(line for line in table.splitlines() if f" {summary['best_trial']}* " in line)
     assert "complete" in best_line  # the best trial is starred
+
+
+def test_optuna_studies_lists_the_study_in_one_short_line(finished: tuple[Stores, dict]) -> None:
+    """The study's records (configuration, data fingerprint, baselines, ...) are system
+    attributes: `optuna studies` shows no attribute column of 2,600 characters."""
+    stores, _ = finished
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    shown = subprocess.run(
+        [str(optuna_cli), "studies", "--storage", stores.storage],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "tiny" in shown and "user_attrs" not in shown, shown
+    assert max(len(line) for line in shown.splitlines()) < 160, shown
+    study = optuna.load_study(study_name="tiny", storage=stores.storage)
+    assert study.user_attrs == {}
+    assert records.get(study, records.CONFIG)["max_epochs"] == 3  # read back from the records
 
 
 NATIVE_LOG = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]")

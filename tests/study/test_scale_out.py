@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from tests.conftest import Stores, start_tuner, tiny_tune_args
 from tuner.errors import TrialFailed
+from tuner.study import records
 from tuner.study.setup import sampler_seed
 from tuner.study.storage import open_storage
 from tuner.study.summary import refuse_surplus
@@ -98,7 +99,7 @@ def test_worker_joins_a_study_started_by_tune(stores: Stores) -> None:
     roles = sorted(r.data.tags["role"] for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert roles == ["tune", "worker"]
     study = optuna.load_study(study_name="joined", storage=stores.storage)
-    assert study.user_attrs["config"]["max_epochs"] == 3
+    assert records.get(study, records.CONFIG)["max_epochs"] == 3
 
 
 def test_worker_on_an_unknown_study_exits_2(stores: Stores) -> None:

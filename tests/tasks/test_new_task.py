@@ -23,6 +23,7 @@ from tests.conftest import Stores
 from tuner.data.spec import DatasetInfo, DatasetSpec, Windows, fingerprint
 from tuner.errors import InputError
 from tuner.model.params import RECURRENT, TRAINING
+from tuner.study import records
 from tuner.tasks.base import Task, get_task, register, task_names
 
 _PARTS = {"train": slice(0, 120), "val": slice(120, 160), "test": slice(160, 200)}
@@ -159,7 +160,7 @@ def test_a_fourth_task_registered_in_one_file_tunes_end_to_end(
     result = tuner.tune(data, space, study="waves", trials=2, max_epochs=6, patience=6, seed=1)
 
     best = result.best
-    assert result.study.user_attrs["objective"] == "validation MSE"
+    assert records.get(result.study, records.OBJECTIVE) == "validation MSE"
     assert set(best["params"]) == {"units_0", "learning_rate"}
     assert best["val"]["mse"] == pytest.approx(result.best_trial.value)
     assert best["test"]["mse"] < result.baselines["mean_test"]["mse"]

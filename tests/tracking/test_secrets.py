@@ -70,6 +70,6 @@ def test_a_password_in_the_tracking_uri_appears_nowhere(
     ]
     stored += [[t.user_attrs, t.system_attrs, t.params] for t in study.trials]
     assert CANARY not in json.dumps(stored, default=str)
-    assert "tracking_uri" in json.dumps(study.user_attrs, default=str)  # it is stored, masked
+    assert "tracking_uri" in json.dumps(stored, default=str)  # it is stored, masked
     for log in Path.cwd().rglob("*.log"):
         assert CANARY not in log.read_text(errors="replace"), log

@@ -56,7 +56,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     members = top_trials(study, size)
     if len(members) < 2:
         record: dict[str, Any] = {"skipped": f"{len(members)} complete trial(s); need 2"}
-        study.set_user_attr(records.ENSEMBLE, record)
+        records.put(study, records.ENSEMBLE, record)
         return record
     data = objective.data
     metric = data.info.metric
@@ -77,7 +77,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     if len(scored) > 1:
         record["fold_values"] = [s[0][metric] for s in scored]
     record |= _record(objective, model, record, members)
-    study.set_user_attr(records.ENSEMBLE, record)
+    records.put(study, records.ENSEMBLE, record)
     return record
 
 

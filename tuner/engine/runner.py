@@ -136,7 +136,7 @@ def _open_stores(config: TuneConfig, data: Dataset, space: SearchSpace) -> tuple
         if warm is not None:
             warm.enqueue(study)
     if not any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False)):
-        for line in study.user_attrs.get(records.PORTFOLIO_LINES, []):  # a new study
+        for line in records.get(study, records.PORTFOLIO_LINES, []):  # a new study
             err.print(line)
     return study, tracking_uri
 
@@ -162,7 +162,7 @@ def _open_tracker(
             resolved,
             tags={"study": config.study_name, "role": role},
         )
-    study.set_user_attr(records.MLFLOW_UI, view)
+    records.put(study, records.MLFLOW_UI, view)
     if closed:
         err.print(f"closed {closed} MLflow run(s) left RUNNING by processes that died (KILLED)")
     _log_dataset(tracker, study, data.spec.path)
@@ -228,18 +228,18 @@ def _run_ensemble(study: optuna.Study, job: WorkerJob) -> None:
     result = Worker(dataclasses.replace(job, kind="ensemble"), slot=0).collect()
     if result.reason != "ensemble" and (problem := ending(result, job)) is not None:
         raise problem
-    record = study.user_attrs.get(records.ENSEMBLE, {})
+    record = records.get(study, records.ENSEMBLE, {})
     if "val_metrics" in record:
         verdict = "is the champion" if record["champion"] else "does not beat the best trial"
         err.print(f"ensemble of trials {record['members']}: {verdict}.")
 
 
 def _log_dataset(tracker: Tracker, study: optuna.Study, source: Path) -> None:
-    fingerprint = study.user_attrs[records.FINGERPRINT]
+    fingerprint = records.get(study, records.FINGERPRINT)
     tracker.log_dataset(tracker.parent_id, fingerprint, source)
     tracker.log_params(tracker.parent_id, {"dataset": fingerprint})
     tracker.log_dict(tracker.parent_id, fingerprint, "dataset_fingerprint.json")
-    for name, metrics in study.user_attrs[records.BASELINES].items():
+    for name, metrics in records.get(study, records.BASELINES).items():
         tracker.log_metrics(
             tracker.parent_id, {f"baseline_{name}_{k}": v for k, v in metrics.items()}
         )
@@ -252,7 +252,7 @@ def _finish_parent(
     best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
     tracker.log_metrics(tracker.parent_id, best)
     champion = study.best_trial if summary["best_trial"] is not None else None
-    ensemble = study.user_attrs.get(records.ENSEMBLE) or {}
+    ensemble = records.get(study, records.ENSEMBLE, None) or {}
     model_uri = champion.user_attrs.get(records.MODEL_URI, "") if champion else ""
     tracker.set_tags(
         tracker.parent_id,

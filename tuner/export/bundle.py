@@ -74,13 +74,13 @@ def export_study(
     """
     best = _exportable(study, out, formats)
     data = stored_dataset(study)
-    if data.fingerprint["sha256"] != study.user_attrs[records.FINGERPRINT]["sha256"]:
+    if data.fingerprint["sha256"] != records.get(study, records.FINGERPRINT)["sha256"]:
         raise InputError(
             f"dataset file {data.spec.path} changed since study {study.study_name} was run "
             "(SHA-256 differs); restore it to export this study's preprocessing."
         )
     # A top-K ensemble that validated better than the best trial is the champion.
-    ensemble = study.user_attrs.get(records.ENSEMBLE) or {}
+    ensemble = records.get(study, records.ENSEMBLE, None) or {}
     champion = ensemble if ensemble.get("champion") and not refit else {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "bundle"
@@ -125,17 +125,17 @@ def _metadata(study: Any, best: Any, model: dict[str, Any], staging: Path) -> di
         "trial": best.number,
         "params": best.params,
         "ensemble": champion or None,  # the model is this ensemble, not the trial alone
-        "objective": study.user_attrs.get(records.OBJECTIVE),
+        "objective": records.get(study, records.OBJECTIVE, None),
         "val_metrics": champion.get("val_metrics", best.user_attrs.get(records.VAL_METRICS)),
         "test_metrics": refitted["test_metrics"]
         if refitted
         else champion.get("test_metrics", test_metrics(study, best)),
         "refit": refitted,
         "onnx": model["onnx"],
-        "dataset": study.user_attrs[records.FINGERPRINT],
+        "dataset": records.get(study, records.FINGERPRINT),
         "dataset_ref": config.dataset,  # what --dataset was given
         "dataset_options": {k: v for k, v in config.dataset_options().items() if v},
-        "baselines": study.user_attrs.get(records.BASELINES),
+        "baselines": records.get(study, records.BASELINES, None),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": _versions(),
         "files": _hashes(staging),
@@ -238,13 +238,13 @@ def _refit(study: Any, best: Any, data: Any, target: Path, tracking_uri: str) ->
     )
     params = hparams.TrialParams(best.params, max_seq_len=data.info.max_seq_len)
     windows = data.windows(params.window)
-    seed = int(study.user_attrs[records.CONFIG].get("seed", 42)) + best.number
+    seed = int(records.get(study, records.CONFIG).get("seed", 42)) + best.number
     in_rounds = ROUNDS_ATTR in best.user_attrs
     model = refit(params, windows, data, epochs=epochs, seed=seed, in_rounds=in_rounds)
     test = evaluate(model, windows["test"], data, batch_size=params.batch_size)
     original = test_metrics(study, best) or {}
     tracker = Tracker(
-        tracking_uri, study.user_attrs[records.CONFIG].get("experiment") or study.study_name
+        tracking_uri, records.get(study, records.CONFIG).get("experiment") or study.study_name
     )
     run_id = tracker.start_parent(
         f"refit-trial-{best.number:04d}",

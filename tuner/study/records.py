@@ -1,9 +1,11 @@
-"""The names a study records under (Optuna user attributes): one home for every
-key the tuner writes on a trial or on the study and reads back (the summary,
-the console, exports, the notebook). Keys that name an MLflow tag as well live
-with their feature: `INIT_FROM` (tuner.model.transfer) and `ROUNDS_ATTR`
+"""The names a study records under: one home for every key the tuner writes on a
+trial (Optuna user attributes) or on the study (`put`/`get`, below) and reads back
+(the summary, the console, exports, the notebook). Keys that name an MLflow tag as
+well live with their feature: `INIT_FROM` (tuner.model.transfer) and `ROUNDS_ATTR`
 (tuner.model.budget).
 """
+
+from typing import Any
 
 # A trial's record.
 MLFLOW_RUN_ID = "mlflow_run_id"  # its MLflow run
@@ -35,3 +37,30 @@ OBJECTIVE = "objective"  # what its value means, in words
 ENSEMBLE = "ensemble"  # the top-K ensemble's record
 MLFLOW_UI = "mlflow_ui"  # the link to its runs in the MLflow UI
 PORTFOLIO_LINES = "portfolio_lines"  # what a new study enqueued and skipped
+IDENTITY = "identity"  # what every study the tuner creates carries (data, space, task)
+
+_REQUIRED = object()
+
+
+def put(study: Any, key: str, value: Any) -> None:
+    """Record `value` on the study under `key`, as a system attribute of its storage:
+    the study's records stay out of the user attributes that `optuna studies` and the
+    Optuna dashboard show (about 2,600 characters in one cell otherwise)."""
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def study_records(study: Any) -> dict[str, Any]:
+    """Every record of the study: its system attributes over the user attributes a
+    study made before `put` keeps them in (read as they are, never moved)."""
+    return {**study.user_attrs, **study._storage.get_study_system_attrs(study._study_id)}
+
+
+def get(study: Any, key: str, default: Any = _REQUIRED) -> Any:
+    """The study's record under `key`; `default` where it has none (KeyError where no
+    default is given)."""
+    found = study_records(study)
+    if key in found:
+        return found[key]
+    if default is _REQUIRED:
+        raise KeyError(key)
+    return default

@@ -27,7 +27,7 @@ from tuner.stores import mask_secrets
 from tuner.study import records
 from tuner.study.grid import GridSampler
 from tuner.study.portfolio import portfolio
-from tuner.study.storage import IDENTITY, open_storage, refuse_foreign
+from tuner.study.storage import open_storage, refuse_foreign
 
 
 def prepare_data(config: TuneConfig, *, isolate: bool = True) -> tuple[Dataset, SearchSpace]:
@@ -123,13 +123,13 @@ def _check_same_study(
         "space": space.name,
         "engine": config.engine,
     }
-    stored = study.user_attrs.get(IDENTITY)
+    stored = records.get(study, records.IDENTITY, None)
     if stored is None:
-        study.set_user_attr(IDENTITY, identity)
-        study.set_user_attr(records.CONFIG, _shareable(config))
-        study.set_user_attr(records.FINGERPRINT, data.fingerprint)
-        study.set_user_attr(records.BASELINES, data.baselines())
-        study.set_user_attr(records.OBJECTIVE, data.info.kind.objective)
+        records.put(study, records.IDENTITY, identity)
+        records.put(study, records.CONFIG, _shareable(config))
+        records.put(study, records.FINGERPRINT, data.fingerprint)
+        records.put(study, records.BASELINES, data.baselines())
+        records.put(study, records.OBJECTIVE, data.info.kind.objective)
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
         study.set_metric_names([f"val_{data.info.metric}"])
         _enqueue_first(study, config, data, space)
@@ -155,15 +155,15 @@ def _enqueue_first(
     if config.sampler == "grid" or config.search_engine.own_loop:
         return
     if config.warm_start:  # the configurations asked for go first, no portfolio
-        study.set_user_attr(
-            records.PORTFOLIO_LINES, [f"portfolio: not used with {Opt('warm_start')}"]
+        records.put(
+            study, records.PORTFOLIO_LINES, [f"portfolio: not used with {Opt('warm_start')}"]
         )
         return
     first = portfolio(space, data.info)
     first.enqueue(study)
     names = ", ".join(name for _, name in first.configurations)
     lines = [*first.lines, f"portfolio: enqueued first: {names}"] if names else first.lines
-    study.set_user_attr(records.PORTFOLIO_LINES, lines)
+    records.put(study, records.PORTFOLIO_LINES, lines)
     defaults = default_configuration(space, data.info)
     if defaults is not None:
         study.enqueue_trial(defaults, user_attrs={"origin": "the space's defaults"})
@@ -179,7 +179,7 @@ def _shareable(config: TuneConfig) -> dict[str, Any]:
 
 def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
     """The configuration `tuner tune` stored in the study, with `overrides` applied."""
-    stored = study.user_attrs.get(records.CONFIG)
+    stored = records.get(study, records.CONFIG, None)
     if stored is None:
         raise InputError(
             f"{Opt('study', study.study_name)}: has no stored configuration (it was not created "

@@ -256,9 +256,6 @@ def load_study(name: str, url: str) -> optuna.Study:
         ) from None
 
 
-IDENTITY = "identity"  # the study attribute every study the tuner creates carries
-
-
 def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) -> None:
     """A study of that name the tuner did not create (another tool's, or one with
     several objectives) is refused with one line, never adopted or misread."""
@@ -273,11 +270,17 @@ def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) ->
             f"{where} has {len(directions)} objectives, but the tuner's studies minimise one; "
             f"pass another {Opt('study')} name."
         )
-    ours = IDENTITY in storage.get_study_user_attrs(study_id)
+    ours = any(
+        records.IDENTITY in attrs
+        for attrs in (
+            storage.get_study_system_attrs(study_id),
+            storage.get_study_user_attrs(study_id),
+        )
+    )
     trials = len(storage.get_all_trials(study_id, deepcopy=False))
     if not ours and (trials or directions[0] != optuna.study.StudyDirection.MINIMIZE):
         raise InputError(
-            f"{where} was not created by the tuner (no '{IDENTITY}' attribute; it "
+            f"{where} was not created by the tuner (no '{records.IDENTITY}' attribute; it "
             f"{directions[0].name.lower()}s, {trials} trials); pass another {Opt('study')} name, "
             "or remove it with `optuna delete-study`."
         )

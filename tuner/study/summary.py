@@ -100,21 +100,21 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "study": study.study_name,
         "storage": storage,
         "tracking_uri": tracking_uri,
-        "mlflow_ui": study.user_attrs.get(records.MLFLOW_UI),  # the runs table, objective shown
+        "mlflow_ui": records.get(study, records.MLFLOW_UI, None),  # the runs table, objective shown
         "n_complete": counts["complete"],
         "n_pruned": counts["pruned"],
         "n_failed": counts["failed"],
-        "objective": study.user_attrs.get(records.OBJECTIVE, "validation MSE (standardised)"),
+        "objective": records.get(study, records.OBJECTIVE, "validation MSE (standardised)"),
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
         "best_val": best.user_attrs.get(records.VAL_METRICS) if best else None,
         "best_test": test_metrics(study, best) if best else None,
         "best_epoch": best.user_attrs.get(records.BEST_EPOCH) if best else None,
         "fold_spread": fold_spread(best) if best else None,
-        "baselines": study.user_attrs.get(records.BASELINES, {}),
-        "dataset": study.user_attrs.get(records.FINGERPRINT, {}),
+        "baselines": records.get(study, records.BASELINES, {}),
+        "dataset": records.get(study, records.FINGERPRINT, {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
-        "ensemble": study.user_attrs.get(records.ENSEMBLE),
+        "ensemble": records.get(study, records.ENSEMBLE, None),
         "fused": fused_counts(study),  # --fuse K: trials trained in groups, and groups
     }
 
@@ -143,16 +143,16 @@ def fold_spread(trial: FrozenTrial) -> dict[str, float] | None:
 def test_metrics(study: optuna.Study, trial: FrozenTrial) -> dict[str, float] | None:
     """The trial's test metrics: recorded for the study's best trial only, once the
     trials have ended (older studies kept them on each trial that became best)."""
-    recorded = study.user_attrs.get(records.TEST_METRICS, {})
+    recorded = records.get(study, records.TEST_METRICS, {})
     found = recorded.get(str(trial.number), trial.user_attrs.get(records.TEST_METRICS))
     return dict(found) if found is not None else None
 
 
 def record_test_metrics(study: optuna.Study, trial: FrozenTrial, metrics: dict[str, float]) -> None:
     """Store the best trial's test metrics with the study (a finished trial is read-only)."""
-    recorded = dict(study.user_attrs.get(records.TEST_METRICS, {}))
+    recorded = dict(records.get(study, records.TEST_METRICS, {}))
     recorded[str(trial.number)] = metrics
-    study.set_user_attr(records.TEST_METRICS, recorded)
+    records.put(study, records.TEST_METRICS, recorded)
 
 
 def epochs_spent(study: optuna.Study) -> int:
