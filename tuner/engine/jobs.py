@@ -47,3 +47,4 @@ class WorkerResult:
     reason: str
     trials_run: int = 0
     message: str = ""
+    option: str | None = None  # an input error's option at fault (InputError.option)

@@ -97,7 +97,7 @@ class _Pool:
 def ending(result: WorkerResult, job: WorkerJob) -> BaseException | None:
     """The exception a worker's ending stands for, if any."""
     if result.reason == "input_error":
-        return InputError(result.message)
+        return InputError(result.message, option=result.option)
     if result.reason == "tracking":
         return TrackingUnavailable(result.message)
     if result.reason == "disk_full":

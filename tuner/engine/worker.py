@@ -92,7 +92,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     except KeyboardInterrupt as e:
         result = WorkerResult("interrupted", message=str(e) or "SIGINT")
     except InputError as e:
-        result = WorkerResult("input_error", message=str(e))
+        result = WorkerResult("input_error", message=str(e), option=e.option)
     except TrackingUnavailable as e:
         result = WorkerResult("tracking", message=str(e))
     except Exception as e:

@@ -91,7 +91,8 @@ class TrialParams(Mapping[str, Any]):
 
     @classmethod
     def of(cls, values: Mapping[str, Any], *, max_seq_len: int | None = None) -> TrialParams:
-        """`values` parsed, or as they are where they already were."""
+        """`values` parsed, or as they are where they already were (with the
+        `max_seq_len` they were parsed with)."""
         if isinstance(values, TrialParams):
             return values
         return cls(values, max_seq_len=max_seq_len)
@@ -106,6 +107,15 @@ class TrialParams(Mapping[str, Any]):
         if DEFAULTS[key] is REQUIRED:
             raise InputError(f"search space: must define {name!r}; no default exists for it.")
         return DEFAULTS[key]
+
+    def __contains__(self, name: object) -> bool:
+        """Whether the space defined `name` (a default is not a definition), as for
+        the dict of values it came from."""
+        return name in self._values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The space's value of `name`, else `default`, as the dict's `get`."""
+        return self[name] if name in self._values else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

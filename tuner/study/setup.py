@@ -56,7 +56,7 @@ def _default_space(data: Dataset) -> str:
     if name is None:
         raise InputError(
             f"{Opt('space')}: task {data.spec.task!r} has no built-in search space; pass "
-            f"{Opt('space')} NAME|PATH, or a space function to tuner.tune."
+            f"{Opt('space', 'NAME|PATH')}, or a space function to tuner.tune."
         )
     return name
 

@@ -96,25 +96,26 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
     for t in study.get_trials(deepcopy=False):
         counts[state_name(t)] += 1
     best = _best(study)
+    kept = records.study_records(study)  # one read of the storage
     return {
         "study": study.study_name,
         "storage": storage,
         "tracking_uri": tracking_uri,
-        "mlflow_ui": records.get(study, records.MLFLOW_UI, None),  # the runs table, objective shown
+        "mlflow_ui": kept.get(records.MLFLOW_UI),  # the runs table, objective shown
         "n_complete": counts["complete"],
         "n_pruned": counts["pruned"],
         "n_failed": counts["failed"],
-        "objective": records.get(study, records.OBJECTIVE, "validation MSE (standardised)"),
+        "objective": kept.get(records.OBJECTIVE, "validation MSE (standardised)"),
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
         "best_val": best.user_attrs.get(records.VAL_METRICS) if best else None,
         "best_test": test_metrics(study, best) if best else None,
         "best_epoch": best.user_attrs.get(records.BEST_EPOCH) if best else None,
         "fold_spread": fold_spread(best) if best else None,
-        "baselines": records.get(study, records.BASELINES, {}),
-        "dataset": records.get(study, records.FINGERPRINT, {}),
+        "baselines": kept.get(records.BASELINES, {}),
+        "dataset": kept.get(records.FINGERPRINT, {}),
         # --ensemble K: members, validation (and, as champion, test) metrics
-        "ensemble": records.get(study, records.ENSEMBLE, None),
+        "ensemble": kept.get(records.ENSEMBLE),
         "fused": fused_counts(study),  # --fuse K: trials trained in groups, and groups
     }
 
