@@ -34,7 +34,7 @@ from tuner.cli import lists
 from tuner.cli.options import declared, parsed_by
 from tuner.config import OPTIONS, TuneConfig
 from tuner.devices import default_backend, import_keras_quietly
-from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, flag_wording
+from tuner.errors import DiskFull, InputError, TrackingUnavailable, disk_full, worded
 from tuner.options import flag
 from tuner.paths import LOG_DIR
 from tuner.stores import storage_url, tracking_server
@@ -321,9 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
-    wording = flag_wording.set(True)  # input errors name this command's flags
     try:
-        return handler(args)
+        with worded(flags=True):  # input errors name this command's flags
+            return handler(args)
     except InputError as e:
         print(f"tuner: error: {e}", file=sys.stderr)
         return 2
@@ -347,8 +347,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         log = _write_crash_log()
         print(f"tuner: unexpected error; traceback written to {log}", file=sys.stderr)
         return 1
-    finally:
-        flag_wording.reset(wording)
 
 
 def _write_crash_log() -> Path | str:
