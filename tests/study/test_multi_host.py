@@ -108,8 +108,9 @@ def _group_pids(leader: int, trials: list) -> list[int]:
 def _rehearse(remote: Stores, server: MlflowServer) -> None:
     name = "rehearsal"
     # Heartbeats every 2 s (a dead worker's trial is stale after 6 s); MLflow calls
-    # retried over a minute, longer than the tracking server takes to come back.
-    env = {"TUNER_HEARTBEAT_INTERVAL": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6"}
+    # retried over two minutes, longer than the tracking server takes to come back: with
+    # eight workers on two cores its restart once took more than the minute of 6 retries.
+    env = {"TUNER_HEARTBEAT_INTERVAL": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
     first = start_tuner(
         "tune", "--study", name, "--space", str(SPACES / "tiny.py"), "--trials", "1",
         "--max-epochs", "6", "--patience", "6", "--pruner", "none", *remote.args(), env=env,
