@@ -18,6 +18,7 @@ def _sample(trial: optuna.Trial) -> dict[str, Any]:
         "units_0": trial.suggest_int("units_0", 8, 64, step=8),
         "lr_schedule": trial.suggest_categorical("lr_schedule", ["constant", "cosine"]),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+        "l2": trial.suggest_float("l2", 1e-7, 1e-3, log=True),
     }
 
 
@@ -39,6 +40,7 @@ def test_members_share_the_structure_and_draw_their_own_learning_rates() -> None
     assert len({structure(p) for p in group}) == 1
     assert {p["cell"] for p in group} == {group[0]["cell"]}
     assert len({p["learning_rate"] for p in group}) == 4  # four different rates
+    assert len({p["l2"] for p in group}) == 4  # and weight penalties (data, not the graph)
 
 
 def test_under_a_cosine_schedule_the_rate_is_part_of_the_structure() -> None:

@@ -148,6 +148,45 @@ def check_a_binary_classifiers_group_loss_is_keras_val_loss() -> None:
         np.testing.assert_allclose(fused[member], alone, rtol=1e-5)
 
 
+def check_each_member_trains_with_its_own_weight_penalty() -> None:
+    # L2 as mapped data: the group's model penalises its kernels by PENALTY_UNIT and each
+    # member's factor scales that; each member trains as the model built with its own
+    # L2 trains alone (the same seed, the same batches), and comes out with its own L2.
+    from tuner.data.spec import DatasetInfo
+    from tuner.model.build import build_model, compile_args
+    from tuner.model.fused import PENALTY_UNIT, FusedGroup
+
+    info = DatasetInfo(task="classification", n_features=2, n_targets=1, n_classes=2,
+                       n_rows=64, n_train=48, max_seq_len=12, horizon=1)  # fmt: skip
+    penalties, seeds = [1e-4, 3e-2, 0.0], [1, 2, 3]
+    args = compile_args(info)
+    group = FusedGroup(
+        lambda: build_model({"units_0": 8, "l2": PENALTY_UNIT}, info),
+        lambda: keras.optimizers.Adam(1e-2), args["loss"], seeds=seeds, penalties=penalties,
+    )  # fmt: skip
+    labels = (X[:, -1, 0] > 0).astype("float32")[:, None]
+    for step in range(6):
+        batch = slice(16 * (step % 4), 16 * (step % 4 + 1))
+        group.train_step(X[batch], labels[batch])
+    fused_val = group.evaluate(X, labels)
+    for member, (seed, l2) in enumerate(zip(seeds, penalties, strict=True)):
+        keras.utils.set_random_seed(seed)
+        alone = build_model({"units_0": 8, "l2": l2}, info)
+        alone.compile(optimizer=keras.optimizers.Adam(1e-2), **args)
+        for step in range(6):
+            batch = slice(16 * (step % 4), 16 * (step % 4 + 1))
+            alone.train_on_batch(X[batch], labels[batch])
+        mine = group.member_model(member, lambda l2=l2: build_model({"units_0": 8, "l2": l2}, info))
+        for a, b in zip(mine.get_weights(), alone.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        val = alone.evaluate(X, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
+        np.testing.assert_allclose(fused_val[member], val, rtol=1e-5)
+        kernels = [layer.kernel_regularizer for layer in mine.layers
+                   if getattr(layer, "kernel_regularizer", None) is not None]  # fmt: skip
+        assert all(float(r.l2) == l2 for r in kernels) and (bool(kernels) == (l2 > 0)), kernels
+    assert len(set(np.round(fused_val, 6))) == 3  # three different penalties, three losses
+
+
 if __name__ == "__main__":
     import tempfile
 

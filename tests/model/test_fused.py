@@ -23,6 +23,7 @@ NAMES = (
     "each_member_stops_on_its_own_and_keeps_its_best_round",
     "no_best_round_and_no_stop_before_the_familys_share",
     "a_binary_classifiers_group_loss_is_keras_val_loss",
+    "each_member_trains_with_its_own_weight_penalty",
 )
 pytestmark = [
     pytest.mark.slow,  # a JAX process that compiles and trains

@@ -35,7 +35,7 @@ from tuner.errors import Opt, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.batches import as_targets, round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
-from tuner.model.fused import AfterRound, FusedGroup, fit_group, structure
+from tuner.model.fused import PENALTY_UNIT, AfterRound, FusedGroup, fit_group, mapped, structure
 from tuner.model.train import EpochRecorder, evaluate
 from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
 from tuner.tracking.tracker import EPOCH_PREFIX
@@ -153,6 +153,7 @@ class FusedTrials:
         for member in members:
             member.trial.set_user_attr(FUSED_MEMBERS, len(members))
             objective.tracker.set_tags(member.run_id, {FUSED_MEMBERS: str(len(members))})
+        info = objective.data.info
         started = time.perf_counter()
         try:
             passes = round_passes(train, batch)
@@ -173,7 +174,9 @@ class FusedTrials:
             )
             train_s = (time.perf_counter() - started) / len(members)
             for i, (member, result) in enumerate(zip(members, results, strict=True)):
-                model = fused.member_model(i) if result.stop_reason != "pruned" else None
+                model = None
+                if result.stop_reason != "pruned":  # built with its own L2 factor
+                    model = fused.member_model(i, lambda p=member.params: build_model(p, info))
                 self._conclude(member, result, model, train_s)
         except KeyboardInterrupt:
             self._fail_open(members, "interrupted")
@@ -188,19 +191,22 @@ class FusedTrials:
 
     def _group(self, members: list[_Member], *, steps: int) -> FusedGroup:
         """The members' program: their shared model and optimizer, their own seeds and
-        (where the rate is not a schedule in the graph) their own learning rates."""
+        (`mapped`) their own learning rates and weight penalties."""
         config, info = self._objective.config, self._objective.data.info
         params = members[0].params
         loss = compile_args(info)["loss"]
-        own_rates = "learning_rate" in params and params.get("lr_schedule") != "cosine"
+        free = mapped(params)
+        own_rates = "learning_rate" in params and "learning_rate" in free
+        shared = {**dict(params), "l2": PENALTY_UNIT} if "l2" in free else dict(params)
         return FusedGroup(
-            lambda: build_model(params, info),
+            lambda: build_model(shared, info),
             lambda: make_optimizer(params, steps_per_epoch=steps, epochs=config.max_epochs),
             loss,
             seeds=[config.seed + m.trial.number for m in members],
             learning_rates=[float(m.params["learning_rate"]) for m in members]
             if own_rates
             else None,
+            penalties=[m.params.l2 for m in members] if "l2" in free else None,
         )
 
     def _after_round(self, members: list[_Member]) -> AfterRound:

@@ -9,8 +9,14 @@ variables are stacked along a new leading axis; one train step, Keras'
 `stateless_call` and the optimizer's `stateless_apply`, is mapped over the
 members with `jax.vmap` and compiled once. What does not change the graph is data
 mapped with the members: each member's learning rate (an optimizer variable, so
-a plateau schedule lowers one member's rate alone) and whether it still trains (a
-member that stopped keeps its weights; the group goes on for the others).
+a plateau schedule lowers one member's rate alone), its weight penalty (L2: the
+group's model penalises its kernels by 1.0 and each member's factor scales the
+layers' losses, which are linear in it) and whether it still trains (a member
+that stopped keeps its weights; the group goes on for the others). Dropout rates
+and gradient clipping stay part of the structure: Keras' Dropout layers,
+recurrent cells and optimizers hold them as Python numbers in the graph, and
+making them data would need layers of our own, which the saved model would
+carry (it would no longer load in plain Keras).
 
 `member_model(i)` gives member i as an ordinary Keras model (its own weights in a
 model built like the others), so a fused trial saves, exports and serves as an
@@ -39,8 +45,13 @@ import numpy as np
 def mapped(params: Mapping[str, Any]) -> frozenset[str]:
     """The parameters a group's members may differ in: data mapped with the members,
     not part of the graph. The learning rate is an optimizer variable, except under a
-    cosine schedule, which holds its starting rate as a constant."""
-    return frozenset() if params.get("lr_schedule") == "cosine" else frozenset({"learning_rate"})
+    cosine schedule, which holds its starting rate as a constant; the weight penalty
+    (`l2`) where the space tunes it (a space without it builds no penalty at all)."""
+    rate = set() if params.get("lr_schedule") == "cosine" else {"learning_rate"}
+    return frozenset(rate | ({"l2"} if "l2" in params else set()))
+
+
+PENALTY_UNIT = 1.0  # the L2 factor a group's model is built with where `l2` is mapped
 
 
 def structure(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -60,8 +71,12 @@ class FusedGroup:
         *,
         seeds: Sequence[int],
         learning_rates: Sequence[float] | None = None,
+        penalties: Sequence[float] | None = None,
     ) -> None:
+        """`penalties`: each member's L2 factor, where `build` penalises every kernel it
+        penalises by PENALTY_UNIT (None: the model's own penalty, for every member)."""
         import jax
+        import jax.numpy as jnp
 
         if keras.backend.backend() != "jax":
             raise RuntimeError("fused trials need the JAX backend (KERAS_BACKEND=jax)")
@@ -81,24 +96,26 @@ class FusedGroup:
         self.opt_state = stack([opt_values] * self.k)
         if learning_rates is not None:
             self.set_learning_rates(learning_rates)
+        scale = np.ones(self.k) if penalties is None else np.asarray(penalties) / PENALTY_UNIT
+        self.penalties = jnp.asarray(scale, dtype="float32")
         self.active = np.ones(self.k, dtype=bool)
-        self._train = jax.jit(jax.vmap(self._one_step, in_axes=(0, 0, 0, 0, None, None)))
-        self._eval = jax.jit(jax.vmap(self._one_loss, in_axes=(0, 0, None, None)))
+        self._train = jax.jit(jax.vmap(self._one_step, in_axes=(0, 0, 0, 0, 0, None, None)))
+        self._eval = jax.jit(jax.vmap(self._one_loss, in_axes=(0, 0, 0, None, None)))
 
     # -- the member's step, mapped over the group ---------------------------------
 
     def _one_loss(
-        self, trainable: list[Any], non_trainable: list[Any], x: Any, y: Any
+        self, trainable: list[Any], non_trainable: list[Any], penalty: Any, x: Any, y: Any
     ) -> tuple[Any, Any]:
         """The data's loss and the layers' (L2): their sum is Keras' `val_loss`."""
         y_pred, _, losses = self._model.stateless_call(
             trainable, non_trainable, x, training=False, return_losses=True
         )
-        return keras.ops.mean(self._loss(y, y_pred)), sum(losses) + keras.ops.zeros(())
+        return keras.ops.mean(self._loss(y, y_pred)), penalty * sum(losses) + keras.ops.zeros(())
 
     def _one_step(
         self, trainable: list[Any], non_trainable: list[Any], opt_state: list[Any], active: Any,
-        x: Any, y: Any,
+        penalty: Any, x: Any, y: Any,
     ) -> tuple[list[Any], list[Any], list[Any], Any]:  # fmt: skip
         import jax
         import jax.numpy as jnp
@@ -107,7 +124,7 @@ class FusedGroup:
             y_pred, ntv, losses = self._model.stateless_call(
                 tv, ntv, x, training=True, return_losses=True
             )
-            return jnp.mean(self._loss(y, y_pred)) + sum(losses), ntv
+            return jnp.mean(self._loss(y, y_pred)) + penalty * sum(losses), ntv
 
         (loss, new_ntv), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable, non_trainable)
         new_tv, new_opt = self._optimizer.stateless_apply(opt_state, grads, trainable)
@@ -128,7 +145,7 @@ class FusedGroup:
         """One optimizer step of every active member on the batch (x, y); their losses
         (a device array: reading it waits for the step, so the loop does not)."""
         self.trainable, self.non_trainable, self.opt_state, loss = self._train(
-            self.trainable, self.non_trainable, self.opt_state, self.active, x, y
+            self.trainable, self.non_trainable, self.opt_state, self.active, self.penalties, x, y
         )
         return loss
 
@@ -141,7 +158,7 @@ class FusedGroup:
         data, penalty = np.zeros(self.k), np.zeros(self.k)
         for start in range(0, n, size):
             part = slice(start, start + size)
-            d, p = self._eval(self.trainable, self.non_trainable, x[part], y[part])
+            d, p = self._eval(self.trainable, self.non_trainable, self.penalties, x[part], y[part])
             data += np.asarray(d, dtype=float) * len(x[part])
             penalty = np.asarray(p, dtype=float)
         self.data_losses = data / n
@@ -197,9 +214,12 @@ class FusedGroup:
         dtype = self.opt_state[slot].dtype
         self.opt_state[slot] = jnp.asarray(np.asarray(rates, dtype=dtype).reshape(self.k))
 
-    def member_model(self, member: int) -> keras.Model:
-        """Member `member` as an ordinary Keras model of its own (its weights)."""
-        model = keras.models.clone_model(self._model)
+    def member_model(
+        self, member: int, build: Callable[[], keras.Model] | None = None
+    ) -> keras.Model:
+        """Member `member` as an ordinary Keras model of its own (its weights), built by
+        `build` (the member's own configuration, its own L2 factor) or as the group's."""
+        model = build() if build is not None else keras.models.clone_model(self._model)
         for variable, value in zip(model.trainable_variables, self.trainable, strict=True):
             variable.assign(value[member])
         for variable, value in zip(model.non_trainable_variables, self.non_trainable, strict=True):
