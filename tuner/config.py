@@ -50,6 +50,29 @@ DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
 
 
+FUSE_AUTO = "auto"  # --fuse auto (tuner.engine.fused_trials.measured_size)
+
+
+def _fuse_size(text: str) -> int | str:
+    if text == FUSE_AUTO:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a group size or {FUSE_AUTO!r}, but got {text!r}") from None
+
+
+def _check_fuse(name: str, value: int | str) -> None:
+    if value == FUSE_AUTO:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(
+            f"{Opt(name)} must be a group size (1-{MAX_FUSE}) or {FUSE_AUTO!r}, but got {value!r}.",
+            option=name,
+        )
+    at_most(MAX_FUSE, ("", "larger groups ran slower than one after another"))(name, value)
+
+
 def _check_timeout(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise InputError(
@@ -184,15 +207,17 @@ class TuneConfig:
     precision: str = option(
         "float32", " | ".join(PRECISIONS) + " (Keras policy)", check=one_of(PRECISIONS)
     )
-    fuse: int = option(
+    fuse: int | str = option(
         1,
         lambda: (
             "train K trials that share their model's structure as one compiled program, each "
             "still its own trial and run (JAX backend; others, cross-validation and "
-            f"{Opt('init_from')} train unfused; 1: off, the default)"
+            f"{Opt('init_from')} train unfused; 1: off, the default; {FUSE_AUTO}: the size "
+            "where doubling the group stopped speeding its steps, timed at start-up)"
         ),
-        parse=integer,
-        check=at_most(MAX_FUSE, ("", "larger groups ran slower than one after another")),
+        parse=_fuse_size,
+        check=_check_fuse,
+        metavar="K|auto",
     )
     engine: str = option(
         "optuna",
@@ -318,7 +343,7 @@ class TuneConfig:
                 f"leave out {option}, or use {Opt('engine', 'optuna')}.",
                 option=option.name,
             )
-        if self.fuse > 1 and (not engine.fuse or self.sampler == "grid"):
+        if self.fused and (not engine.fuse or self.sampler == "grid"):
             what = Opt("engine", engine.name) if not engine.fuse else Opt("sampler", "grid")
             raise InputError(
                 f"{Opt('fuse', self.fuse)} fills groups with trials the sampler draws, but got "
@@ -351,6 +376,11 @@ class TuneConfig:
         """Finished trials wanted: as given, else DEFAULT_TRIALS (a grid search's runner
         sets its grid's size before any trial)."""
         return DEFAULT_TRIALS if self.trials is None else self.trials
+
+    @property
+    def fused(self) -> bool:
+        """Whether `--fuse` asks for groups (a size above 1, or auto)."""
+        return self.fuse == FUSE_AUTO or (isinstance(self.fuse, int) and self.fuse > 1)
 
     @property
     def study_name(self) -> str:

@@ -48,6 +48,7 @@ CASES = [
         ["--tracking-uri runs/mlruns: a folder is MLflow's file store", "sqlite:///runs/mlruns.db"],
     ),
     (["--fuse", "0"], ["--fuse must be at least 1", "got 0"]),
+    (["--fuse", "many"], ["--fuse", "expected a group size or 'auto'", "'many'"]),
     (["--fuse", "2", "--engine", "keras-tuner"], ["--fuse 2 fills groups", "--engine optuna"]),
     (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
     (["--engine", "ray"], ["--engine must be one of optuna, keras-tuner", "'ray'"]),

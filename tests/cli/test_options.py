@@ -66,6 +66,8 @@ def test_a_declared_default_and_help_reach_every_edge() -> None:
         ({"ensemble": 1}, "--ensemble must be 0 (off) or 2-10 trials, but got 1;"),
         ({"timeout": float("nan")}, "--timeout must be positive seconds, but got nan;"),
         ({"fuse": 0}, "--fuse must be at least 1, but got 0."),
+        ({"fuse": "many"}, "--fuse must be a group size (1-16) or 'auto', but got 'many'."),
+        ({"fuse": True}, "--fuse must be a group size (1-16) or 'auto', but got True."),
         ({"fuse": 2, "engine": "keras-tuner"}, "--fuse 2 fills groups with trials the sampler"),
         (
             {"fuse": 2, "sampler": "grid"},

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import Stores, made_once, tiny_tune_args
 from tests.engine.test_study_e2e import run_cli_json
+from tuner.engine.fused_trials import DOUBLING_GAIN
 from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
 
 pytestmark = [
@@ -87,3 +88,36 @@ def test_each_member_has_its_own_run_curve_and_the_champion_serves(
     history = pd.DataFrame({"date": dates, "co2": 370.0})  # raw rows, as served
     forecast = model.predict(history)
     assert len(forecast) == 13 and forecast["co2"].notna().all()
+
+
+@pytest.fixture(scope="module")
+def auto(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
+    def build(folder: Path) -> None:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("KERAS_BACKEND", "jax")
+            args = tiny_tune_args(Stores(folder), study="auto", trials=4)
+            summary = run_cli_json([*args, "--fuse", "auto", "--json"])
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+    folder = made_once(tmp_path_factory, "e2e-fuse-auto", build)
+    return Stores(folder), json.loads((folder / "summary.json").read_text())
+
+
+def test_fuse_auto_times_doublings_and_groups_by_the_size_it_kept(
+    auto: tuple[Stores, dict],
+) -> None:
+    stores, summary = auto
+    measured = summary["fuse_measured"]  # a study record, in the summary
+    speeds = {int(k): v for k, v in measured["member_steps_per_s"].items()}
+    sizes = sorted(speeds)
+    assert sizes == [2**i for i in range(len(sizes))] and len(sizes) >= 2, speeds
+    size = measured["size"]
+    assert size in speeds
+    for k in sizes[1:]:  # every doubling kept gained DOUBLING_GAIN; a timed one past it did not
+        gained = speeds[k] >= DOUBLING_GAIN * speeds[k // 2]
+        assert gained == (k <= size), (k, speeds, size)
+    trials = optuna.load_study(study_name="auto", storage=stores.storage).trials
+    assert summary["n_complete"] + summary["n_pruned"] == 4
+    first = [t for t in trials if t.user_attrs[FUSED_GROUP] == "0"]
+    assert len(first) == min(size, 4)  # the first group: the size kept (the study's 4 at most)
+    assert all(t.user_attrs[FUSED_MEMBERS] <= size for t in trials)

@@ -10,10 +10,15 @@ when it leads the study, its own registered model, saved as an ordinary Keras
 model. A member the queue hands out with another structure (a portfolio entry, a
 warm start, another worker's group) trains alone, as an unfused trial.
 
+`--fuse auto` times groups of 1, 2, 4, ... members of the first group's structure
+on the worker's device (a few steps each, after compiling) and keeps the size
+where doubling stopped paying (`measured_size`); the sizes and speeds are a study
+record, stated in the summary.
+
 Example::
 
     group = FusedTrials(study, objective, members=4)
-    finished = group.run(seconds=600.0)  # the Optuna trials it told
+    finished = group.run(share=150.0)  # the Optuna trials it told
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import keras
@@ -30,17 +36,28 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
+from tuner.config import FUSE_AUTO, MAX_FUSE
 from tuner.engine.objective import Objective, Scored
 from tuner.errors import Opt, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.batches import as_targets, round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
 from tuner.model.fused import PENALTY_UNIT, AfterRound, FusedGroup, fit_group, mapped, structure
-from tuner.model.train import EpochRecorder, evaluate
+from tuner.model.train import EpochRecorder, evaluate, out_of_memory
+from tuner.report.console import err
+from tuner.study import records
 from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
 from tuner.tracking.tracker import EPOCH_PREFIX
 
 Told = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+# --fuse auto keeps a doubling of the group only where it speeds the members' steps
+# up by DOUBLING_GAIN: a group trains until its slowest member stops (the other
+# lanes idle meanwhile) and K members explore K times fewer structures. Measured
+# (B10 at f08ab8f, make tune's co2 study on two CPU cores): a group of 2 stepped
+# 1.35x faster than one member and finished 2.01x the trials an hour; 4 stepped
+# another 1.13x faster, and finished 1.11x.
+DOUBLING_GAIN = 1.25
+MEASURE_S = 0.5  # timed steps of each size, after its compilation
 
 
 def fusable(objective: Objective) -> str:
@@ -79,28 +96,41 @@ class FusedTrials:
     """Ask the study for a group of up to `members` trials, train them, tell them."""
 
     def __init__(
-        self, study: optuna.Study, objective: Objective, *, members: int, told: Told | None = None
+        self,
+        study: optuna.Study,
+        objective: Objective,
+        *,
+        members: int | str,
+        told: Told | None = None,
     ) -> None:
         self._study = study
         self._objective = objective
-        self._k = members
+        self._k = members  # a size, or FUSE_AUTO until the first group measured one
         self._told = told or (lambda study, trial: None)
         self._done: set[int] = set()  # trial numbers told
 
-    def run(self, *, members: int | None = None, seconds: float | None = None) -> int:
-        """One group (`members` trials at most, default the group size); returns how
-        many trials it told. While the queue holds trials (the portfolio, a warm
-        start, what another worker left), they are taken one at a time: a group is
-        filled only behind them, so no member waits behind another entry."""
-        k = members or self._k
+    def run(
+        self, *, most: int | None = None, share: float | None = None, left: float | None = None
+    ) -> int:
+        """One group (of the group size, `most` trials at most); returns how many
+        trials it told. The group may train for `share` seconds a member, and `left`
+        seconds in all. While the queue holds trials (the portfolio, a warm start,
+        what another worker left), they are taken one at a time: a group is filled
+        only behind them, so no member waits behind another entry."""
         queued = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         leader = self._study.ask()
         group = str(leader.number)
         first = self._start(leader, group)
         if first is None:
             return 1
-        if queued:
-            k = 1
+        if self._k == FUSE_AUTO and not queued:
+            with _heartbeat(self._study, leader):
+                self._k = self._measure(first.params)
+        k = 1 if queued or self._k == FUSE_AUTO else int(self._k)
+        k = min(k, most or k)
+        seconds = None if share is None else share * k
+        if left is not None:
+            seconds = left if seconds is None else min(seconds, left)
         fill_group(self._study, first.params, k, group)
         fused, alone = [first], []
         shape = structure(first.params)
@@ -121,6 +151,24 @@ class FusedTrials:
         for trial in alone:
             self._alone(trial)
         return len(fused) + len(alone)
+
+    def _measure(self, params: hparams.TrialParams) -> int:
+        """--fuse auto: the group size for this worker, timed on `params`' structure;
+        recorded on the study and said on the console."""
+        size, speeds = measured_size(self._objective, params, most=MAX_FUSE)
+        records.put(
+            self._study,
+            records.FUSE_MEASURED,
+            {"size": size, "member_steps_per_s": {str(k): v for k, v in speeds.items()},
+             "structure": params.short_name(), "doubling_gain": DOUBLING_GAIN},
+        )  # fmt: skip
+        rates = ", ".join(f"{v:,.0f} at {k}" for k, v in speeds.items())
+        err.print(
+            f"{Opt('fuse', FUSE_AUTO)}: groups of {size} ({params.short_name()}: member-steps/s "
+            f"{rates}; a doubling is kept where it gains {DOUBLING_GAIN}x)",
+            highlight=False,
+        )
+        return size
 
     def _start(self, trial: optuna.Trial, group: str) -> _Member | None:
         """Draw a trial's configuration and open its run; None where it failed there
@@ -157,7 +205,11 @@ class FusedTrials:
         started = time.perf_counter()
         try:
             passes = round_passes(train, batch)
-            fused = self._group(members, steps=passes * max(1, len(train.x) // batch))
+            steps = passes * max(1, len(train.x) // batch)
+            fused = program(
+                objective, [m.params for m in members],
+                seeds=[config.seed + m.trial.number for m in members], steps=steps,
+            )  # fmt: skip
             results = fit_group(
                 fused,
                 (train.x, as_targets(train.y)),
@@ -176,7 +228,7 @@ class FusedTrials:
             for i, (member, result) in enumerate(zip(members, results, strict=True)):
                 model = None
                 if result.stop_reason != "pruned":  # built with its own L2 factor
-                    model = fused.member_model(i, lambda p=member.params: build_model(p, info))
+                    model = fused.member_model(i, partial(build_model, member.params, info))
                 self._conclude(member, result, model, train_s)
         except KeyboardInterrupt:
             self._fail_open(members, "interrupted")
@@ -188,26 +240,6 @@ class FusedTrials:
             raise
         finally:
             keras.backend.clear_session()
-
-    def _group(self, members: list[_Member], *, steps: int) -> FusedGroup:
-        """The members' program: their shared model and optimizer, their own seeds and
-        (`mapped`) their own learning rates and weight penalties."""
-        config, info = self._objective.config, self._objective.data.info
-        params = members[0].params
-        loss = compile_args(info)["loss"]
-        free = mapped(params)
-        own_rates = "learning_rate" in params and "learning_rate" in free
-        shared = {**dict(params), "l2": PENALTY_UNIT} if "l2" in free else dict(params)
-        return FusedGroup(
-            lambda: build_model(shared, info),
-            lambda: make_optimizer(params, steps_per_epoch=steps, epochs=config.max_epochs),
-            loss,
-            seeds=[config.seed + m.trial.number for m in members],
-            learning_rates=[float(m.params["learning_rate"]) for m in members]
-            if own_rates
-            else None,
-            penalties=[m.params.l2 for m in members] if "l2" in free else None,
-        )
 
     def _after_round(self, members: list[_Member]) -> AfterRound:
         """What an unfused trial's callbacks do each round, for each member: its curve
@@ -294,6 +326,62 @@ class FusedTrials:
         frozen = self._study.tell(trial, value if done else None, state=state)
         self._done.add(trial.number)
         self._told(self._study, frozen)
+
+
+def program(
+    objective: Objective, members: Sequence[hparams.TrialParams], *, seeds: Sequence[int],
+    steps: int,
+) -> FusedGroup:  # fmt: skip
+    """The members' program: their shared model and optimizer, their own seeds and
+    (`mapped`) their own learning rates and weight penalties. `steps`: optimizer steps
+    a round (a cosine schedule's length)."""
+    config, info = objective.config, objective.data.info
+    params = members[0]
+    free = mapped(params)
+    own_rates = "learning_rate" in params and "learning_rate" in free
+    shared = {**dict(params), "l2": PENALTY_UNIT} if "l2" in free else dict(params)
+    return FusedGroup(
+        lambda: build_model(shared, info),
+        lambda: make_optimizer(params, steps_per_epoch=steps, epochs=config.max_epochs),
+        compile_args(info)["loss"],
+        seeds=seeds,
+        learning_rates=[float(m["learning_rate"]) for m in members] if own_rates else None,
+        penalties=[m.l2 for m in members] if "l2" in free else None,
+    )
+
+
+def measured_size(
+    objective: Objective, params: hparams.TrialParams, *, most: int
+) -> tuple[int, dict[int, float]]:
+    """--fuse auto: member-steps per second of groups of 1, 2, 4, ... (at most `most`)
+    members of `params`' structure on this worker's device (the training windows'
+    first batch, MEASURE_S of steps after compiling), doubling while a doubling gains
+    DOUBLING_GAIN; the size kept and every size's speed."""
+    train = objective.windows.get(params.window)["train"]
+    batch = max(1, min(params.batch_size, len(train.x)))
+    x, y = train.x[:batch], as_targets(train.y[:batch])
+    speeds: dict[int, float] = {}
+    k = 1
+    while k <= most:
+        try:
+            group = program(objective, [params] * k, seeds=list(range(k)), steps=1)
+            np.asarray(group.train_step(x, y))  # compiles
+            done, started = 0, time.perf_counter()
+            while done < 3 or time.perf_counter() - started < MEASURE_S:
+                loss = [group.train_step(x, y) for _ in range(3)][-1]
+                np.asarray(loss)  # waits for the steps (they run queued)
+                done += 3
+            speeds[k] = k * done / (time.perf_counter() - started)
+        except Exception as e:  # out of the device's memory: the last size that fitted
+            if out_of_memory(e) is None:
+                raise
+            break
+        finally:
+            keras.backend.clear_session()
+        if k > 1 and speeds[k] < DOUBLING_GAIN * speeds[k // 2]:
+            return k // 2, speeds
+        k *= 2
+    return max(speeds, default=1), speeds
 
 
 def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Any:

@@ -63,10 +63,10 @@ def run_trials(
         stop.first_is_last(study)
         if config.search_engine.own_loop:
             result = _keras_tuner_search(study, objective, data, space, job)
-        elif config.fuse > 1 and not (why := fusable(objective)):
+        elif config.fused and not (why := fusable(objective)):
             result = _fused_loop(study, objective, stop, job)
         else:
-            if config.fuse > 1:
+            if config.fused:
                 err.print(f"{Opt('fuse', config.fuse)}: {why}", highlight=False)
             result = _trials_loop(study, objective, stop, job)
         if result.reason != "recycle":  # the study's trials are over, or this host's are
@@ -148,7 +148,8 @@ def _trials_loop(
 def _fused_loop(
     study: optuna.Study, objective: Objective, stop: _StopRules, job: WorkerJob
 ) -> WorkerResult:
-    """`_trials_loop` for groups of `--fuse` trials trained as one program."""
+    """`_trials_loop` for groups of `--fuse` trials trained as one program (under
+    `--fuse auto`, of the size the first group measured)."""
     config = job.config
     halt = False
     with TrialProgress(config.n_trials, finished(study)) as progress:
@@ -171,12 +172,8 @@ def _fused_loop(
             if wanted <= 0:
                 _wait_for_others(study)
                 continue
-            members = min(config.fuse, wanted)
             share = fit_seconds(config.timeout, folds=1)  # one trial's; the group's members'
-            seconds = None if share is None else share * members
-            if left is not None:
-                seconds = left if seconds is None else min(seconds, left)
-            groups.run(members=members, seconds=seconds)
+            groups.run(most=wanted, share=share, left=left)
     STOP.check()
     reason = stop.reason(study) if halt else "enough"
     return WorkerResult("enough" if reason == "timeout" else reason, trials_run=stop.trials_run)

@@ -230,7 +230,7 @@ def fit_trial(
         )
         val_metrics = evaluate(model, val, data, batch_size=batch_size)
     except Exception as e:
-        if (failed := _out_of_memory(e)) is None:
+        if (failed := out_of_memory(e)) is None:
             raise
         raise failed from e
     return FitResult(
@@ -243,7 +243,7 @@ def fit_trial(
     )
 
 
-def _out_of_memory(error: Exception) -> TrialFailed | None:
+def out_of_memory(error: Exception) -> TrialFailed | None:
     """A trial that ran out of memory (host or device, any backend's words) fails alone."""
     if isinstance(error, MemoryError):
         return TrialFailed(f"out of memory: {error}")

@@ -174,6 +174,14 @@ def results_table(summary: dict[str, Any]) -> Table:
             f"{spread['low']:.4g}-{spread['high']:.4g} (std {spread['std']:.2g}); "
             "the test score may differ from validation by about as much"
         )
+    measured = summary.get("fuse_measured")
+    if measured:
+        speeds = ", ".join(
+            f"{float(v):,.0f} at {k}" for k, v in measured["member_steps_per_s"].items()
+        )
+        captions.append(
+            f"{Opt('fuse', 'auto')} kept groups of {measured['size']} (member-steps/s {speeds})"
+        )
     fused = summary.get("fused")
     if fused:
         captions.append(

@@ -37,6 +37,7 @@ OBJECTIVE = "objective"  # what its value means, in words
 ENSEMBLE = "ensemble"  # the top-K ensemble's record
 MLFLOW_UI = "mlflow_ui"  # the link to its runs in the MLflow UI
 PORTFOLIO_LINES = "portfolio_lines"  # what a new study enqueued and skipped
+FUSE_MEASURED = "fuse_measured"  # --fuse auto: the group size kept, and each size's speed
 IDENTITY = "identity"  # what every study the tuner creates carries (data, space, task)
 
 _REQUIRED = object()

@@ -117,6 +117,7 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         # --ensemble K: members, validation (and, as champion, test) metrics
         "ensemble": kept.get(records.ENSEMBLE),
         "fused": fused_counts(study),  # --fuse K: trials trained in groups, and groups
+        "fuse_measured": kept.get(records.FUSE_MEASURED),  # --fuse auto: sizes timed, kept
     }
 
 
