@@ -10,11 +10,14 @@ second of wall time, after compilation), of one member alone in the same code
 member (the path a trial takes today). Each figure is the median of three timed
 blocks of STEPS steps. Runs under KERAS_BACKEND=jax in a process of its own.
 
-Then the study: `make tune`'s study (co2, the default space, one worker) for a
-fixed wall time (`--timeout`, more trials asked than fit), unfused (`--fuse 1`,
-the default) and fused (`--fuse K`): trials finished per hour and the best
-validation MSE at the end, every trial's sampling, MLflow records and champion
-included. One run each: the best value after a few minutes moves between runs.
+Then the study: `make tune`'s study (co2, the default space, one worker) and a
+classification set of B9's panel (JapaneseVowels: 270 training sequences, no
+cross-validation by default, so its sampled trials fuse) for a fixed wall time
+(`--timeout`, more trials asked than fit), unfused (`--fuse 1`, the default) and
+fused (`--fuse K`, `--fuse auto`): trials finished per hour, the best validation
+value at the end, and the best among the first N trials finished (N: the unfused
+study's count), every trial's sampling, MLflow records and champion included. One
+run each: the best value after a few minutes moves between runs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, environment, study_trials, tune
+from panel import classification_npz
 
 from tuner.study.records import FUSED_GROUP
 
@@ -41,10 +45,15 @@ GROUPS = (1, 2, 4, 8, 16)
 QUICK_GROUPS = (1, 4)  # make bench-quick
 STEPS = 30
 BLOCKS = 3
-STUDY_GROUPS = (1, 2, 4, 8)
-QUICK_STUDY_GROUPS = (1, 4)
+# The studies: set -> the --fuse values run on it (co2 is make tune's study).
+STUDIES = {
+    "co2": ("1", "2", "4", "8", "16", "auto"),
+    "JapaneseVowels": ("1", "2", "auto"),
+}
+QUICK_STUDIES = {"co2": ("1", "auto")}
 STUDY_SECONDS = 300  # each study's --timeout
 QUICK_STUDY_SECONDS = 60
+METRIC = {"co2": "mse", "JapaneseVowels": "accuracy"}  # the test metric shown
 
 
 def _measure(groups: tuple[int, ...]) -> dict[str, Any]:
@@ -106,30 +115,64 @@ def _measure(groups: tuple[int, ...]) -> dict[str, Any]:
     return out
 
 
-def _studies(groups: tuple[int, ...], seconds: int) -> dict[str, Any]:
+def _dataset(name: str) -> tuple[str, ...]:
+    if name == "co2":
+        return ("--dataset", "co2")
+    path, _ = classification_npz(name)
+    return ("--dataset", str(path))
+
+
+def _studies(studies: dict[str, tuple[str, ...]], seconds: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for k in groups:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            started = time.perf_counter()
-            args = ("--timeout", str(seconds), "--trials", "1000", "--fuse", str(k))
-            summary = tune(folder, "co2", *args, env={"KERAS_BACKEND": "jax"})
-            wall = time.perf_counter() - started
-            trials = study_trials(folder, "co2")
-        finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-        out[str(k)] = {
-            "wall_s": round(wall, 1),
-            "finished": len(finished),
-            "complete": sum(t.state.name == "COMPLETE" for t in trials),
-            "pruned": sum(t.state.name == "PRUNED" for t in trials),
-            "trials_per_hour": round(len(finished) * 3600 / wall, 1),
-            "best_val_mse": summary["best_val"]["mse"],
-            "best_test_mse": summary["best_test"]["mse"],
-            "best_trial": summary["best_trial"],
-            "groups": len({t.user_attrs.get(FUSED_GROUP) for t in trials} - {None}),
-        }
-        print(f"B10 study --fuse {k}: {out[str(k)]}", file=sys.stderr)
+    for name, sizes in studies.items():
+        rows: dict[str, Any] = {}
+        for k in sizes:
+            rows[k] = _study(name, k, seconds)
+            print(f"B10 study {name} --fuse {k}: {rows[k]}", file=sys.stderr)
+        n = rows[sizes[0]]["finished"]  # the unfused study's count
+        for row in rows.values():
+            row["n"] = n
+            row["best_value_first_n"] = _best_of_first(row.pop("values"), n)
+        out[name] = rows
     return out
+
+
+def _study(name: str, k: str, seconds: int) -> dict[str, Any]:
+    metric = METRIC[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        started = time.perf_counter()
+        args = (*_dataset(name), "--timeout", str(seconds), "--trials", "1000", "--fuse", k)
+        summary = tune(folder, name, *args, env={"KERAS_BACKEND": "jax"})
+        wall = time.perf_counter() - started
+        trials = study_trials(folder, name)
+    finished = sorted(
+        (t for t in trials if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.number
+    )
+    values = [t.value if t.state.name == "COMPLETE" else None for t in finished]
+    return {
+        "wall_s": round(wall, 1),
+        "finished": len(finished),
+        "complete": sum(t.state.name == "COMPLETE" for t in trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in trials),
+        "trials_per_hour": round(len(finished) * 3600 / wall, 1),
+        "objective": summary["objective"],
+        "best_value": min((v for v in values if v is not None), default=None),
+        "values": values,  # in trial order, None where pruned
+        "metric": metric,
+        "best_val": summary["best_val"][metric],
+        "best_test": summary["best_test"][metric],
+        "best_trial": summary["best_trial"],
+        "groups": len({t.user_attrs.get(FUSED_GROUP) for t in trials} - {None}),
+        "fused_trials": (summary.get("fused") or {}).get("trials", 0),
+        "fuse_measured": summary.get("fuse_measured"),
+    }
+
+
+def _best_of_first(values: list[float | None], n: int) -> float | None:
+    """The best objective (lowest) among the first `n` trials finished."""
+    kept = [v for v in values[:n] if v is not None]
+    return min(kept) if kept else None
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -146,7 +189,7 @@ def run(quick: bool) -> dict[str, Any]:
         "blocks": BLOCKS,
         "models": json.loads(done.stdout.strip().splitlines()[-1]),
         "study_seconds": seconds,
-        "studies": _studies(QUICK_STUDY_GROUPS if quick else STUDY_GROUPS, seconds),
+        "studies": _studies(QUICK_STUDIES if quick else STUDIES, seconds),
     }
 
 
