@@ -77,6 +77,28 @@ def check_a_stopped_member_keeps_its_weights_while_the_others_train() -> None:
     assert not all(np.allclose(o, n) for o, n in zip(before[1], after[1], strict=True))
 
 
+def check_a_compacted_group_computes_its_active_members_alone_and_the_same() -> None:
+    # Three of four members stop: the group computes the fourth alone from then on, and
+    # every member ends as in a group that went on computing all four.
+    rates = [1e-2, 3e-3, 1e-3, 5e-3]
+    wide, narrow = _group([1, 2, 3, 4], rates), _group([1, 2, 3, 4], rates)
+    for group in (wide, narrow):
+        group.train_step(X[:16], Y[:16])
+        for member in (0, 1, 2):
+            group.stop(member)
+    assert narrow.compact() and list(narrow.lanes) == [3]
+    assert not narrow.compact()  # already narrow
+    for step in range(4):
+        batch = slice(16 * (step % 4), 16 * (step % 4 + 1))
+        a, b = wide.train_step(X[batch], Y[batch]), narrow.train_step(X[batch], Y[batch])
+        np.testing.assert_allclose(np.asarray(a)[3], np.asarray(b)[3], rtol=1e-5)
+    for member in range(4):
+        for mine, its in zip(narrow.member_model(member).get_weights(),
+                             wide.member_model(member).get_weights(), strict=True):  # fmt: skip
+            np.testing.assert_allclose(mine, its, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(narrow.evaluate(X, Y), wide.evaluate(X, Y), rtol=1e-5)
+
+
 def check_one_members_rate_changes_alone_and_its_model_saves_as_any_other(
     tmp_path: Path,
 ) -> None:

@@ -19,6 +19,7 @@ CHECKS = Path(__file__).with_name("fused_checks.py")
 NAMES = (
     "each_member_trains_as_it_would_alone",
     "a_stopped_member_keeps_its_weights_while_the_others_train",
+    "a_compacted_group_computes_its_active_members_alone_and_the_same",
     "one_members_rate_changes_alone_and_its_model_saves_as_any_other",
     "each_member_stops_on_its_own_and_keeps_its_best_round",
     "no_best_round_and_no_stop_before_the_familys_share",

@@ -99,7 +99,10 @@ class FusedGroup:
         scale = np.ones(self.k) if penalties is None else np.asarray(penalties) / PENALTY_UNIT
         self.penalties = jnp.asarray(scale, dtype="float32")
         self.active = np.ones(self.k, dtype=bool)
-        self._train = jax.jit(jax.vmap(self._one_step, in_axes=(0, 0, 0, 0, 0, None, None)))
+        self.lanes = np.arange(self.k)  # the members the step computes (compact())
+        self._step = jax.vmap(self._one_step, in_axes=(0, 0, 0, 0, 0, None, None))
+        self._train = jax.jit(self._step)
+        self._train_lanes = jax.jit(self._lanes_step)
         self._eval = jax.jit(jax.vmap(self._one_loss, in_axes=(0, 0, 0, None, None)))
 
     # -- the member's step, mapped over the group ---------------------------------
@@ -139,15 +142,54 @@ class FusedGroup:
             loss,
         )
 
+    def _lanes_step(
+        self, trainable: list[Any], non_trainable: list[Any], opt_state: list[Any], active: Any,
+        penalties: Any, lanes: Any, x: Any, y: Any,
+    ) -> tuple[list[Any], list[Any], list[Any], Any]:  # fmt: skip
+        """The step of the members in `lanes` only (the others stopped): their rows
+        taken out, stepped, and put back; the others' losses read 0."""
+        import jax.numpy as jnp
+
+        def take(values: list[Any]) -> list[Any]:
+            return [v[lanes] for v in values]
+
+        def put(full: list[Any], part: list[Any]) -> list[Any]:
+            return [f.at[lanes].set(p) for f, p in zip(full, part, strict=True)]
+
+        tv, ntv, opt, loss = self._step(
+            take(trainable), take(non_trainable), take(opt_state), active[lanes],
+            penalties[lanes], x, y,
+        )  # fmt: skip
+        losses = jnp.zeros((self.k,), loss.dtype).at[lanes].set(loss)
+        return put(trainable, tv), put(non_trainable, ntv), put(opt_state, opt), losses
+
     # -- the group's interface ----------------------------------------------------
 
     def train_step(self, x: Any, y: Any) -> Any:
         """One optimizer step of every active member on the batch (x, y); their losses
         (a device array: reading it waits for the step, so the loop does not)."""
-        self.trainable, self.non_trainable, self.opt_state, loss = self._train(
-            self.trainable, self.non_trainable, self.opt_state, self.active, self.penalties, x, y
-        )
+        # A copy of `active`: the step runs queued, and JAX may read a NumPy array in
+        # place on the CPU, so a member stopped after this call could stop it too early.
+        active = self.active.copy()
+        state = (self.trainable, self.non_trainable, self.opt_state, active, self.penalties)
+        if len(self.lanes) == self.k:
+            self.trainable, self.non_trainable, self.opt_state, loss = self._train(*state, x, y)
+        else:
+            self.trainable, self.non_trainable, self.opt_state, loss = self._train_lanes(
+                *state, self.lanes, x, y
+            )
         return loss
+
+    def compact(self) -> bool:
+        """Compute the active members' steps alone from now on, once no more than half
+        of the members computed are active: a stopped member's share of a step would
+        otherwise go on costing (one compilation for the narrower step). Whether it
+        narrowed the step."""
+        active = np.flatnonzero(self.active)
+        if len(active) == 0 or len(active) > len(self.lanes) // 2:
+            return False
+        self.lanes = active
+        return True
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Each member's loss on (x, y) as Keras' `val_loss` (no dropout, L2 added):
@@ -269,8 +311,9 @@ def fit_group(
     `plateau[i]` (Keras' ReduceLROnPlateau: the rate halved after `patience // 2`
     rounds without a loss better by 1e-4) and the group's time limit (`seconds`,
     checked at the end of a round). A member whose validation loss is NaN or infinite
-    stops (`diverged`). `after_round(round, logs)` gets each member that trained in
-    the round its logs (`loss`, `val_loss`, `val_data`: without L2, `learning_rate`)
+    stops (`diverged`). Once half the members computed have stopped, the step
+    computes the others alone (`FusedGroup.compact`). `after_round(round, logs)`
+    gets each member that trained in the round its logs (`loss`, `val_loss`, `val_data`: without L2, `learning_rate`)
     and returns the members to stop there (`pruned`). Returns one result per member."""
     x, y = train
     rng = np.random.default_rng(seed)
@@ -293,6 +336,7 @@ def fit_group(
                     group.stop(m)
         if not group.active.any():
             break
+        group.compact()
         if seconds is not None and time.monotonic() - started >= seconds:
             stops.end_all(group, "time_limit")
             break
