@@ -313,8 +313,9 @@ def fit_group(
     checked at the end of a round). A member whose validation loss is NaN or infinite
     stops (`diverged`). Once half the members computed have stopped, the step
     computes the others alone (`FusedGroup.compact`). `after_round(round, logs)`
-    gets each member that trained in the round its logs (`loss`, `val_loss`, `val_data`: without L2, `learning_rate`)
-    and returns the members to stop there (`pruned`). Returns one result per member."""
+    gets each member that trained in the round its logs (`loss`, `val_loss`,
+    `val_data`: without L2, `learning_rate`) and returns the members to stop there
+    (`pruned`). Returns one result per member."""
     x, y = train
     rng = np.random.default_rng(seed)
     steps = max(1, len(x) // batch_size)
