@@ -528,7 +528,8 @@ def _b10(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], lis
         "better) among the first N trials finished, N the unfused study's count, and at "
         "the end; the champion's validation and test metric. One run each.",
         "",
-        "| set | --fuse | trials finished (complete / pruned) | fused (groups) | trials per hour "
+        "| set | --fuse | trials finished (complete / pruned) | trials fused (groups, of one "
+        "included) | trials per hour "
         "| vs unfused | best objective, first N | best objective, end | champion val | "
         "champion test | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
