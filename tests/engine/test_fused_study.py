@@ -24,17 +24,26 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def fused(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
+def _fused_study(
+    tmp_path_factory: pytest.TempPathFactory, study: str, fuse: str
+) -> tuple[Stores, dict]:
+    """A tiny study of 4 trials with `--fuse FUSE` (JAX workers, real SQLite stores),
+    made once per test session; its stores and JSON summary."""
+
     def build(folder: Path) -> None:
         with pytest.MonkeyPatch.context() as env:
             env.setenv("KERAS_BACKEND", "jax")  # the workers' backend
-            args = tiny_tune_args(Stores(folder), study="fused", trials=4)
-            summary = run_cli_json([*args, "--fuse", "2", "--json"])
+            args = tiny_tune_args(Stores(folder), study=study, trials=4)
+            summary = run_cli_json([*args, "--fuse", fuse, "--json"])
         (folder / "summary.json").write_text(json.dumps(summary))
 
-    folder = made_once(tmp_path_factory, "e2e-fused", build)
+    folder = made_once(tmp_path_factory, f"e2e-fuse-{study}", build)
     return Stores(folder), json.loads((folder / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
+    return _fused_study(tmp_path_factory, "fused", "2")
 
 
 def test_members_of_a_group_share_the_structure_and_differ_in_their_rate(
@@ -92,15 +101,7 @@ def test_each_member_has_its_own_run_curve_and_the_champion_serves(
 
 @pytest.fixture(scope="module")
 def auto(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
-    def build(folder: Path) -> None:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("KERAS_BACKEND", "jax")
-            args = tiny_tune_args(Stores(folder), study="auto", trials=4)
-            summary = run_cli_json([*args, "--fuse", "auto", "--json"])
-        (folder / "summary.json").write_text(json.dumps(summary))
-
-    folder = made_once(tmp_path_factory, "e2e-fuse-auto", build)
-    return Stores(folder), json.loads((folder / "summary.json").read_text())
+    return _fused_study(tmp_path_factory, "auto", "auto")
 
 
 def test_fuse_auto_times_doublings_and_groups_by_the_size_it_kept(
