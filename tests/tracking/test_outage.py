@@ -3,15 +3,22 @@ study's Optuna records intact, and the runs left open closed by the next run."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import http.server
+import threading
 import time
+from collections.abc import Iterator
 
 import optuna
 import pytest
+from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import Stores, free_port, mlflow_server, start_tuner, tiny_tune_args
-from tuner.tracking.tracker import HTTP_RETRIES
+from tuner.tracking.tracker import HTTP_RETRIES, Tracker
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +78,70 @@ def test_a_dead_tracking_server_stops_the_study_in_seconds_and_nothing_is_lost(
         assert len(runs) > 3
         assert all(r.info.status != "RUNNING" for r in runs), [r.info.status for r in runs]
         assert "KILLED" in {r.info.status for r in runs}
+
+
+@contextlib.contextmanager
+def _cutting(port: int, path_end: str, cuts: list[int]) -> Iterator[str]:
+    """A proxy to the server at `port` that passes each request on and, for the first
+    `cuts[0]` whose path ends with `path_end`, sends the answer's headers and closes
+    the connection before its body (as a server killed while answering does)."""
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _pass_on(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            upstream = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            with lock:
+                cut = self.path.split("?")[0].endswith(path_end) and cuts[0] > 0
+                cuts[0] -= cut
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.getheader("Content-Type") or "text/plain")
+            self.send_header("Content-Length", str(len(data) + 1))
+            self.end_headers()
+            if cut:
+                self.close_connection = True
+                return
+            self.wfile.write(data + b" ")
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _pass_on
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    finally:
+        proxy.shutdown()
+        thread.join()
+
+
+def test_an_answer_cut_short_by_a_restart_is_asked_again(stores: Stores) -> None:
+    """A restarted server cuts off the answers in flight; MLflow raises on those at
+    once (it retries only requests that got no answer), the tracker asks again."""
+    with mlflow_server(stores.root) as port:
+        cuts = [1]
+        with _cutting(port, "/runs/log-batch", cuts) as uri:
+            plain = MlflowClient(uri)
+            run = plain.create_run(plain.create_experiment("plain")).info.run_id
+            with pytest.raises(MlflowException, match="Connection broken"):
+                plain.log_batch(run, params=[Param("a", "1")])  # the control: MLflow alone fails
+
+            cuts[0] = 3  # the params, then the metrics twice
+            tracker = Tracker(uri, "cut")
+            parent = tracker.start_parent("parent", {"units": 16}, {})
+            tracker.log_metrics(parent, {"val_loss": 0.5}, step=1)
+            tracker.end(parent, "FINISHED")
+            assert cuts == [0]
+        written = MlflowClient(f"http://127.0.0.1:{port}").get_run(parent)
+        assert written.data.params == {"units": "16"}
+        assert written.data.metrics == {"val_loss": 0.5}
+        assert written.info.status == "FINISHED"

@@ -11,10 +11,10 @@ import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import mlflow
@@ -190,29 +190,54 @@ def refuse_deleted(found: Any, name: str) -> None:
         )
 
 
+def cut_short(error: BaseException) -> bool:
+    """Whether `error` is an answer the server began and never finished (it died or
+    restarted while answering)."""
+    return any(_CUT_SHORT in str(seen) for seen in causes(error))
+
+
+_ASK_AGAIN_AFTER_S = (1, 2, 4)
+
+
+class _AskedAgain:
+    """An MlflowClient whose calls are made again when the server's answer was cut
+    short: MLflow retries a request that got no answer (for minutes, while the server
+    is down) but raises at once on one cut off mid-answer, which a restarted server
+    does to every request in flight. A call made twice writes the same values again
+    (a metric's point twice at its step); a run created twice leaves one run that the
+    next `close_dead_runs` ends."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._client, name)
+        if not callable(found):
+            return found
+        return lambda *args, **kwargs: _asked_again(found, *args, **kwargs)
+
+
+def _asked_again(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    for wait in _ASK_AGAIN_AFTER_S:
+        try:
+            return call(*args, **kwargs)
+        except Exception as e:
+            if not cut_short(e):
+                raise
+            time.sleep(wait)
+    return call(*args, **kwargs)
+
+
 class Tracker:
     """Writes one invocation's runs; every call names the run it writes to."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment
-        self.client = MlflowClient(tracking_uri)
-        self.experiment_id = self._experiment_id_retried()
+        self.client = cast(MlflowClient, _AskedAgain(MlflowClient(tracking_uri)))
+        self.experiment_id = self._experiment_id()
         self._pending: dict[str, _Pending] = {}  # per run: buffered metrics
         self.parent_id = ""
-
-    def _experiment_id_retried(self) -> str:
-        """`_experiment_id`, asked again after a server restart cut an answer short (a
-        worker starting while the server restarts; MLflow retries only requests that
-        got no answer at all)."""
-        for wait in (1, 2, 4, 8):
-            try:
-                return self._experiment_id()
-            except MlflowException as e:
-                if _CUT_SHORT not in str(e):
-                    raise
-                time.sleep(wait)
-        return self._experiment_id()
 
     def _experiment_id(self) -> str:
         found = self.client.get_experiment_by_name(self.experiment_name)
@@ -386,14 +411,18 @@ class Tracker:
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
             files = save_model_files(Path(tmp), model, preprocessing)
-            with mlflow.start_run(run_id=run_id, nested=True):
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    signature=signature,
-                    input_example=input_example,
-                    registered_model_name=registered_name,
-                    **pyfunc_parts(files),
-                )
+
+            def log() -> Any:  # cut short: logged again (at worst, one more version)
+                with mlflow.start_run(run_id=run_id, nested=True):
+                    return mlflow.pyfunc.log_model(
+                        name="model",
+                        signature=signature,
+                        input_example=input_example,
+                        registered_model_name=registered_name,
+                        **pyfunc_parts(files),
+                    )
+
+            info = _asked_again(log)
         version = str(info.registered_model_version)
         if description:
             self.client.update_model_version(registered_name, version, description=description)
