@@ -52,6 +52,7 @@ def _document(results: Path, out: Path, title: str) -> list[str]:
         ("b9_panel", _b9),
         ("b10_fused", _b10),
         ("b11_generation", _b11),
+        ("b12_objectives", _b12),
         ("windowing", _windowing),
     ]
     summary: list[str] = []
@@ -489,6 +490,58 @@ def _b11(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], lis
             for r in data["results"]
             for row in r["rows"]
         ),
+    ]
+    return summary, text
+
+
+def _b12(data: dict[str, Any], results: Path, out: Path) -> tuple[list[str], list[str]]:
+    res = data["results"]
+    summary = [
+        "| B12 | latency of the fastest front member within 1 % of the best validation "
+        "objective, against the single-objective champion (no target) | "
+        + ", ".join(f"{n}: {r['speedup']}x faster" for n, r in res.items())
+        + " | n/a |"
+    ]
+    text = [
+        "## B12 accuracy against latency (`--objectives val_loss,latency_ms`)",
+        "",
+        f"Protocol: {data['protocol']}. Per set, the default single-objective study and a "
+        "two-objective study (validation objective, latency; Optuna's multi-objective TPE, no "
+        "pruning) with the same time limit; both measure every trial (latency: median of 30 "
+        "batch-1 predictions in the worker process on this CPU; params; the saved file's "
+        "size) through a `--constraint` no model reaches. *Picked*: the fastest front member "
+        "within 1 % of the two-objective study's best validation objective (what "
+        "`--pick latency_ms` chooses).",
+        "",
+        "| set | study | trials (complete / pruned) | champion | validation | test | "
+        "latency ms | params | size KB | front |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in res.items():
+        metric = next(iter(r["single"]["champion"]["test"] or {"-": 0}))
+        for study in ("single", "front"):
+            s, c = r[study], r[study]["champion"]
+            test = (c["test"] or {}).get(metric)
+            text.append(
+                f"| {name} | {study} | {s['complete']} / {s['pruned']} | #{c['trial']} | "
+                f"{c['val']:.5g} | {metric} {_f(test)} | {c['latency_ms']:.3f} | "
+                f"{c['params']:.0f} | {c['size_kb']:.0f} | "
+                f"{len(s['front']) if s['front'] else '-'} |"
+            )
+        p = r["picked"]
+        text.append(
+            f"| {name} | picked | | #{p['trial']} | {p['val']:.5g} | | {p['latency_ms']:.3f} | "
+            f"{p['params']:.0f} | {p['size_kb']:.0f} | |"
+        )
+    text += [
+        "",
+        *(
+            f"- {n}: the picked model is {r['speedup']}x faster and {r['size_ratio']}x smaller "
+            f"than the single-objective champion ({r['objective']})."
+            for n, r in res.items()
+        ),
+        "",
+        f"![fronts]({_rel(results / 'b12_objectives.png', out)})",
     ]
     return summary, text
 

@@ -1,4 +1,4 @@
-"""Run the benchmarks B1-B11, write their JSON results and regenerate the report.
+"""Run the benchmarks B1-B12, write their JSON results and regenerate the report.
 
     python bench/run.py            # full: bench/results/*.json -> BENCHMARKS.md
     python bench/run.py --quick    # short: bench/results/quick/*.json -> its BENCHMARKS.md
@@ -30,6 +30,7 @@ import b8_first_error
 import b9_panel
 import b10_fused
 import b11_generation
+import b12_objectives
 import report
 from common import HERE, ROOT, first_gpu
 
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "B9": ("b9_panel", b9_panel.run),
     "B10": ("b10_fused", b10_fused.run),
     "B11": ("b11_generation", b11_generation.run),
+    "B12": ("b12_objectives", b12_objectives.run),
 }
 
 

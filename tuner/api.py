@@ -44,7 +44,7 @@ from tuner.report.console import quiet_libraries
 from tuner.stores import mask_secrets
 from tuner.study import records
 from tuner.study.storage import has_trials, load_study
-from tuner.study.summary import summarize, trial_rows
+from tuner.study.summary import champion, summarize, trial_rows
 from tuner.tasks.base import get_task
 
 if TYPE_CHECKING:  # the bundle module loads Keras: imported where a bundle is opened
@@ -73,8 +73,12 @@ class TuneResult:
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
-        """Optuna's best trial (lowest validation objective among complete trials)."""
-        return self.study.best_trial
+        """The champion: the complete trial with the lowest validation objective (among
+        those meeting `constraint`, within 1 % of it and lowest in `pick`'s measure)."""
+        best = champion(self.study)
+        if best is None:
+            raise ValueError(f"study {self.study.study_name!r} has no complete feasible trial")
+        return best
 
     @property
     def best(self) -> dict[str, Any]:
@@ -116,9 +120,15 @@ class TuneResult:
             return load_bundle(self.export(Path(tmp) / "bundle"))
 
     def export(
-        self, path: str | Path, *, formats: tuple[str, ...] = ("keras",), refit: bool = False
+        self,
+        path: str | Path,
+        *,
+        formats: tuple[str, ...] = ("keras",),
+        refit: bool = False,
+        trial: int | None = None,
     ) -> Path:
-        """Write the champion's bundle to `path` (a new or empty folder)."""
+        """Write the champion's bundle (or trial `trial`'s) to `path` (a new or empty
+        folder)."""
         from tuner.export.bundle import export_study  # deferred: Keras, as in load_bundle
 
         _quiet_keras()
@@ -128,6 +138,7 @@ class TuneResult:
             formats=formats,
             tracking_uri=self.tracking_uri,
             refit=refit,
+            trial=trial,
         )
 
     def figures(self) -> dict[str, Any]:
@@ -137,6 +148,8 @@ class TuneResult:
         _quiet_keras()  # the best model's figure loads it
         study = self.study
         out = {"optimization_history": analysis.optimization_history(study)}
+        if len(study.directions) > 1:  # --objectives
+            out["pareto_front"] = analysis.front_figure(study)
         if len(self.study.trials) >= 2:
             out["param_importances"] = analysis.param_importances(study)
         out["learning_curves"] = analysis.learning_curves(study, self.tracking_uri)

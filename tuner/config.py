@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import InitVar, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,73 @@ SMALL_SET = 200
 CV_STEPS = 50_000
 DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
+
+
+# What a study can minimise beside its validation objective, or bound (--objectives,
+# --constraint, --pick): measured on each trial's model (tuner.model.measures).
+MEASURES = ("latency_ms", "params", "size_kb")
+VALIDATION = "val_loss"  # --objectives: the study's validation objective, always first
+PICK_WITHIN = 0.01  # --pick: trials within 1 % of the best validation objective
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One `--constraint`: `name` (a measure) at most `limit`."""
+
+    name: str
+    limit: float
+
+    def excess(self, measured: dict[str, float]) -> float:
+        """How far the measured value is over the limit (at most 0: met)."""
+        return measured[self.name] - self.limit
+
+
+_BOUND = re.compile(r"\s*([A-Za-z_]+)\s*<=\s*(\S+)\s*")
+
+
+def parse_bound(text: str, *, option: str = "constraint") -> Bound:
+    """A `NAME<=NUMBER` constraint, or one line saying what is wrong with it."""
+    found = _BOUND.fullmatch(text)
+    limit = None
+    if found is not None:
+        try:
+            limit = float(found[2])
+        except ValueError:
+            limit = None
+    if found is None or limit is None or not math.isfinite(limit):
+        raise InputError(
+            f"{Opt(option, text)}: expected NAME<=NUMBER with NAME one of "
+            f"{', '.join(MEASURES)}, e.g. {Opt(option, 'latency_ms<=2')}.",
+            option=option,
+        )
+    if found[1] not in MEASURES:
+        raise InputError(
+            f"{Opt(option, text)}: {found[1]!r} is not measured; bound one of "
+            f"{', '.join(MEASURES)}, e.g. {Opt(option, 'params<=50000')}.",
+            option=option,
+        )
+    return Bound(found[1], limit)
+
+
+def _check_constraints(name: str, value: tuple[str, ...]) -> None:
+    for text in value:
+        parse_bound(text, option=name)
+
+
+def _check_objectives(name: str, value: tuple[str, ...]) -> None:
+    allowed = (VALIDATION, *MEASURES)
+    unknown = [v for v in value if v not in allowed]
+    if unknown or not value or value[0] != VALIDATION or len(set(value)) != len(value):
+        why = (
+            f"{unknown[0]!r} is not one of {', '.join(allowed)}"
+            if unknown
+            else (f"the list must start with {VALIDATION} and name each objective once")
+        )
+        raise InputError(
+            f"{Opt(name, ','.join(value))}: {why}; pass e.g. "
+            f"{Opt(name, VALIDATION + ',latency_ms')}.",
+            option=name,
+        )
 
 
 FUSE_AUTO = "auto"  # --fuse auto (tuner.engine.fused_trials.measured_size)
@@ -219,6 +287,37 @@ class TuneConfig:
         check=_check_fuse,
         metavar="K|auto",
     )
+    objectives: tuple[str, ...] | None = option(
+        None,
+        lambda: (
+            f"minimise these together, comma-separated, {VALIDATION} first: {VALIDATION} (the "
+            "validation objective), latency_ms (median of batch-1 predictions of the trained "
+            "model on the worker's device), params, size_kb (the saved model); the study keeps "
+            "the Pareto front (Optuna's multi-objective TPE) and prunes nothing (default: "
+            f"{VALIDATION} alone)"
+        ),
+        parse=columns,
+        check=_check_objectives,
+        metavar="NAMES",
+    )
+    constraint: tuple[str, ...] | None = option(
+        None,
+        "bounds a champion must meet, comma-separated NAME<=NUMBER over "
+        + ", ".join(MEASURES)
+        + " (e.g. latency_ms<=2,params<=50000): trials over a bound are kept and shown, "
+        "never champion, and the sampler steers away from them",
+        parse=columns,
+        check=_check_constraints,
+        metavar="BOUNDS",
+    )
+    pick: str | None = option(
+        None,
+        f"the champion: among feasible trials within {PICK_WITHIN * 100:g} percent of the best "
+        "validation objective, the lowest in "
+        + " | ".join(MEASURES)
+        + " (default: the best validation objective)",
+        check=one_of(MEASURES),
+    )
     engine: str = option(
         "optuna",
         "; ".join(f"{e.name}: {e.summary}" for e in ENGINES.values()),
@@ -351,6 +450,7 @@ class TuneConfig:
                 "sampler.",
                 option="fuse",
             )
+        self._check_measures(engine)
         if not engine.grid and self.sampler == "grid":
             raise InputError(
                 f"{Opt('sampler', 'grid')} is an Optuna sampler, but got "
@@ -364,6 +464,41 @@ class TuneConfig:
                 f"{Opt('workers', self.workers)}; use {Opt('workers', 1)}, or the optuna engine "
                 "for parallel workers.",
                 option="workers",
+            )
+
+    def _check_measures(self, engine: Engine) -> None:
+        """--objectives, --constraint and --pick against the engine, --fuse and the sampler."""
+        asked = " ".join(
+            str(Opt(name, ",".join(v) if isinstance(v, tuple) else v))
+            for name in ("objectives", "constraint", "pick")
+            if (v := getattr(self, name)) is not None
+        )
+        first = next(
+            (n for n in ("objectives", "constraint", "pick") if getattr(self, n) is not None), ""
+        )
+        if first and not engine.measures:
+            raise InputError(
+                f"{asked} works with the optuna engine, but got {Opt('engine', engine.name)}; "
+                f"leave out {Opt(first)}, or use {Opt('engine', 'optuna')}.",
+                option=first,
+            )
+        if self.multi_objective and self.fused:
+            raise InputError(
+                f"{Opt('fuse', self.fuse)} trains groups whose trials Optuna scores on one "
+                f"objective, but got {asked}; leave out {Opt('fuse')} or {Opt('objectives')}.",
+                option="fuse",
+            )
+        if first and self.ensemble:
+            raise InputError(
+                f"{Opt('ensemble', self.ensemble)} averages K models into one of K times the "
+                f"latency and size, but got {asked}; leave out {Opt('ensemble')}.",
+                option="ensemble",
+            )
+        if self.multi_objective and self.sampler == "cmaes":
+            raise InputError(
+                f"{Opt('sampler', 'cmaes')} minimises one objective, but got {asked}; use "
+                f"{Opt('sampler', 'tpe')} (multi-objective TPE), random or gp.",
+                option="sampler",
             )
 
     @property
@@ -381,6 +516,21 @@ class TuneConfig:
     def fused(self) -> bool:
         """Whether `--fuse` asks for groups (a size above 1, or auto)."""
         return self.fuse == FUSE_AUTO or (isinstance(self.fuse, int) and self.fuse > 1)
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether `--objectives` adds a measure to the validation objective."""
+        return len(self.objectives or ()) > 1
+
+    @property
+    def measured(self) -> tuple[str, ...]:
+        """The measures each trial records: those minimised, bounded or picked by."""
+        wanted = [*(self.objectives or ())[1:], *(b.name for b in self.bounds), self.pick]
+        return tuple(m for m in MEASURES if m in wanted)
+
+    @property
+    def bounds(self) -> tuple[Bound, ...]:
+        return tuple(parse_bound(text) for text in self.constraint or ())
 
     @property
     def study_name(self) -> str:

@@ -22,6 +22,7 @@ class Engine:
     cross_validates: bool  # trials trained on K folds
     keeps_models: bool  # trials keep their models (a top-K ensemble can be built)
     fuse: bool  # --fuse K: groups of trials trained as one program
+    measures: bool  # --objectives, --constraint, --pick: trials measured, a Pareto front
 
 
 ENGINES: dict[str, Engine] = {
@@ -37,6 +38,7 @@ ENGINES: dict[str, Engine] = {
             cross_validates=True,
             keeps_models=True,
             fuse=True,
+            measures=True,
         ),
         Engine(
             "keras-tuner",
@@ -48,6 +50,7 @@ ENGINES: dict[str, Engine] = {
             cross_validates=False,
             keeps_models=False,
             fuse=False,
+            measures=False,
         ),
     )
 }

@@ -51,6 +51,24 @@ CASES = [
     (["--fuse", "many"], ["--fuse", "expected a group size or 'auto'", "'many'"]),
     (["--fuse", "2", "--engine", "keras-tuner"], ["--fuse 2 fills groups", "--engine optuna"]),
     (["--horizon", "0"], ["--horizon must be at least 1", "got 0"]),
+    (["--objectives", "latency_ms"], ["--objectives latency_ms", "must start with val_loss"]),
+    (["--objectives", "val_loss,speed"], ["'speed' is not one of val_loss, latency_ms"]),
+    (["--constraint", "latency<=2"], ["--constraint latency<=2", "'latency' is not measured"]),
+    (["--constraint", "params>10"], ["--constraint params>10", "expected NAME<=NUMBER"]),
+    (["--pick", "speed"], ["--pick must be one of latency_ms, params, size_kb", "'speed'"]),
+    (
+        ["--objectives", "val_loss,params", "--fuse", "2"],
+        ["--fuse 2 trains groups", "--objectives val_loss,params"],
+    ),
+    (
+        ["--constraint", "params<=10", "--engine", "keras-tuner"],
+        ["--constraint params<=10 works with the optuna engine", "--engine keras-tuner"],
+    ),
+    (
+        ["--objectives", "val_loss,params", "--sampler", "cmaes"],
+        ["--sampler cmaes minimises one objective", "--sampler tpe"],
+    ),
+    (["--pick", "params", "--ensemble", "3"], ["--ensemble 3 averages K models", "--pick params"]),
     (["--engine", "ray"], ["--engine must be one of optuna, keras-tuner", "'ray'"]),
     (["--kt-tuner", "grid"], ["--kt-tuner must be one of hyperband, bayesian, random", "'grid'"]),
     (["--epoch-budget", "0"], ["--epoch-budget must be at least 1", "got 0"]),
@@ -271,7 +289,7 @@ FOREIGN = [
     (["maximize"], 2, ["was not created by the tuner", "it maximizes, 2 trials"]),
     (["minimize"], 3, ["was not created by the tuner", "it minimizes, 3 trials"]),
     (["maximize"], 0, ["was not created by the tuner", "0 trials"]),
-    (["minimize", "minimize"], 1, ["has 2 objectives", "minimise one"]),
+    (["minimize", "minimize"], 1, ["has 2 objectives", "not made by `tuner tune --objectives`"]),
 ]
 
 

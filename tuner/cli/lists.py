@@ -27,7 +27,8 @@ def status(args: argparse.Namespace) -> int:
         metric = (result.study.metric_names or ["value"])[0]
         best = result.summary["best_trial"]
         title = f"study {args.study}: {len(rows)} trials"
-        out.print(trials_table(rows, title=title, metric=metric, best=best))
+        front = [r["trial"] for r in result.summary["front"] or []]
+        out.print(trials_table(rows, title=title, metric=metric, best=best, front=front))
     return 0
 
 
@@ -43,6 +44,11 @@ def best(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
     else:
         out.print(f"best trial #{summary['best_trial']}: {summary['best_params']}")
+        if summary["best_measured"]:
+            out.print(f"measured: {summary['best_measured']}")
+        for row in summary["front"] or []:
+            values = ", ".join(f"{k} {v:.5g}" for k, v in row.items() if k != "trial")
+            out.print(f"Pareto front: trial #{row['trial']}: {values}")
         out.print(results_table(summary))
     return 0
 

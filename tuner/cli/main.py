@@ -157,6 +157,12 @@ def _add_export_predict(sub: Any) -> None:
         action="store_true",
         help="retrain the best configuration on train+validation for its best epoch count",
     )
+    export.add_argument(
+        "--trial",
+        type=_positive_int,
+        help="export this trial instead of the champion (a Pareto-front member of a study run "
+        "with --objectives, or any complete trial with --refit)",
+    )
     declared(export, "storage")
     declared(export, "tracking_uri")
     export.set_defaults(handler=_cmd_export)
@@ -216,8 +222,17 @@ def _report(result: Any, *, as_json: bool) -> None:
         (r for r in trial_rows(result.study) if r["state"] == "complete"), key=lambda r: r["value"]
     )
     metric = (result.study.metric_names or ["value"])[0]
+    front = [r["trial"] for r in summary["front"] or []]
+    title = f"top trials ({metric})"
+    if front:  # --objectives: the front, whatever its length
+        rows, title = [r for r in rows if r["number"] in front], "the Pareto front"
     top = trials_table(
-        rows, title=f"top trials ({metric})", metric=metric, best=summary["best_trial"], limit=5
+        rows,
+        title=title,
+        metric=metric,
+        best=summary["best_trial"],
+        limit=None if front else 5,
+        front=front,
     )
     err.print(top)
     err.print(results_table(summary))
@@ -254,7 +269,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     result = api.open_study(
         args.study or latest_study(url), storage=url, tracking_uri=args.tracking_uri
     )
-    out = result.export(args.out, formats=formats, refit=args.refit)
+    out = result.export(args.out, formats=formats, refit=args.refit, trial=args.trial)
     print(f"exported study {result.study.study_name} to {out}", file=sys.stderr)
     return 0
 

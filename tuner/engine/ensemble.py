@@ -29,7 +29,7 @@ from tuner.model.batches import predict_windows
 from tuner.model.budget import ROUNDS_ATTR, fit_seconds
 from tuner.model.train import EpochRecorder, FitSettings, evaluate, fit_trial, refit
 from tuner.study import records
-from tuner.study.summary import top_trials
+from tuner.study.summary import objective_of, top_trials
 from tuner.tasks.base import get_task
 
 
@@ -66,7 +66,7 @@ def run_ensemble(study: optuna.Study, objective: Objective, *, size: int) -> dic
     val = {k: float(np.mean([s[0][k] for s in scored])) for k in scored[0][0]}
     models = scored[0][1] if len(scored) == 1 else _refit_members(members, objective)
     model = ensemble_model(models, data.info)
-    best_single = float(members[0].value or 0.0)
+    best_single = float(objective_of(members[0]) or 0.0)
     record = {
         "members": [t.number for t in members],
         "val_metrics": val,

@@ -321,7 +321,9 @@ class FusedTrials:
         else:
             self._tell(trial, TrialState.COMPLETE, value)
 
-    def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None = None) -> None:
+    def _tell(
+        self, trial: optuna.Trial, state: TrialState, value: float | tuple[float, ...] | None = None
+    ) -> None:
         done = state == TrialState.COMPLETE
         frozen = self._study.tell(trial, value if done else None, state=state)
         self._done.add(trial.number)

@@ -164,9 +164,11 @@ class KerasTunerEngine:
             self._tell(trial, TrialState.FAIL)
             raise
         self._tell(trial, TrialState.COMPLETE, value)
-        return value
+        return value if isinstance(value, float) else value[0]  # the engine has no --objectives
 
-    def _tell(self, trial: optuna.Trial, state: TrialState, value: float | None = None) -> None:
+    def _tell(
+        self, trial: optuna.Trial, state: TrialState, value: float | tuple[float, ...] | None = None
+    ) -> None:
         frozen = self.study.tell(trial, value, state=state)
         if self._progress is not None:
             self._progress(self.study, frozen)

@@ -25,7 +25,8 @@ from tuner.devices import MemoryBound, describe_device
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.budget import ROUND_TARGETS, ROUNDS_ATTR, fit_seconds
-from tuner.model.build import objective_monitor
+from tuner.model.build import build_model, objective_monitor
+from tuner.model.measures import measure
 from tuner.model.portable import in_data_units, trained_part
 from tuner.model.serving import request_example
 from tuner.model.train import (
@@ -44,7 +45,10 @@ from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
 from tuner.study import records
 from tuner.study.summary import (
+    Standing,
+    champion,
     completed,
+    leads,
     rank_of,
     record_test_metrics,
     refuse_surplus,
@@ -84,7 +88,9 @@ class Objective:
         self._run_id = ""
         self._memory = MemoryBound()
 
-    def __call__(self, trial: optuna.Trial, resume: Resume | None = None) -> float:
+    def __call__(
+        self, trial: optuna.Trial, resume: Resume | None = None
+    ) -> float | tuple[float, ...]:
         """Train `trial`'s configuration (or continue `resume.model`) and record it."""
         self.current = trial
         self._run_id = ""
@@ -104,7 +110,9 @@ class Objective:
         self.current = None
         return value
 
-    def _run(self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None) -> float:
+    def _run(
+        self, trial: optuna.Trial, recorder: EpochRecorder, resume: Resume | None
+    ) -> float | tuple[float, ...]:
         try:
             params = self.begin(trial)
             return self._train(trial, params, self._run_id, recorder, resume)
@@ -195,7 +203,7 @@ class Objective:
         run_id: str,
         recorder: EpochRecorder,
         resume: Resume | None,
-    ) -> float:
+    ) -> float | tuple[float, ...]:
         info = self._data.info
         seq_len = params.window
         settings = FitSettings(
@@ -230,7 +238,7 @@ class Objective:
         scored: Scored,
         *,
         train_s: float,
-    ) -> float:
+    ) -> float | tuple[float, ...]:
         """Record a trained trial (Optuna attributes, MLflow metrics, the champion's
         model, a kept ensemble member) and close its run; returns its value."""
         info = self._data.info
@@ -245,14 +253,45 @@ class Objective:
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
         if scored.fold_metrics:
             trial.set_user_attr(records.FOLD_VALUES, [m[info.metric] for m in scored.fold_metrics])
+        measured = self._measure(trial, params, scored.model, seq_len)
+        metrics |= measured
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
-        rank = rank_of(trial.study, value)
-        if rank == 0:  # a new best trial
+        standing = Standing(trial.number, value, measured, feasible=self._feasible(measured))
+        if leads(trial.study, standing):  # the new champion
             self._record_champion(trial, params, run_id, seq_len, scored)
-        self._keep_member(trial, run_id, scored.model, rank)
+        elif self._config.multi_objective and standing.feasible:  # may be on the front
+            self._record_champion(trial, params, run_id, seq_len, scored, register=False)
+        self._keep_member(trial, run_id, scored.model, rank_of(trial.study, value))
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
-        return value
+        if not self._config.multi_objective:
+            return value
+        return (value, *(measured[name] for name in (self._config.objectives or ())[1:]))
+
+    def _measure(
+        self,
+        trial: optuna.Trial,
+        params: hparams.TrialParams,
+        model: keras.Model | None,
+        seq_len: int,
+    ) -> dict[str, float]:
+        """The measures `--objectives`, `--constraint` and `--pick` name, of the trained
+        model (under cross-validation, of the configuration built afresh: none of them
+        depends on the weights), recorded on the trial; how far each bound is exceeded."""
+        names = self._config.measured
+        if not names:
+            return {}
+        x = self.windows.get(seq_len)["val"].x
+        measured = measure(model or build_model(params, self._data.info), x, names)
+        trial.set_user_attr(records.MEASURED, measured)
+        if self._config.bounds:
+            excess = [b.excess(measured) for b in self._config.bounds]
+            trial.set_user_attr(records.CONSTRAINT_EXCESS, excess)
+            self._tracker.set_tags(self._run_id, {"feasible": self._feasible(measured)})
+        return measured
+
+    def _feasible(self, measured: dict[str, float]) -> bool:
+        return all(b.excess(measured) <= 0 for b in self._config.bounds)
 
     def _cross_validate(
         self,
@@ -328,6 +367,8 @@ class Objective:
         run_id: str,
         seq_len: int,
         scored: Scored,
+        *,
+        register: bool = True,
     ) -> None:
         """Log and register a new best trial's model (under cross-validation, its
         configuration refit on all non-test data for the folds' mean best epoch).
@@ -342,7 +383,9 @@ class Objective:
         )
         value = scored.val_metrics[self._data.info.metric]
         what = f"trial {trial.number}"
-        model_uri = self.log_model(run_id, model, seq_len, what=what, value=value)
+        model_uri = self.log_model(
+            run_id, model, seq_len, what=what, value=value, register=register
+        )
         trial.set_user_attr(records.MODEL_URI, model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
@@ -352,12 +395,16 @@ class Objective:
         per best trial."""
         if not completed(study) or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             return
-        best = study.best_trial
-        if records.MODEL_URI not in best.user_attrs:
+        best = champion(study)
+        if best is None or records.MODEL_URI not in best.user_attrs:
             return
         # Workers that finished together may have moved the alias in any order.
+        # Under --pick the champion may validate worse than a version registered
+        # earlier: the alias follows the study's champion.
         self._tracker.promote_run(
-            self._config.study_name, best.user_attrs.get(records.MLFLOW_RUN_ID, "")
+            self._config.study_name,
+            best.user_attrs.get(records.MLFLOW_RUN_ID, ""),
+            force=self._config.pick is not None,
         )
         if test_metrics(study, best) is not None:
             return
@@ -377,7 +424,14 @@ class Objective:
         self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
 
     def log_model(
-        self, run_id: str, model: keras.Model, seq_len: int, *, what: str, value: float
+        self,
+        run_id: str,
+        model: keras.Model,
+        seq_len: int,
+        *,
+        what: str,
+        value: float,
+        register: bool = True,
     ) -> str:
         """Log and register `model` as it is served: in the data's units, reading raw
         requests (a validation-part request as the example); the registered version
@@ -391,7 +445,7 @@ class Objective:
             in_data_units(model, prep),
             prep,
             example=request_example(self._data, seq_len),
-            registered_name=self._config.study_name,
+            registered_name=self._config.study_name if register else None,
             description=(
                 f"{what} of study {self._config.study_name}: {metric} {value:.6g} on "
                 f"{self._data.spec.name} (sha256 {sha256[:12]}); inputs and outputs in "

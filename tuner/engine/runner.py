@@ -37,6 +37,7 @@ from tuner.stores import lock_wait_s, locked_store, mask_secrets
 from tuner.study import records
 from tuner.study.setup import grid_trials, open_study, prepare_data
 from tuner.study.storage import check_storage_file
+from tuner.study.summary import champion as study_champion
 from tuner.study.summary import completed, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
 from tuner.tasks.base import plugin_modules
@@ -215,10 +216,12 @@ def _threads_per_worker(workers: int) -> int | None:
 
 def _with_default_ensemble(config: TuneConfig, info: DatasetInfo) -> TuneConfig:
     """`--ensemble` left out: the data's default (DatasetInfo.default_ensemble) under
-    an engine whose trials keep their models (none under KerasTuner)."""
+    an engine whose trials keep their models (none under KerasTuner), and where no
+    trial is measured (an ensemble of K models is K times the latency and size)."""
     if config.ensemble is not None:
         return config
-    default = info.default_ensemble if config.search_engine.keeps_models else 0
+    keeps = config.search_engine.keeps_models and not config.measured
+    default = info.default_ensemble if keeps else 0
     return dataclasses.replace(config, ensemble=default)
 
 
@@ -245,13 +248,22 @@ def _log_dataset(tracker: Tracker, study: optuna.Study, source: Path) -> None:
         )
 
 
+def _tag_front(tracker: Tracker, study: optuna.Study, front: set[int]) -> None:
+    """`--objectives`: each complete trial's run says whether it is on the Pareto front
+    now (a trial can leave it as later trials beat it in every objective)."""
+    for trial in completed(study):
+        run_id = trial.user_attrs.get(records.MLFLOW_RUN_ID)
+        if run_id:
+            tracker.set_tags(run_id, {"pareto_front": str(trial.number in front).lower()})
+
+
 def _finish_parent(
     tracker: Tracker, study: optuna.Study, summary: dict[str, Any], status: str
 ) -> None:
     best = {f"best_val_{k}": v for k, v in (summary["best_val"] or {}).items()}
     best |= {f"best_test_{k}": v for k, v in (summary["best_test"] or {}).items()}
     tracker.log_metrics(tracker.parent_id, best)
-    champion = study.best_trial if summary["best_trial"] is not None else None
+    champion = study_champion(study) if summary["best_trial"] is not None else None
     ensemble = records.get(study, records.ENSEMBLE, None) or {}
     model_uri = champion.user_attrs.get(records.MODEL_URI, "") if champion else ""
     tracker.set_tags(
@@ -273,5 +285,7 @@ def _finish_parent(
     )
     tracker.log_dict(tracker.parent_id, summary, "summary.json")
     tracker.log_dict(tracker.parent_id, trial_rows(study), "trials.json")
+    if summary["front"] is not None:
+        _tag_front(tracker, study, {row["trial"] for row in summary["front"]})
     log_study_plots(tracker, study)
     tracker.end(tracker.parent_id, status)

@@ -39,7 +39,7 @@ from tuner.model.train import evaluate, refit
 from tuner.paths import MODEL_FILE
 from tuner.study import records
 from tuner.study.setup import stored_config, stored_dataset
-from tuner.study.summary import completed, test_metrics
+from tuner.study.summary import champion, completed, test_metrics
 from tuner.tasks.base import get_task
 from tuner.tracking.models import download_model_file, pyfunc_parts, served_signature
 from tuner.tracking.tracker import Tracker
@@ -65,14 +65,19 @@ def export_study(
     formats: tuple[str, ...] = ("keras",),
     tracking_uri: str,
     refit: bool = False,
+    trial: int | None = None,
 ) -> Path:
     """Write the bundle of `study`'s best trial to `out` (a new or empty folder).
 
     `refit`: retrain the best configuration on train plus validation for the best
     trial's number of epochs and export that model instead; it is recorded as its
-    own MLflow run and registered model version (alias `refit`).
+    own MLflow run and registered model version (alias `refit`). `trial`: that trial
+    instead of the best (one that logged its model: a champion at its time, or any
+    feasible trial of a multi-objective study; with `refit`, any complete trial).
     """
     best = _exportable(study, out, formats)
+    if trial is not None:
+        best = _chosen_trial(study, trial, refit=refit)
     data = stored_dataset(study)
     if data.fingerprint["sha256"] != records.get(study, records.FINGERPRINT)["sha256"]:
         raise InputError(
@@ -81,7 +86,7 @@ def export_study(
         )
     # A top-K ensemble that validated better than the best trial is the champion.
     ensemble = records.get(study, records.ENSEMBLE, None) or {}
-    champion = ensemble if ensemble.get("champion") and not refit else {}
+    champion = ensemble if ensemble.get("champion") and not refit and trial is None else {}
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "bundle"
         staging.mkdir()
@@ -160,13 +165,36 @@ def _exportable(study: Any, out: Path, formats: tuple[str, ...]) -> Any:
         raise InputError(
             f"{Opt('study', study.study_name)}: no trial has completed yet; nothing to export."
         )
-    best = study.best_trial
+    best = champion(study)
+    if best is None:
+        raise InputError(
+            f"{Opt('study', study.study_name)}: no complete trial meets the study's "
+            f"{Opt('constraint')}; nothing to export (run more trials, or a study with looser "
+            "bounds)."
+        )
     if records.MODEL_URI not in best.user_attrs:
         raise InputError(
             f"{Opt('study', study.study_name)}: best trial #{best.number} has no logged model "
             "(study made by an older version); run more trials to log one."
         )
     return best
+
+
+def _chosen_trial(study: Any, number: int, *, refit: bool) -> Any:
+    """Trial `number` where it can be exported, else one line saying why not."""
+    found = next((t for t in completed(study) if t.number == number), None)
+    if found is None:
+        raise InputError(
+            f"{Opt('trial', number)}: study {study.study_name} has no complete trial "
+            f"#{number}; `tuner status --study {study.study_name}` lists them."
+        )
+    if records.MODEL_URI not in found.user_attrs and not refit:
+        raise InputError(
+            f"{Opt('trial', number)}: trial #{number} logged no model (a trial logs one when "
+            "it leads the study, or in a study run with --objectives); add --refit to train "
+            "its configuration again on train+validation."
+        )
+    return found
 
 
 def load_bundle(path: Path) -> Bundle:

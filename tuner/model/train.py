@@ -65,7 +65,8 @@ class RoundPruning(keras.callbacks.Callback):
         self.step_offset = 0  # rounds of the earlier cross-validation folds
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if self._monitor not in (logs or {}):
+        # Optuna takes no reports in a multi-objective study (--objectives): no pruning.
+        if self._monitor not in (logs or {}) or len(self._trial.study.directions) > 1:
             return
         step = self.step_offset + epoch
         self._trial.report(float((logs or {})[self._monitor]) * self._factor, step)

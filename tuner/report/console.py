@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import optuna
@@ -27,7 +27,7 @@ from tuner.model.budget import (
     passes_per_round,
 )
 from tuner.study import records
-from tuner.study.summary import state_name
+from tuner.study.summary import champion, objective_of, state_name
 
 err = Console(stderr=True)
 out = Console()
@@ -85,14 +85,12 @@ class TrialProgress:
 
 
 def _best_text(study: optuna.Study) -> str:
-    try:
-        return f"best {study.best_value:.5f} (#{study.best_trial.number})"
-    except ValueError:
-        return "best -"
+    best = champion(study)
+    return f"best {objective_of(best):.5f} (#{best.number})" if best else "best -"
 
 
 def _trial_line(trial: FrozenTrial, done: int, total: int, best: str) -> str:
-    value = f"{trial.value:.5f}" if trial.state == TrialState.COMPLETE else "-"
+    value = f"{objective_of(trial):.5f}" if trial.state == TrialState.COMPLETE else "-"
     secs = trial.duration.total_seconds() if trial.duration else 0.0
     epochs = trial.user_attrs.get(records.EPOCHS_RUN, "?")
     why = trial.user_attrs.get(records.FAIL_REASON) or trial.user_attrs.get(records.STOP_REASON, "")
@@ -109,6 +107,7 @@ def trials_table(
     metric: str = "value",
     best: int | None = None,
     limit: int | None = None,
+    front: Collection[int] = (),
 ) -> Table:
     """Trials with their objective (`metric`, e.g. val_mse): a pruned trial shows the
     last value it reported, marked; the best trial is starred. One line a trial: its
@@ -116,7 +115,12 @@ def trials_table(
     those alike in all of them are said once, under the table."""
     shown = rows[:limit]
     alike = _alike(shown)
+    measures = sorted({k for row in shown for k in (row.get("measured") or {})})
     caption = f"* best trial; {metric} (last): reported before pruning"
+    if front:
+        caption = f"* champion; + on the Pareto front; {metric} (last): reported before pruning"
+    if any(not row.get("feasible", True) for row in shown):
+        caption += "; over: over a --constraint bound (never champion)"
     if alike:
         caption += "; in every trial: " + ", ".join(f"{k}={_short(v)}" for k, v in alike.items())
     table = Table(title=title, caption=caption)
@@ -126,10 +130,14 @@ def trials_table(
         if row["state"] == "pruned" and row["value"] is not None:
             value += " (last)"
         secs = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "-"
-        number = f"{row['number']}*" if row["number"] == best else str(row["number"])
+        number = str(row["number"]) + ("+" if row["number"] in front else "")
+        number += "*" if row["number"] == best else ""
+        state = row["state"] + ("" if row.get("feasible", True) else " over")
+        measured = [_short((row.get("measured") or {}).get(m, "-")) for m in measures]
         params = ", ".join(f"{k}={_short(v)}" for k, v in row["params"].items() if k not in alike)
-        cells.append((number, row["state"], value, str(row["epochs"] or "-"), secs, params))
-    heads = (("#", "right"), ("state", "left"), (metric, "right"), ("epochs", "right"),
+        cells.append((number, state, value, *measured, str(row["epochs"] or "-"), secs, params))
+    heads = (("#", "right"), ("state", "left"), (metric, "right"),
+             *((m, "right") for m in measures), ("epochs", "right"),
              ("seconds", "right"))  # fmt: skip
     widths = [max([len(head), *(len(c[i]) for c in cells)]) for i, (head, _) in enumerate(heads)]
     for (head, justify), width in zip(heads, widths, strict=True):

@@ -15,12 +15,14 @@ from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from tuner.data.sequences import class_probabilities
+from tuner.errors import InputError
 from tuner.model import params as hparams
 from tuner.model.portable import trained_part
 from tuner.model.sample import generate
 from tuner.report.study_figures import need_trials
 from tuner.study import records
 from tuner.study.setup import stored_dataset
+from tuner.study.summary import champion
 from tuner.tasks.base import get_task
 from tuner.tracking.models import load_logged_model
 
@@ -96,6 +98,8 @@ def best_model_figure(study: optuna.Study, tracking_uri: str) -> Figure:
 
 def _best_model(study: optuna.Study, tracking_uri: str) -> tuple[Any, Any, dict[str, Any]]:
     need_trials(study, 1, "the best model")
-    best = study.best_trial
+    best = champion(study)
+    if best is None:
+        raise InputError(f"study {study.study_name!r}: no complete trial meets its constraints")
     model = trained_part(load_logged_model(best.user_attrs[records.MODEL_URI], tracking_uri))
     return model, stored_dataset(study), best.params

@@ -17,31 +17,35 @@ from tuner.errors import InputError
 from tuner.report.console import err
 from tuner.report.study_figures import (
     PARALLEL_AXES,
+    front_figure,
     learning_curves,
+    objective_target,
     top_params,
     top_two_params,
     val_loss_histories,
 )
 from tuner.study.summary import completed
 
-PlotFn = Callable[[optuna.Study], Any]
+PlotFn = Callable[..., Any]  # (study, **target) -> figure or axes
 
 
 def _top_two(interactive: bool) -> PlotFn:
     """Contour of the two most important parameters (a slice plot if only one varies)."""
 
-    def plot(study: optuna.Study) -> Any:
+    def plot(study: optuna.Study, **target: Any) -> Any:
         params = top_two_params(study)
         module: Any = vis if interactive else vis_mpl
         if len(params) < 2:
-            return module.plot_slice(study, params=params)
-        return module.plot_contour(study, params=params)
+            return module.plot_slice(study, params=params, **target)
+        return module.plot_contour(study, params=params, **target)
 
     return plot
 
 
-def parallel_coordinates_axes(study: optuna.Study) -> Any:
-    return vis_mpl.plot_parallel_coordinate(study, params=top_params(study, PARALLEL_AXES))
+def parallel_coordinates_axes(study: optuna.Study, **target: Any) -> Any:
+    return vis_mpl.plot_parallel_coordinate(
+        study, params=top_params(study, PARALLEL_AXES), **target
+    )
 
 
 PLOTS: dict[str, tuple[PlotFn, PlotFn]] = {
@@ -65,12 +69,18 @@ def write_study_plots(
         return []
     written: list[Path] = []
     sections: list[str] = []
+    target = objective_target(study)
+    if target:  # --objectives: the Pareto front's figure first
+        front = front_figure(study)
+        front.savefig(folder / "pareto_front.png", dpi=100, bbox_inches="tight")
+        plt.close(front)
+        written.append(folder / "pareto_front.png")
     for name, (interactive, static) in PLOTS.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                figure = interactive(study)
-                axes = static(study)
+                figure = interactive(study, **target)
+                axes = static(study, **target)
                 axes = axes.flat[0] if hasattr(axes, "flat") else axes
                 axes.figure.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
                 plt.close(axes.figure)  # only its own: a notebook's figures stay open

@@ -20,9 +20,18 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as vis_mpl
 
+from tuner.config import parse_bound
 from tuner.errors import InputError
 from tuner.study import records
-from tuner.study.summary import completed, summarize, top_trials
+from tuner.study.summary import (
+    champion,
+    completed,
+    feasible,
+    objective_of,
+    pareto_front,
+    summarize,
+    top_trials,
+)
 from tuner.tracking.tracker import EPOCH_PREFIX
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -43,10 +52,18 @@ def need_trials(study: optuna.Study, n: int, what: str) -> None:
         )
 
 
+def objective_target(study: optuna.Study) -> dict[str, Any]:
+    """What Optuna's plots and importances read of a multi-objective study
+    (`--objectives`): its validation objective; nothing for a single objective."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": objective_of, "target_name": (study.metric_names or ["objective"])[0]}
+
+
 def optimization_history(study: optuna.Study) -> Figure:
     """Objective of every trial and the best so far."""
     need_trials(study, 1, "the optimization history")
-    return _figure(vis_mpl.plot_optimization_history(study))
+    return _figure(vis_mpl.plot_optimization_history(study, **objective_target(study)))
 
 
 def param_importances(study: optuna.Study) -> Figure:
@@ -54,7 +71,7 @@ def param_importances(study: optuna.Study) -> Figure:
     evaluator, PED-ANOVA)."""
     need_trials(study, 2, "parameter importances")
     with _few_trials_allowed():
-        return _figure(vis_mpl.plot_param_importances(study))
+        return _figure(vis_mpl.plot_param_importances(study, **objective_target(study)))
 
 
 @contextmanager
@@ -63,6 +80,8 @@ def _few_trials_allowed() -> Iterator[None]:
     short study every parameter has, and the importances are still computed."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Some regimes for parameter")
+        # --objectives: the target is the validation objective, minimised, as it says.
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
         yield
 
 
@@ -74,7 +93,9 @@ def parallel_coordinates(study: optuna.Study) -> Figure:
     `PARALLEL_AXES`, so the figure reads at its size), coloured by objective."""
     need_trials(study, 2, "parallel coordinates")
     params = top_params(study, PARALLEL_AXES)
-    return _figure(vis_mpl.plot_parallel_coordinate(study, params=params))
+    return _figure(
+        vis_mpl.plot_parallel_coordinate(study, params=params, **objective_target(study))
+    )
 
 
 def top_params(study: optuna.Study, k: int) -> list[str]:
@@ -82,7 +103,10 @@ def top_params(study: optuna.Study, k: int) -> list[str]:
     need_trials(study, 2, "parameter importances")
     shared = set.intersection(*(set(t.params) for t in completed(study)))
     with _few_trials_allowed():
-        ranked = optuna.importance.get_param_importances(study, params=sorted(shared))
+        target = objective_target(study).get("target")
+        ranked = optuna.importance.get_param_importances(
+            study, params=sorted(shared), target=target
+        )
     return list(ranked)[:k]
 
 
@@ -94,9 +118,41 @@ def top_two_params(study: optuna.Study) -> list[str]:
 def contour_of_top_two(study: optuna.Study) -> Figure:
     """Objective over the two most important parameters (slice plots if only one varies)."""
     params = top_two_params(study)
+    target = objective_target(study)
     if len(params) < 2:
-        return _figure(vis_mpl.plot_slice(study, params=params))
-    return _figure(vis_mpl.plot_contour(study, params=params))
+        return _figure(vis_mpl.plot_slice(study, params=params, **target))
+    return _figure(vis_mpl.plot_contour(study, params=params, **target))
+
+
+def front_figure(study: optuna.Study) -> Figure:
+    """A multi-objective study's trials (`--objectives`): the validation objective
+    against the first measure, the Pareto front joined, trials over a `--constraint`
+    bound greyed, and a bound on that measure drawn."""
+    need_trials(study, 1, "the Pareto front")
+    names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    done = [t for t in completed(study) if t.values]
+    ok = [t for t in done if feasible(t)]
+    over = [t for t in done if not feasible(t)]
+    ax.scatter([t.values[1] for t in ok], [t.values[0] for t in ok], label="trial", alpha=0.6)
+    if over:
+        ax.scatter([t.values[1] for t in over], [t.values[0] for t in over], color="0.7",
+                   label="over a bound")  # fmt: skip
+    front = sorted(pareto_front(study), key=lambda t: t.values[1])
+    ax.step([t.values[1] for t in front], [t.values[0] for t in front], where="post",
+            color="C3", marker="o", label="Pareto front")  # fmt: skip
+    chosen = champion(study)
+    if chosen is not None:
+        ax.scatter([chosen.values[1]], [chosen.values[0]], s=160, facecolors="none",
+                   edgecolors="k", label=f"champion #{chosen.number}")  # fmt: skip
+    for text in records.get(study, records.CONFIG, {}).get("constraint") or ():
+        bound = parse_bound(text)
+        if bound.name == names[1]:
+            ax.axvline(bound.limit, color="k", linestyle="--", label=text)
+    ax.set(xlabel=names[1], ylabel=names[0], title=f"study {study.study_name}: Pareto front")
+    ax.legend()
+    figure.tight_layout()
+    return figure
 
 
 def val_loss_histories(
@@ -144,7 +200,7 @@ def compare_studies(a: optuna.Study, b: optuna.Study) -> tuple[pd.DataFrame, Fig
     )
     figure, ax = plt.subplots(figsize=(9, 5))
     for study in (a, b):
-        values = [float(t.value or 0.0) for t in completed(study)]
+        values = [float(objective_of(t) or 0.0) for t in completed(study)]
         ax.plot(np.minimum.accumulate(values), marker=".", label=study.study_name)
     ax.set(xlabel="complete trial", ylabel="best objective so far", title="studies compared")
     ax.legend()

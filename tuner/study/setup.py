@@ -6,12 +6,14 @@ read back the configuration it was created with.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import FrozenTrial
 
-from tuner.config import TuneConfig
+from tuner.config import VALIDATION, TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import Dataset
 from tuner.errors import InputError, Opt
@@ -75,7 +77,7 @@ def open_study(
     study = optuna.create_study(
         study_name=config.study_name,
         storage=storage,
-        direction="minimize",
+        directions=["minimize"] * len(config.objectives or (VALIDATION,)),
         sampler=_sampler(
             config, sampler_seed(config.seed, n_before, seed_offset), space=space, data=data
         ),
@@ -122,6 +124,7 @@ def _check_same_study(
         "split": list(data.spec.split),
         "space": space.name,
         "engine": config.engine,
+        "objectives": list(config.objectives or (VALIDATION,)),
     }
     stored = records.get(study, records.IDENTITY, None)
     if stored is None:
@@ -131,10 +134,13 @@ def _check_same_study(
         records.put(study, records.BASELINES, data.baselines())
         records.put(study, records.OBJECTIVE, data.info.kind.objective)
         # The objective's name where Optuna shows it (optuna-dashboard, trials_dataframe).
-        study.set_metric_names([f"val_{data.info.metric}"])
+        study.set_metric_names(
+            [f"val_{data.info.metric}", *(config.objectives or (VALIDATION,))[1:]]
+        )
         _enqueue_first(study, config, data, space)
         return
-    stored = {"engine": "optuna"} | stored  # studies from before the keras-tuner engine
+    # Studies from before the keras-tuner engine, and from before --objectives.
+    stored = {"engine": "optuna", "objectives": [VALIDATION]} | stored
     changed = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
     if changed:
         key, (was, now) = next(iter(changed.items()))
@@ -187,7 +193,7 @@ def stored_config(study: optuna.Study, **overrides: Any) -> TuneConfig:
         )
     fields = {f.name for f in dataclasses.fields(TuneConfig)}
     values = {k: v for k, v in stored.items() if k in fields}
-    for key in ("target", "covariates", "split"):
+    for key in ("target", "covariates", "split", "objectives", "constraint"):
         values[key] = tuple(values[key]) if values.get(key) else None
     values.update(study=study.study_name, **overrides)
     return TuneConfig(**values, existing=True)
@@ -236,11 +242,28 @@ def _sampler(
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    constraints = _constraints(len(config.bounds)) if config.bounds else None
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=8, multivariate=True, group=True, constant_liar=True
+        seed=seed,
+        n_startup_trials=8,
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+        constraints_func=constraints,
     )
+
+
+def _constraints(bounds: int) -> Callable[[FrozenTrial], list[float]]:
+    """The sampler's view of a trial's `--constraint` excesses (at most 0: met); a
+    trial pruned or failed before it was measured is not held against any bound (its
+    value, or its failure, already tells the sampler)."""
+
+    def excesses(trial: FrozenTrial) -> list[float]:
+        return list(trial.user_attrs.get(records.CONSTRAINT_EXCESS) or [0.0] * bounds)
+
+    return excesses
 
 
 def study_pruner(
@@ -256,7 +279,8 @@ def study_pruner(
     trial of a study shares the same rungs, so trials are compared at the same
     round. Under cross-validation a trial's steps run on through its folds.
     """
-    if config.search_engine.own_loop or config.pruner == "none":  # it prunes itself
+    # Optuna prunes single-objective studies only.
+    if config.search_engine.own_loop or config.pruner == "none" or config.multi_objective:
         return optuna.pruners.NopPruner()
     if config.pruner == "median":
         return optuna.pruners.MedianPruner(

@@ -265,11 +265,6 @@ def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) ->
         return
     where = f"{Opt('study', name)}: the study of that name in {mask_secrets(url)}"
     directions = storage.get_study_directions(study_id)
-    if len(directions) != 1:
-        raise InputError(
-            f"{where} has {len(directions)} objectives, but the tuner's studies minimise one; "
-            f"pass another {Opt('study')} name."
-        )
     ours = any(
         records.IDENTITY in attrs
         for attrs in (
@@ -277,6 +272,12 @@ def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) ->
             storage.get_study_user_attrs(study_id),
         )
     )
+    minimised = all(d == optuna.study.StudyDirection.MINIMIZE for d in directions)
+    if len(directions) != 1 and not (ours and minimised):
+        raise InputError(
+            f"{where} has {len(directions)} objectives and was not made by `tuner tune "
+            f"--objectives`; pass another {Opt('study')} name."
+        )
     trials = len(storage.get_all_trials(study_id, deepcopy=False))
     if not ours and (trials or directions[0] != optuna.study.StudyDirection.MINIMIZE):
         raise InputError(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.config import PICK_WITHIN
 from tuner.errors import TrialFailed
 from tuner.study import records
 
@@ -71,11 +74,13 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
             {
                 "number": t.number,
                 "state": state_name(t),
-                "value": t.value,
+                "value": objective_of(t),
                 "params": t.params,
                 "duration_s": duration,
                 "epochs": t.user_attrs.get(records.EPOCHS_RUN),
                 "stop_reason": reason,
+                "measured": t.user_attrs.get(records.MEASURED),
+                "feasible": feasible(t),
             }
         )
     return rows
@@ -83,7 +88,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The `k` complete trials with the lowest objective, best first."""
-    return sorted(completed(study), key=lambda t: float(t.value or 0.0))[:k]
+    return sorted(completed(study), key=lambda t: float(objective_of(t) or 0.0))[:k]
 
 
 def completed(study: optuna.Study) -> list[FrozenTrial]:
@@ -118,7 +123,19 @@ def summarize(study: optuna.Study, *, storage: str, tracking_uri: str) -> dict[s
         "ensemble": kept.get(records.ENSEMBLE),
         "fused": fused_counts(study),  # --fuse K: trials trained in groups, and groups
         "fuse_measured": kept.get(records.FUSE_MEASURED),  # --fuse auto: sizes timed, kept
+        # --objectives/--constraint/--pick: the champion's measures, the Pareto front
+        "best_measured": best.user_attrs.get(records.MEASURED) if best else None,
+        "front": front_rows(study) if len(study.directions) > 1 else None,
+        "infeasible": sum(1 for t in completed(study) if not feasible(t)),
     }
+
+
+def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """The Pareto front as rows: trial number and each objective by name."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    return [
+        {"trial": t.number, **dict(zip(names, t.values, strict=True))} for t in pareto_front(study)
+    ]
 
 
 def fused_counts(study: optuna.Study) -> dict[str, int] | None:
@@ -165,9 +182,90 @@ def epochs_spent(study: optuna.Study) -> int:
 
 
 def _best(study: optuna.Study) -> FrozenTrial | None:
-    return study.best_trial if completed(study) else None
+    return champion(study)
 
 
 def rank_of(study: optuna.Study, value: float) -> int:
     """How many complete trials of the study have a lower objective than `value`."""
-    return sum(1 for t in completed(study) if t.value is not None and t.value < value)
+    return sum(1 for t in completed(study) if (v := objective_of(t)) is not None and v < value)
+
+
+def objective_of(trial: FrozenTrial) -> float | None:
+    """A trial's validation objective: its value, the first of a multi-objective
+    study's values (`--objectives`)."""
+    return trial.values[0] if trial.values else None
+
+
+def feasible(trial: FrozenTrial) -> bool:
+    """Whether the trial meets every `--constraint` (a trial without any does)."""
+    return all(e <= 0 for e in trial.user_attrs.get(records.CONSTRAINT_EXCESS, ()))
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the champion rule reads of one trial (or of one being recorded)."""
+
+    number: int
+    objective: float
+    measured: dict[str, float]
+    feasible: bool = True
+
+
+def standing(trial: FrozenTrial) -> Standing | None:
+    value = objective_of(trial)
+    if value is None:
+        return None
+    return Standing(
+        trial.number, value, trial.user_attrs.get(records.MEASURED, {}), feasible(trial)
+    )
+
+
+def choose(candidates: list[Standing], pick: str | None) -> Standing | None:
+    """The champion among `candidates`: the feasible one with the lowest objective, or
+    under `--pick NAME` the feasible one lowest in NAME among those within PICK_WITHIN
+    of that objective (ties: the lower objective, then the earlier trial)."""
+    ok = [c for c in candidates if c.feasible]
+    if not ok:
+        return None
+    best = min(ok, key=lambda c: (c.objective, c.number))
+    if pick is None:
+        return best
+    near = [c for c in ok if c.objective <= best.objective + PICK_WITHIN * abs(best.objective)]
+    return min(near, key=lambda c: (c.measured.get(pick, math.inf), c.objective, c.number))
+
+
+def picked_by(study: optuna.Study) -> str | None:
+    """The study's `--pick` measure, if any."""
+    pick: str | None = records.get(study, records.CONFIG, {}).get("pick")
+    return pick
+
+
+def champion(study: optuna.Study) -> FrozenTrial | None:
+    """The study's champion: `choose` over its complete trials (for a single-objective
+    study without constraints, Optuna's best trial)."""
+    by_number = {t.number: t for t in completed(study)}
+    chosen = choose([s for t in by_number.values() if (s := standing(t))], picked_by(study))
+    return by_number[chosen.number] if chosen else None
+
+
+def leads(study: optuna.Study, candidate: Standing) -> bool:
+    """Whether a trial being recorded becomes the champion, against the complete ones."""
+    others = [s for t in completed(study) if (s := standing(t)) and s.number != candidate.number]
+    chosen = choose([*others, candidate], picked_by(study))
+    return chosen is not None and chosen.number == candidate.number
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete feasible trials no other such trial beats in every objective (all
+    minimised), by objective; a single-objective study's front is its champion."""
+    trials = [t for t in completed(study) if feasible(t) and t.values]
+    return sorted(
+        (t for t in trials if not any(_dominates(o.values, t.values) for o in trials)),
+        key=lambda t: (t.values[0], t.number),
+    )
+
+
+def _dominates(a: list[float], b: list[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+        x < y for x, y in zip(a, b, strict=True)
+    )

@@ -397,7 +397,7 @@ class Tracker:
         model: Any,
         preprocessing: Mapping[str, Any],
         *,
-        registered_name: str,
+        registered_name: str | None,
         example: tuple[Any, dict[str, Any] | None],
         alias: str = CHAMPION,
         description: str = "",
@@ -406,7 +406,8 @@ class Tracker:
         """Log `model` (in the data's units) as a pyfunc that serves raw requests to
         the trial's run, register a version (with `description` and `tags`), point
         `alias` at it; returns the logged model's URI. `example`: a raw request and
-        its params, for the signature and the input example."""
+        its params, for the signature and the input example. `registered_name` None:
+        logged to the run alone (a Pareto-front trial that is not champion)."""
         signature, input_example = served_signature(model, preprocessing, example)
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
@@ -423,6 +424,8 @@ class Tracker:
                     )
 
             info = _asked_again(log)
+        if registered_name is None:
+            return str(info.model_uri)
         version = str(info.registered_model_version)
         if description:
             self.client.update_model_version(registered_name, version, description=description)
@@ -431,10 +434,14 @@ class Tracker:
         self.promote(registered_name, alias, version)
         return str(info.model_uri)
 
-    def promote(self, name: str, alias: str, version: str) -> bool:
+    def promote(self, name: str, alias: str, version: str, *, force: bool = False) -> bool:
         """Point `alias` at `version` unless it points at a better version already:
         workers that finish together each register their new best, in any order, and
-        the best of them must keep the alias. Returns whether the alias moved."""
+        the best of them must keep the alias (`force`: whatever it points at, for a
+        champion chosen by more than its objective). Returns whether the alias moved."""
+        if force:
+            self.client.set_registered_model_alias(name, alias, version)
+            return True
         new = _objective(self.client.get_model_version(name, version))
         try:
             current = self.client.get_model_version_by_alias(name, alias)
@@ -448,10 +455,12 @@ class Tracker:
         self.client.set_registered_model_alias(name, alias, version)
         return True
 
-    def promote_run(self, name: str, run_id: str, alias: str = CHAMPION) -> bool:
+    def promote_run(
+        self, name: str, run_id: str, alias: str = CHAMPION, *, force: bool = False
+    ) -> bool:
         """`promote` the version registered from the run `run_id`, if there is one."""
         versions = self.client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        return bool(versions) and self.promote(name, alias, str(versions[0].version))
+        return bool(versions) and self.promote(name, alias, str(versions[0].version), force=force)
 
 
 _FLUSH_EVERY_S = 10.0
