@@ -77,7 +77,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
         argv = [
             "tune", "--study", "mo", "--space", str(SPACES / "tiny.py"), "--trials", "8",
             "--max-epochs", "3", "--patience", "2", "--objectives", "val_loss,params",
-            "--constraint", f"params<={BOUND}", "--json", *Stores(folder).args(),
+            "--constraint", f"params<={BOUND}", "--pick", "params", "--json",
+            *Stores(folder).args(),
         ]  # fmt: skip
         with contextlib.redirect_stdout(out):
             assert main(argv) == 0
@@ -104,7 +105,8 @@ def test_a_two_objective_study_keeps_the_front_and_a_feasible_champion(
     ok = [t for t in done if t.values[1] <= BOUND]
     assert over and ok, "the seed's trials should fall on both sides of the bound"
     assert summary["infeasible"] == len(over)
-    champion = min(ok, key=lambda t: t.values[0])
+    best = min(t.values[0] for t in ok)  # --pick params: the smallest model within 1 %
+    champion = min((t for t in ok if t.values[0] <= best * 1.01), key=lambda t: t.values[1])
     assert summary["best_trial"] == champion.number
     assert summary["best_measured"] == {"params": champion.values[1]}
     front = [row["trial"] for row in summary["front"]]

@@ -253,7 +253,7 @@ class Objective:
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
         if scored.fold_metrics:
             trial.set_user_attr(records.FOLD_VALUES, [m[info.metric] for m in scored.fold_metrics])
-        measured = self._measure(trial, params, scored.model, seq_len)
+        measured = self._measure(trial, params, run_id, scored.model, seq_len)
         metrics |= measured
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
         standing = Standing(trial.number, value, measured, feasible=self._feasible(measured))
@@ -272,6 +272,7 @@ class Objective:
         self,
         trial: optuna.Trial,
         params: hparams.TrialParams,
+        run_id: str,
         model: keras.Model | None,
         seq_len: int,
     ) -> dict[str, float]:
@@ -287,7 +288,7 @@ class Objective:
         if self._config.bounds:
             excess = [b.excess(measured) for b in self._config.bounds]
             trial.set_user_attr(records.CONSTRAINT_EXCESS, excess)
-            self._tracker.set_tags(self._run_id, {"feasible": self._feasible(measured)})
+            self._tracker.set_tags(run_id, {"feasible": self._feasible(measured)})
         return measured
 
     def _feasible(self, measured: dict[str, float]) -> bool:
