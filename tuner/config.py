@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import InitVar, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tuner.devices import PRECISIONS
 from tuner.errors import InputError, Opt
+from tuner.objectives import (
+    CONSTRAINT_HELP,
+    MEASURES,
+    OBJECTIVES_HELP,
+    PICK_HELP,
+    Bound,
+    check_constraints,
+    check_measures,
+    check_objectives,
+    parse_bound,
+)
 from tuner.options import (
+    FUSE_AUTO,
     Option,
     at_least,
     at_most,
+    between,
+    check_fuse,
     columns,
+    fuse_size,
     integer,
     number,
     one_of,
     option,
+    positive_seconds,
     split_fractions,
 )
 from tuner.paths import DEFAULT_STORAGE, MODEL_FILE
@@ -32,7 +46,6 @@ DEFAULT_TRIALS = 25
 MAX_SEED = 2**31 - 1  # seed + trial number must stay a valid 32-bit seed for every library
 MAX_WORKERS = 64  # local worker processes
 MAX_TRIALS_PER_GPU = 16
-MAX_FUSE = 16  # trials in one fused group (B10: 16 is already slower than 8 on a CPU)
 _MAX_ENSEMBLE = 10
 _MAX_WARM_START = 100
 MAX_FOLDS = 20
@@ -51,104 +64,6 @@ DEFAULT_FOLDS = 5
 SMALL_SET_ENSEMBLE = 3
 
 
-# What a study can minimise beside its validation objective, or bound (--objectives,
-# --constraint, --pick): measured on each trial's model (tuner.model.measures).
-MEASURES = ("latency_ms", "params", "size_kb")
-VALIDATION = "val_loss"  # --objectives: the study's validation objective, always first
-PICK_WITHIN = 0.01  # --pick: trials within 1 % of the best validation objective
-
-
-@dataclass(frozen=True)
-class Bound:
-    """One `--constraint`: `name` (a measure) at most `limit`."""
-
-    name: str
-    limit: float
-
-    def excess(self, measured: dict[str, float]) -> float:
-        """How far the measured value is over the limit (at most 0: met)."""
-        return measured[self.name] - self.limit
-
-
-_BOUND = re.compile(r"\s*([A-Za-z_]+)\s*<=\s*(\S+)\s*")
-
-
-def parse_bound(text: str, *, option: str = "constraint") -> Bound:
-    """A `NAME<=NUMBER` constraint, or one line saying what is wrong with it."""
-    found = _BOUND.fullmatch(text)
-    limit = None
-    if found is not None:
-        try:
-            limit = float(found[2])
-        except ValueError:
-            limit = None
-    if found is None or limit is None or not math.isfinite(limit):
-        raise InputError(
-            f"{Opt(option, text)}: expected NAME<=NUMBER with NAME one of "
-            f"{', '.join(MEASURES)}, e.g. {Opt(option, 'latency_ms<=2')}.",
-            option=option,
-        )
-    if found[1] not in MEASURES:
-        raise InputError(
-            f"{Opt(option, text)}: {found[1]!r} is not measured; bound one of "
-            f"{', '.join(MEASURES)}, e.g. {Opt(option, 'params<=50000')}.",
-            option=option,
-        )
-    return Bound(found[1], limit)
-
-
-def _check_constraints(name: str, value: tuple[str, ...]) -> None:
-    for text in value:
-        parse_bound(text, option=name)
-
-
-def _check_objectives(name: str, value: tuple[str, ...]) -> None:
-    allowed = (VALIDATION, *MEASURES)
-    unknown = [v for v in value if v not in allowed]
-    if unknown or not value or value[0] != VALIDATION or len(set(value)) != len(value):
-        why = (
-            f"{unknown[0]!r} is not one of {', '.join(allowed)}"
-            if unknown
-            else (f"the list must start with {VALIDATION} and name each objective once")
-        )
-        raise InputError(
-            f"{Opt(name, ','.join(value))}: {why}; pass e.g. "
-            f"{Opt(name, VALIDATION + ',latency_ms')}.",
-            option=name,
-        )
-
-
-FUSE_AUTO = "auto"  # --fuse auto (tuner.engine.fused_trials.measured_size)
-
-
-def _fuse_size(text: str) -> int | str:
-    if text == FUSE_AUTO:
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected a group size or {FUSE_AUTO!r}, but got {text!r}") from None
-
-
-def _check_fuse(name: str, value: int | str) -> None:
-    if value == FUSE_AUTO:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InputError(
-            f"{Opt(name)} must be a group size (1-{MAX_FUSE}) or {FUSE_AUTO!r}, but got {value!r}.",
-            option=name,
-        )
-    at_most(MAX_FUSE, ("", "larger groups ran slower than one after another"))(name, value)
-
-
-def _check_timeout(name: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(
-            f"{Opt(name)} must be positive seconds, but got {value}; omit it for no limit.",
-            option=name,
-        )
-
-
 def _check_seed(name: str, value: int) -> None:
     if not 0 <= value <= MAX_SEED - 1_000_000:
         raise InputError(
@@ -163,14 +78,6 @@ def _check_ensemble(name: str, value: int) -> None:
         raise InputError(
             f"{Opt(name)} must be 0 (off) or 2-{_MAX_ENSEMBLE} trials, but got {value}; "
             f"pass {Opt(name, 3)}, or leave it out.",
-            option=name,
-        )
-
-
-def _check_warm_start_trials(name: str, value: int) -> None:
-    if not 1 <= value <= _MAX_WARM_START:
-        raise InputError(
-            f"{Opt(name)} must be 1-{_MAX_WARM_START}, but got {value}; pass e.g. {Opt(name, 5)}.",
             option=name,
         )
 
@@ -220,7 +127,7 @@ class TuneConfig:
         None,
         "stop starting trials after SECONDS, worker start-up not counted (default: no limit)",
         parse=number,
-        check=_check_timeout,
+        check=positive_seconds,
     )
     max_epochs: int = option(
         20,
@@ -283,39 +190,27 @@ class TuneConfig:
             f"{Opt('init_from')} train unfused; 1: off, the default; {FUSE_AUTO}: the size "
             "where doubling the group stopped speeding its steps, timed at start-up)"
         ),
-        parse=_fuse_size,
-        check=_check_fuse,
+        parse=fuse_size,
+        check=check_fuse,
         metavar="K|auto",
     )
     objectives: tuple[str, ...] | None = option(
         None,
-        lambda: (
-            f"minimise these together, comma-separated, {VALIDATION} first: {VALIDATION} (the "
-            "validation objective), latency_ms (median of batch-1 predictions of the trained "
-            "model on the worker's device), params, size_kb (the saved model); the study keeps "
-            "the Pareto front (Optuna's multi-objective TPE) and prunes nothing (default: "
-            f"{VALIDATION} alone)"
-        ),
+        OBJECTIVES_HELP,
         parse=columns,
-        check=_check_objectives,
+        check=check_objectives,
         metavar="NAMES",
     )
     constraint: tuple[str, ...] | None = option(
         None,
-        "bounds a champion must meet, comma-separated NAME<=NUMBER over "
-        + ", ".join(MEASURES)
-        + " (e.g. latency_ms<=2,params<=50000): trials over a bound are kept and shown, "
-        "never champion, and the sampler steers away from them",
+        CONSTRAINT_HELP,
         parse=columns,
-        check=_check_constraints,
+        check=check_constraints,
         metavar="BOUNDS",
     )
     pick: str | None = option(
         None,
-        f"the champion: among feasible trials within {PICK_WITHIN * 100:g} percent of the best "
-        "validation objective, the lowest in "
-        + " | ".join(MEASURES)
-        + " (default: the best validation objective)",
+        PICK_HELP,
         check=one_of(MEASURES),
     )
     engine: str = option(
@@ -351,7 +246,7 @@ class TuneConfig:
         5,
         lambda: f"how many of the {Opt('warm_start')} study's best configurations to enqueue",
         parse=integer,
-        check=_check_warm_start_trials,
+        check=between(1, _MAX_WARM_START, example=5),
     )
     init_from: str | None = option(
         None,
@@ -450,7 +345,7 @@ class TuneConfig:
                 "sampler.",
                 option="fuse",
             )
-        self._check_measures(engine)
+        check_measures(self, engine)
         if not engine.grid and self.sampler == "grid":
             raise InputError(
                 f"{Opt('sampler', 'grid')} is an Optuna sampler, but got "
@@ -464,41 +359,6 @@ class TuneConfig:
                 f"{Opt('workers', self.workers)}; use {Opt('workers', 1)}, or the optuna engine "
                 "for parallel workers.",
                 option="workers",
-            )
-
-    def _check_measures(self, engine: Engine) -> None:
-        """--objectives, --constraint and --pick against the engine, --fuse and the sampler."""
-        asked = " ".join(
-            str(Opt(name, ",".join(v) if isinstance(v, tuple) else v))
-            for name in ("objectives", "constraint", "pick")
-            if (v := getattr(self, name)) is not None
-        )
-        first = next(
-            (n for n in ("objectives", "constraint", "pick") if getattr(self, n) is not None), ""
-        )
-        if first and not engine.measures:
-            raise InputError(
-                f"{asked} works with the optuna engine, but got {Opt('engine', engine.name)}; "
-                f"leave out {Opt(first)}, or use {Opt('engine', 'optuna')}.",
-                option=first,
-            )
-        if self.multi_objective and self.fused:
-            raise InputError(
-                f"{Opt('fuse', self.fuse)} trains groups whose trials Optuna scores on one "
-                f"objective, but got {asked}; leave out {Opt('fuse')} or {Opt('objectives')}.",
-                option="fuse",
-            )
-        if first and self.ensemble:
-            raise InputError(
-                f"{Opt('ensemble', self.ensemble)} averages K models into one of K times the "
-                f"latency and size, but got {asked}; leave out {Opt('ensemble')}.",
-                option="ensemble",
-            )
-        if self.multi_objective and self.sampler == "cmaes":
-            raise InputError(
-                f"{Opt('sampler', 'cmaes')} minimises one objective, but got {asked}; use "
-                f"{Opt('sampler', 'tpe')} (multi-objective TPE), random or gp.",
-                option="sampler",
             )
 
     @property

@@ -5,6 +5,7 @@ the docs) is made from those declarations."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,50 @@ def at_most(high: int, why: tuple[str, str]) -> Check:
     return check
 
 
+def between(low: int, high: int, *, example: int) -> Check:
+    def check(name: str, value: Any) -> None:
+        if not low <= value <= high:
+            raise InputError(
+                f"{Opt(name)} must be {low}-{high}, but got {value}; "
+                f"pass e.g. {Opt(name, example)}.",
+                option=name,
+            )
+
+    return check
+
+
+def positive_seconds(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(
+            f"{Opt(name)} must be positive seconds, but got {value}; omit it for no limit.",
+            option=name,
+        )
+
+
 def flag(name: str) -> str:
     """The command-line flag of an option: `max_epochs` -> `--max-epochs`."""
     return Opt(name).worded(flags=True)
+
+
+FUSE_AUTO = "auto"  # --fuse auto (tuner.engine.fused_trials.measured_size)
+MAX_FUSE = 16  # trials in one fused group (B10: 16 is already slower than 8 on a CPU)
+
+
+def fuse_size(text: str) -> int | str:
+    if text == FUSE_AUTO:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a group size or {FUSE_AUTO!r}, but got {text!r}") from None
+
+
+def check_fuse(name: str, value: int | str) -> None:
+    if value == FUSE_AUTO:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(
+            f"{Opt(name)} must be a group size (1-{MAX_FUSE}) or {FUSE_AUTO!r}, but got {value!r}.",
+            option=name,
+        )
+    at_most(MAX_FUSE, ("", "larger groups ran slower than one after another"))(name, value)

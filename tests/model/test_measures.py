@@ -7,8 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tuner.config import MEASURES
 from tuner.model.measures import LATENCY_CALLS, measure
+from tuner.objectives import MEASURES
 
 
 def test_latency_parameters_and_file_size_of_a_real_model(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def _rehearse(remote: Stores, server: MlflowServer) -> None:
     # take to come back (MlflowServer.start waits up to 180 s). The requests the kill
     # cuts off mid-answer are asked again by the tracker (test_outage.py): those, not
     # a slow restart, failed this test in the CI of 1e41a32 and 2204295.
-    env = {"TUNER_HEARTBEAT_INTERVAL": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "8"}
+    env = {"TUNER_HEARTBEAT_INTERVAL": "3", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "8"}
     first = start_tuner(
         "tune", "--study", name, "--space", str(SPACES / "tiny.py"), "--trials", "1",
         "--max-epochs", "6", "--patience", "6", "--pruner", "none", *remote.args(), env=env,

@@ -18,8 +18,8 @@ from optuna.trial import TrialState, create_trial
 
 from tests.conftest import SPACES, Stores, made_once
 from tuner.cli.main import main
-from tuner.config import Bound, parse_bound
 from tuner.errors import InputError
+from tuner.objectives import Bound, parse_bound
 from tuner.paths import MODEL_FILE
 from tuner.study import records
 from tuner.study.summary import Standing, choose, pareto_front
@@ -206,3 +206,19 @@ def test_a_study_keeps_its_objectives_when_resumed(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "objectives=['val_loss', 'params']" in err[0], err
     assert len(optuna.load_study(study_name="mo", storage=stores.storage).trials) == 8
+
+
+@pytest.mark.slow
+def test_the_analysis_notebook_runs_on_a_two_objective_study(
+    study: tuple[Stores, dict], tmp_path: Path
+) -> None:
+    from tuner.cli.notebook import run_notebook
+
+    stores, _ = study
+    parameters = {"study": "mo", "storage": stores.storage, "tracking_uri": stores.tracking}
+    executed = run_notebook(parameters, tmp_path / "out")
+    figures = tmp_path / "out" / "figures-mo"
+    for name in ("pareto_front", "optimization_history", "param_importances", "best_model"):
+        assert (figures / f"{name}.png").stat().st_size > 5_000, name
+    text = executed.read_text()
+    assert '"output_type": "error"' not in text

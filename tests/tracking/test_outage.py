@@ -18,7 +18,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import Stores, free_port, mlflow_server, start_tuner, tiny_tune_args
-from tuner.tracking.tracker import HTTP_RETRIES, Tracker
+from tuner.tracking.outage import HTTP_RETRIES
+from tuner.tracking.tracker import Tracker
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,6 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from tuner.config import FUSE_AUTO, MAX_FUSE
 from tuner.engine.objective import Objective, Scored
 from tuner.errors import Opt, TrialFailed
 from tuner.model import params as hparams
@@ -44,6 +43,7 @@ from tuner.model.batches import as_targets, round_passes
 from tuner.model.build import build_model, compile_args, make_optimizer, objective_monitor
 from tuner.model.fused import PENALTY_UNIT, AfterRound, FusedGroup, fit_group, mapped, structure
 from tuner.model.train import EpochRecorder, evaluate, out_of_memory
+from tuner.options import FUSE_AUTO, MAX_FUSE
 from tuner.report.console import err
 from tuner.study import records
 from tuner.study.records import FUSED_GROUP, FUSED_MEMBERS
@@ -325,7 +325,9 @@ class FusedTrials:
         self, trial: optuna.Trial, state: TrialState, value: float | tuple[float, ...] | None = None
     ) -> None:
         done = state == TrialState.COMPLETE
-        frozen = self._study.tell(trial, value if done else None, state=state)
+        frozen = self._study.tell(
+            trial, value if done else None, state=state, skip_if_finished=True
+        )
         self._done.add(trial.number)
         self._told(self._study, frozen)
 

@@ -16,53 +16,41 @@ import keras
 import numpy as np
 import optuna
 from mlflow.exceptions import MlflowException
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from tuner.config import TuneConfig
 from tuner.data.spec import Dataset
 from tuner.data.windows import WindowCache
 from tuner.devices import MemoryBound, describe_device
+from tuner.engine.measuring import TrialMeasures, finalize
 from tuner.errors import InputError, TrackingUnavailable, TrialFailed
 from tuner.model import params as hparams
 from tuner.model.budget import ROUND_TARGETS, ROUNDS_ATTR, fit_seconds
-from tuner.model.build import build_model, objective_monitor
-from tuner.model.measures import measure
-from tuner.model.portable import in_data_units, trained_part
+from tuner.model.build import objective_monitor
+from tuner.model.portable import in_data_units
 from tuner.model.serving import request_example
 from tuner.model.train import (
     EpochRecorder,
     FitSettings,
     Resume,
     RoundPruning,
-    evaluate,
     fit_trial,
     refit,
 )
 from tuner.model.transfer import INIT_FROM, Transfer
 from tuner.paths import MODEL_FILE
 from tuner.report.console import TrialProgress
-from tuner.report.model_figures import model_figure
 from tuner.space import OptunaHP, SearchSpace
 from tuner.study import records
 from tuner.study.summary import (
-    Standing,
-    champion,
-    completed,
     leads,
     rank_of,
-    record_test_metrics,
     refuse_surplus,
-    test_metrics,
 )
 from tuner.study.warm import origin_tags
 from tuner.tracking.models import load_logged_model, load_pretrained
-from tuner.tracking.tracker import (
-    EPOCH_PREFIX,
-    OBJECTIVE_TAG,
-    Tracker,
-    tracking_down,
-    unavailable,
-)
+from tuner.tracking.outage import tracking_down, unavailable
+from tuner.tracking.tracker import EPOCH_PREFIX, OBJECTIVE_TAG, Tracker
 
 MEMBER_ARTIFACT = "ensemble_member"  # a top-K trial's trained model, in its MLflow run
 
@@ -87,6 +75,7 @@ class Objective:
         self.process_started = 0.0  # time.time() when this worker process was started
         self._run_id = ""
         self._memory = MemoryBound()
+        self._measures = TrialMeasures(config, data.info, tracker)
 
     def __call__(
         self, trial: optuna.Trial, resume: Resume | None = None
@@ -253,10 +242,9 @@ class Objective:
             metrics |= {f"fold{i}_val_{k}": v for k, v in fold.items()}
         if scored.fold_metrics:
             trial.set_user_attr(records.FOLD_VALUES, [m[info.metric] for m in scored.fold_metrics])
-        measured = self._measure(trial, params, run_id, scored.model, seq_len)
-        metrics |= measured
         self._tracker.log_metrics(run_id, metrics)  # before the model: it takes step 0's
-        standing = Standing(trial.number, value, measured, feasible=self._feasible(measured))
+        x = self.windows.get(seq_len)["val"].x
+        standing = self._measures.take(trial, run_id, params, scored.model, x, value)
         if leads(trial.study, standing):  # the new champion
             self._record_champion(trial, params, run_id, seq_len, scored)
         elif self._config.multi_objective and standing.feasible:  # may be on the front
@@ -264,35 +252,7 @@ class Objective:
         self._keep_member(trial, run_id, scored.model, rank_of(trial.study, value))
         self._finish(trial, run_id, "complete", recorder, scored.stop_reason)
         del scored
-        if not self._config.multi_objective:
-            return value
-        return (value, *(measured[name] for name in (self._config.objectives or ())[1:]))
-
-    def _measure(
-        self,
-        trial: optuna.Trial,
-        params: hparams.TrialParams,
-        run_id: str,
-        model: keras.Model | None,
-        seq_len: int,
-    ) -> dict[str, float]:
-        """The measures `--objectives`, `--constraint` and `--pick` name, of the trained
-        model (under cross-validation, of the configuration built afresh: none of them
-        depends on the weights), recorded on the trial; how far each bound is exceeded."""
-        names = self._config.measured
-        if not names:
-            return {}
-        x = self.windows.get(seq_len)["val"].x
-        measured = measure(model or build_model(params, self._data.info), x, names)
-        trial.set_user_attr(records.MEASURED, measured)
-        if self._config.bounds:
-            excess = [b.excess(measured) for b in self._config.bounds]
-            trial.set_user_attr(records.CONSTRAINT_EXCESS, excess)
-            self._tracker.set_tags(run_id, {"feasible": self._feasible(measured)})
-        return measured
-
-    def _feasible(self, measured: dict[str, float]) -> bool:
-        return all(b.excess(measured) <= 0 for b in self._config.bounds)
+        return self._measures.told(standing)
 
     def _cross_validate(
         self,
@@ -390,39 +350,8 @@ class Objective:
         trial.set_user_attr(records.MODEL_URI, model_uri)
 
     def finalize(self, study: optuna.Study) -> None:
-        """Score the study's best trial, and it alone, on the test split: its test
-        metrics (stored with the study and in the trial's MLflow run) and the best
-        model's figure. Runs when a worker ends with no trial left running; once
-        per best trial."""
-        if not completed(study) or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            return
-        best = champion(study)
-        if best is None or records.MODEL_URI not in best.user_attrs:
-            return
-        # Workers that finished together may have moved the alias in any order.
-        # Under --pick the champion may validate worse than a version registered
-        # earlier: the alias follows the study's champion.
-        self._tracker.promote_run(
-            self._config.study_name,
-            best.user_attrs.get(records.MLFLOW_RUN_ID, ""),
-            force=self._config.pick is not None,
-        )
-        if test_metrics(study, best) is not None:
-            return
-        logged = load_logged_model(best.user_attrs[records.MODEL_URI], self._tracker.tracking_uri)
-        model = trained_part(logged)  # evaluated on the standardised windows
-        info = self._data.info
-        chosen = hparams.TrialParams(best.params, max_seq_len=info.max_seq_len)
-        windows = self.windows.get(chosen.window)
-        # batch_size: the trial's, whose predict step is compiled
-        test = evaluate(model, windows["test"], self._data, batch_size=chosen.batch_size)
-        record_test_metrics(study, best, test)
-        run_id = best.user_attrs.get(records.MLFLOW_RUN_ID)
-        if run_id:
-            self._tracker.log_metrics(run_id, {f"test_{k}": v for k, v in test.items()})
-        # The parent process never loads Keras: the best model is drawn here.
-        figure = model_figure(model, self._data, windows["test"], best.params, study.study_name)
-        self._tracker.log_figure(self._tracker.parent_id, figure, "plots/best_model.png")
+        """`finalize` (tuner.engine.measuring): the champion's test score, once."""
+        finalize(study, self._tracker, self._config, self._data, self.windows)
 
     def log_model(
         self,

@@ -41,12 +41,12 @@ from tuner.study.summary import champion as study_champion
 from tuner.study.summary import completed, summarize, trial_rows
 from tuner.study.warm import WarmStart, warm_start
 from tuner.tasks.base import plugin_modules
+from tuner.tracking.outage import tracking_down
 from tuner.tracking.tracker import (
     MLFLOW_LOCK_WAIT_S,
     Tracker,
     check_experiment,
     resolve_tracking_uri,
-    tracking_down,
 )
 
 # Trials a worker process runs before a fresh one replaces it, by backend: TensorFlow

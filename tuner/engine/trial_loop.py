@@ -21,7 +21,7 @@ from tuner.engine.fused_trials import FusedTrials, fusable
 from tuner.engine.jobs import WorkerJob, WorkerResult
 from tuner.engine.keras_tuner import KerasTunerEngine
 from tuner.engine.objective import Objective
-from tuner.errors import Opt, TrialFailed
+from tuner.errors import Opt, TrialFailed, causes
 from tuner.model.budget import fit_seconds
 from tuner.model.stop import STOP
 from tuner.paths import KERAS_TUNER_DIR
@@ -116,6 +116,30 @@ def _settle_interrupted(study: optuna.Study, objective: Any) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
+_FAILED_ELSEWHERE = "Cannot tell a "  # Optuna's words for a trial that is not running
+
+
+def optimize(study: optuna.Study, objective: Any, **kwargs: Any) -> None:
+    """`study.optimize`, where a trial that another worker failed while it trained
+    here (its heartbeat missed the grace period on a starved host; its retry runs as
+    a new trial) ends with a line instead of stopping this worker."""
+    last: list[int] = []
+
+    def run(trial: optuna.Trial) -> Any:
+        last[:] = [trial.number]
+        return objective(trial)
+
+    try:
+        study.optimize(run, **kwargs)
+    except (ValueError, AssertionError) as e:  # Optuna's ValueError, then its own assert
+        if not any(str(seen).startswith(_FAILED_ELSEWHERE) for seen in causes(e)):
+            raise
+        err.print(
+            f"trial {last[0]} was failed by another worker (no heartbeat within the grace "
+            "period) while it trained here; its retry runs as a new trial"
+        )
+
+
 def _trials_loop(
     study: optuna.Study, objective: Any, stop: _StopRules, job: WorkerJob
 ) -> WorkerResult:
@@ -131,7 +155,8 @@ def _trials_loop(
             continue
         with TrialProgress(config.n_trials, finished(study)) as progress:
             objective.progress = progress
-            study.optimize(
+            optimize(
+                study,
                 objective,
                 timeout=_remaining(job.deadline),
                 catch=(TrialFailed,),

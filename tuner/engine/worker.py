@@ -96,7 +96,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
     except TrackingUnavailable as e:
         result = WorkerResult("tracking", message=str(e))
     except Exception as e:
-        from tuner.tracking.tracker import tracking_down, unavailable  # loaded by the trials
+        from tuner.tracking.outage import tracking_down, unavailable  # loaded by the trials
 
         if tracking_down(e):  # between trials: registering the champion, closing runs
             result = WorkerResult("tracking", message=unavailable(job.tracking_uri))

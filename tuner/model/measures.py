@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tuner.config import MEASURES
+from tuner.objectives import MEASURES
 from tuner.paths import MODEL_FILE
 
 LATENCY_CALLS = 30  # timed calls, after LATENCY_WARMUP untimed ones (compilation)

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from optuna.visualization import matplotlib as vis_mpl
 
-from tuner.config import parse_bound
 from tuner.errors import InputError
+from tuner.objectives import parse_bound
 from tuner.study import records
 from tuner.study.summary import (
     champion,

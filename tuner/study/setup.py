@@ -13,11 +13,12 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuner.config import VALIDATION, TuneConfig
+from tuner.config import TuneConfig
 from tuner.data.catalog import load_dataset, resolve_dataset
 from tuner.data.spec import Dataset
 from tuner.errors import InputError, Opt
 from tuner.model.params import check_space_names, check_space_values, space_min_rounds
+from tuner.objectives import VALIDATION
 from tuner.space import (
     SearchSpace,
     default_configuration,

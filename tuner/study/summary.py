@@ -10,8 +10,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.config import PICK_WITHIN
 from tuner.errors import TrialFailed
+from tuner.objectives import PICK_WITHIN
 from tuner.study import records
 
 _STATE_NAMES = {

@@ -11,7 +11,7 @@ import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tuner.errors import InputError, Opt, causes
+from tuner.errors import InputError, Opt
 from tuner.model.params import TrialParams
 from tuner.stores import check_sqlite, make_folder, mask_secrets, store_lock, tracking_server
 from tuner.tracking.models import (
@@ -31,6 +31,7 @@ from tuner.tracking.models import (
     save_model_files,
     served_signature,
 )
+from tuner.tracking.outage import AskedAgain, asked_again
 
 CHAMPION = "champion"
 OBJECTIVE_TAG = "objective"  # a registered version's validation objective, exactly (repr)
@@ -47,45 +48,6 @@ RUNS_VIEW = "tuner"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 UI_BASE = "http://127.0.0.1:5000"  # `make ui` / `tuner ui`
 _UI_DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`"]
-# Bounded retries against a tracking server (MLflow's defaults retry for minutes):
-# 4 retries 1, 2, 4 and 8 s apart, each request given 20 s.
-HTTP_RETRIES = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-}
-for _name, _value in HTTP_RETRIES.items():  # read by MLflow at each request
-    os.environ.setdefault(_name, _value)
-_CUT_SHORT = "Connection broken"  # the server died while answering: MLflow does not retry that
-_UNREACHABLE = (
-    "Max retries exceeded",
-    "Connection refused",
-    "Read timed out",
-    "ConnectionError",
-    _CUT_SHORT,
-)
-
-
-def tracking_down(error: BaseException) -> bool:
-    """Whether `error` (or what caused it) is a tracking server that did not answer."""
-    for seen in causes(error):
-        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-            return True
-        if isinstance(seen, MlflowException) and any(m in str(seen) for m in _UNREACHABLE):
-            return True
-    return False
-
-
-def unavailable(tracking_uri: str) -> str:
-    """The one line said when the tracking server stops answering."""
-    retries = int(os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
-    waited = float(os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]) * (2**retries - 1)
-    return (
-        f"the MLflow tracking server {mask_secrets(tracking_uri)} stopped answering "
-        f"({retries} retries over {waited:.0f} s); the study's trials are kept in its "
-        "storage: start the server again and rerun the same command (the runs left "
-        "open are closed then)"
-    )
 
 
 def runs_view_url(tracking_uri: str, experiment_id: str, *, base: str | None = None) -> str:
@@ -190,51 +152,13 @@ def refuse_deleted(found: Any, name: str) -> None:
         )
 
 
-def cut_short(error: BaseException) -> bool:
-    """Whether `error` is an answer the server began and never finished (it died or
-    restarted while answering)."""
-    return any(_CUT_SHORT in str(seen) for seen in causes(error))
-
-
-_ASK_AGAIN_AFTER_S = (1, 2, 4)
-
-
-class _AskedAgain:
-    """An MlflowClient whose calls are made again when the server's answer was cut
-    short: MLflow retries a request that got no answer (for minutes, while the server
-    is down) but raises at once on one cut off mid-answer, which a restarted server
-    does to every request in flight. A call made twice writes the same values again
-    (a metric's point twice at its step); a run created twice leaves one run that the
-    next `close_dead_runs` ends."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._client, name)
-        if not callable(found):
-            return found
-        return lambda *args, **kwargs: _asked_again(found, *args, **kwargs)
-
-
-def _asked_again(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    for wait in _ASK_AGAIN_AFTER_S:
-        try:
-            return call(*args, **kwargs)
-        except Exception as e:
-            if not cut_short(e):
-                raise
-            time.sleep(wait)
-    return call(*args, **kwargs)
-
-
 class Tracker:
     """Writes one invocation's runs; every call names the run it writes to."""
 
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment
-        self.client = cast(MlflowClient, _AskedAgain(MlflowClient(tracking_uri)))
+        self.client = cast(MlflowClient, AskedAgain(MlflowClient(tracking_uri)))
         self.experiment_id = self._experiment_id()
         self._pending: dict[str, _Pending] = {}  # per run: buffered metrics
         self.parent_id = ""
@@ -423,7 +347,7 @@ class Tracker:
                         **pyfunc_parts(files),
                     )
 
-            info = _asked_again(log)
+            info = asked_again(log)
         if registered_name is None:
             return str(info.model_uri)
         version = str(info.registered_model_version)
