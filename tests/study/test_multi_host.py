@@ -107,7 +107,8 @@ def _group_pids(leader: int, trials: list) -> list[int]:
 
 def _rehearse(remote: Stores, server: MlflowServer) -> None:
     name = "rehearsal"
-    # Heartbeats every 2 s (a dead worker's trial is stale after 6 s); MLflow calls
+    # Heartbeats every 3 s (a dead worker's trial is stale after 9 s: at 2 s and 6 s a
+    # live worker starved of CPU beside eight others lost its trial once); MLflow calls
     # retried over about four minutes (8 retries), longer than the tracking server may
     # take to come back (MlflowServer.start waits up to 180 s). The requests the kill
     # cuts off mid-answer are asked again by the tracker (test_outage.py): those, not
