@@ -98,6 +98,9 @@ def _figure(results: dict[str, Any], folder: Path) -> None:
     for ax, (name, row) in zip(axes, results.items(), strict=True):
         front = set(row["front"]["front"] or ())
         trials = row["front"]["trials"]
+        others = row["single"]["trials"]
+        ax.scatter([r["latency_ms"] for r in others], [r["val"] for r in others], color="0.75",
+                   marker="x", label="single-objective study: trial")  # fmt: skip
         ax.scatter([r["latency_ms"] for r in trials], [r["val"] for r in trials], alpha=0.5,
                    label="two-objective study: trial")  # fmt: skip
         on = sorted((r for r in trials if r["trial"] in front), key=lambda r: r["latency_ms"])
@@ -109,8 +112,8 @@ def _figure(results: dict[str, Any], folder: Path) -> None:
         picked = row["picked"]
         ax.scatter([picked["latency_ms"]], [picked["val"]], s=200, facecolors="none",
                    edgecolors="C2", linewidths=2, label="fastest within 1 %")  # fmt: skip
-        ax.set(xscale="log", xlabel="latency_ms (batch 1, this CPU)", ylabel=row["objective"],
-               title=name)  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="latency_ms (batch 1, this CPU)",
+               ylabel=row["objective"], title=name)  # fmt: skip
         ax.legend(fontsize=8)
     figure.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
