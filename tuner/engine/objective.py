@@ -376,6 +376,7 @@ class Objective:
             prep,
             example=request_example(self._data, seq_len),
             registered_name=self._config.study_name if register else None,
+            force=self._config.pick is not None,  # the champion: not always the lowest value
             description=(
                 f"{what} of study {self._config.study_name}: {metric} {value:.6g} on "
                 f"{self._data.spec.name} (sha256 {sha256[:12]}); inputs and outputs in "

@@ -326,12 +326,14 @@ class Tracker:
         alias: str = CHAMPION,
         description: str = "",
         tags: Mapping[str, Any] | None = None,
+        force: bool = False,
     ) -> str:
         """Log `model` (in the data's units) as a pyfunc that serves raw requests to
         the trial's run, register a version (with `description` and `tags`), point
         `alias` at it; returns the logged model's URI. `example`: a raw request and
         its params, for the signature and the input example. `registered_name` None:
-        logged to the run alone (a Pareto-front trial that is not champion)."""
+        logged to the run alone (a Pareto-front trial that is not champion). `force`:
+        the alias moves whatever it points at (`promote`)."""
         signature, input_example = served_signature(model, preprocessing, example)
         mlflow.set_tracking_uri(self.tracking_uri)
         with tempfile.TemporaryDirectory() as tmp:
@@ -355,7 +357,7 @@ class Tracker:
             self.client.update_model_version(registered_name, version, description=description)
         for key, value in (tags or {}).items():
             self.client.set_model_version_tag(registered_name, version, key, str(value))
-        self.promote(registered_name, alias, version)
+        self.promote(registered_name, alias, version, force=force)
         return str(info.model_uri)
 
     def promote(self, name: str, alias: str, version: str, *, force: bool = False) -> bool:
