@@ -168,6 +168,30 @@ def finished_studies(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
     return get
 
 
+TWO_OBJECTIVE_BOUND = 700  # parameters: the tiny space's two-layer models have more
+
+
+@pytest.fixture(scope="session")
+def two_objective_study(tmp_path_factory: pytest.TempPathFactory) -> Finished:
+    """A tiny study run once per test run with `--objectives val_loss,params`, a bound
+    on parameters and `--pick params` (8 trials of tests/spaces/tiny.py on co2)."""
+
+    def build(folder: Path) -> None:
+        out = io.StringIO()
+        argv = [
+            "tune", "--study", "mo", "--space", str(SPACES / "tiny.py"), "--trials", "8",
+            "--max-epochs", "3", "--patience", "2", "--objectives", "val_loss,params",
+            "--constraint", f"params<={TWO_OBJECTIVE_BOUND}", "--pick", "params", "--json",
+            *Stores(folder).args(),
+        ]  # fmt: skip
+        with contextlib.redirect_stdout(out):
+            assert main(argv) == 0, "the two-objective study failed"
+        (folder / "summary.json").write_text(out.getvalue())
+
+    folder = made_once(tmp_path_factory, "multi-objective", build)
+    return Finished(Stores(folder), json.loads((folder / "summary.json").read_text()))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

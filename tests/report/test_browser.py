@@ -154,3 +154,35 @@ def test_optuna_dashboard_loads_the_study(
         server.terminate()
         server.wait(timeout=60)
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_optuna_dashboard_shows_a_two_objective_study(
+    browser: Any, two_objective_study: Finished, tmp_path: Path
+) -> None:
+    """`--objectives`: the same study in optuna-dashboard, its objectives named and its
+    Pareto front drawn."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    storage = two_objective_study.stores.storage
+    server = _serve(
+        [_bin("optuna-dashboard"), storage, "--host", "127.0.0.1", "--port", str(port)],
+        f"{base}/dashboard",
+    )
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    try:
+        page.goto(f"{base}/dashboard", wait_until="load")
+        card = page.get_by_text("1. mo").first
+        card.wait_for(timeout=60_000)
+        card.click()
+        page.get_by_text("Pareto Front").first.wait_for(timeout=60_000)
+        page.screenshot(path=tmp_path / "dashboard_front.png", full_page=True)
+        body = page.inner_text("body")
+        assert "val_mse" in body and "params" in body, body[:2000]
+        best = body.split("Best Trials", 1)[1]  # the dashboard's front: the study's front
+        for row in two_objective_study.summary["front"]:
+            assert f"Trial {row['trial']}\n\nObjective Values = [{row['val_mse']}" in best, best
+    finally:
+        page.close()
+        server.terminate()
+        server.wait(timeout=60)
+    assert (tmp_path / "dashboard_front.png").stat().st_size > 10_000

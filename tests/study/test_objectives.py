@@ -4,8 +4,6 @@ front, and a real two-objective study through the command line."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -16,7 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState, create_trial
 
-from tests.conftest import SPACES, Stores, made_once
+from tests.conftest import SPACES, Finished, Stores
+from tests.conftest import TWO_OBJECTIVE_BOUND as BOUND
 from tuner.cli.main import main
 from tuner.errors import InputError
 from tuner.objectives import Bound, parse_bound
@@ -67,25 +66,9 @@ def test_the_front_keeps_feasible_trials_no_other_beats_in_every_objective() -> 
     assert [t.number for t in pareto_front(study)] == [0, 4, 1]
 
 
-BOUND = 700  # parameters: the tiny space's two-layer models have more
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Stores, dict]:
-    def build(folder: Path) -> None:
-        out = io.StringIO()
-        argv = [
-            "tune", "--study", "mo", "--space", str(SPACES / "tiny.py"), "--trials", "8",
-            "--max-epochs", "3", "--patience", "2", "--objectives", "val_loss,params",
-            "--constraint", f"params<={BOUND}", "--pick", "params", "--json",
-            *Stores(folder).args(),
-        ]  # fmt: skip
-        with contextlib.redirect_stdout(out):
-            assert main(argv) == 0
-        (folder / "summary.json").write_text(out.getvalue())
-
-    folder = made_once(tmp_path_factory, "multi-objective", build)
-    return Stores(folder), json.loads((folder / "summary.json").read_text())
+def study(two_objective_study: Finished) -> tuple[Stores, dict]:
+    return two_objective_study.stores, two_objective_study.summary
 
 
 @pytest.mark.slow
