@@ -55,7 +55,7 @@ CASES = [
     (["--objectives", "val_loss,speed"], ["'speed' is not one of val_loss, latency_ms"]),
     (["--constraint", "latency<=2"], ["--constraint latency<=2", "'latency' is not measured"]),
     (["--constraint", "params>10"], ["--constraint params>10", "expected NAME<=NUMBER"]),
-    (["--pick", "speed"], ["--pick must be one of latency_ms, params, size_kb", "'speed'"]),
+    (["--pick", "speed"], ["--pick must be one of latency_ms, batch_latency_ms, params", "speed"]),
     (
         ["--objectives", "val_loss,params", "--fuse", "2"],
         ["--fuse 2 trains groups", "--objectives val_loss,params"],

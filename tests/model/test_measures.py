@@ -23,6 +23,8 @@ def test_latency_parameters_and_file_size_of_a_real_model(tmp_path: Path) -> Non
     assert measured["params"] == model.count_params() == 4 * (8 * (3 + 8) + 8) + 8 * 2 + 2
     model.save(tmp_path / "m.keras")
     assert abs(measured["size_kb"] - (tmp_path / "m.keras").stat().st_size / 1024) < 0.5
-    # The median of LATENCY_CALLS one-window predictions: above zero, below a second.
+    # The median of LATENCY_CALLS one-window predictions: above zero, below a second;
+    # a batch of 32 windows (5 given, repeated) takes at least a window's time.
     assert LATENCY_CALLS >= 10 and 0 < measured["latency_ms"] < 1000
+    assert measured["batch_latency_ms"] > 0.5 * measured["latency_ms"]
     assert measure(model, x, ("params",)) == {"params": measured["params"]}

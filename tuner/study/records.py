@@ -28,7 +28,7 @@ PORTFOLIO = "portfolio"  # the portfolio entry it came from (also an MLflow tag)
 FUSED_GROUP = "fused_group"  # --fuse: its group (the first trial's number; also a tag)
 FUSED_MEMBERS = "fused_members"  # --fuse: trials trained in its group (also a tag)
 WARM_START_FROM = "warm_start_from"  # STUDY#TRIAL a warm start took it from
-MEASURED = "measured"  # --objectives/--constraint/--pick: latency_ms, params, size_kb
+MEASURED = "measured"  # --objectives/--constraint/--pick: latency_ms, params, ...
 CONSTRAINT_EXCESS = "constraint_excess"  # per --constraint: measured - limit (<= 0: met)
 
 # The study's record.
