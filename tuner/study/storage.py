@@ -258,7 +258,8 @@ def load_study(name: str, url: str) -> optuna.Study:
 
 def refuse_foreign(storage: optuna.storages.BaseStorage, name: str, url: str) -> None:
     """A study of that name the tuner did not create (another tool's, or one with
-    several objectives) is refused with one line, never adopted or misread."""
+    several objectives not made by `--objectives`) is refused with one line, never
+    adopted or misread."""
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
