@@ -50,7 +50,8 @@ def test_a_dead_tracking_server_stops_the_study_in_seconds_and_nothing_is_lost(
     assert tune.returncode == 1, err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"tuner: error: the MLflow tracking server {uri} stopped answering")
-    assert f"({HTTP_RETRIES['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries over 15 s)" in last
+    assert f"({HTTP_RETRIES['MLFLOW_HTTP_REQUEST_MAX_RETRIES']} retries over 15 s; " in last
+    assert "last error" in last and "Connection refused" in last, last
     assert "Traceback" not in err
     # Seconds, not MLflow's default minutes: a trial's write and the parent's close
     # each retry for 15 s.
@@ -82,10 +83,13 @@ def test_a_dead_tracking_server_stops_the_study_in_seconds_and_nothing_is_lost(
 
 
 @contextlib.contextmanager
-def _cutting(port: int, path_end: str, cuts: list[int]) -> Iterator[str]:
+def _cutting(
+    port: int, path_end: str, cuts: list[int], *, headers_first: bool = True
+) -> Iterator[str]:
     """A proxy to the server at `port` that passes each request on and, for the first
-    `cuts[0]` whose path ends with `path_end`, sends the answer's headers and closes
-    the connection before its body (as a server killed while answering does)."""
+    `cuts[0]` whose path ends with `path_end`, closes the connection after the answer's
+    headers (as a server killed while answering does) or, `headers_first` false,
+    before any answer (killed after it read the request)."""
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -101,6 +105,9 @@ def _cutting(port: int, path_end: str, cuts: list[int]) -> Iterator[str]:
             with lock:
                 cut = self.path.split("?")[0].endswith(path_end) and cuts[0] > 0
                 cuts[0] -= cut
+            if cut and not headers_first:
+                self.close_connection = True
+                return
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.getheader("Content-Type") or "text/plain")
             self.send_header("Content-Length", str(len(data) + 1))
@@ -146,3 +153,26 @@ def test_an_answer_cut_short_by_a_restart_is_asked_again(stores: Stores) -> None
         assert written.data.params == {"units": "16"}
         assert written.data.metrics == {"val_loss": 0.5}
         assert written.info.status == "FINISHED"
+
+
+def test_a_write_whose_answer_never_came_is_asked_again(stores: Stores) -> None:
+    """MLflow 3.17 does not resend a write it deems unsafe to repeat (runs/create)
+    when the connection closed before the answer, as every request in flight does when
+    the server restarts (this failed the multi-host rehearsal in CI); the tracker
+    finds the run the server created by its key instead of creating a second."""
+    with mlflow_server(stores.root) as port:
+        cuts = [1]
+        with _cutting(port, "/runs/create", cuts, headers_first=False) as uri:
+            plain = MlflowClient(uri)
+            experiment = plain.create_experiment("plain")
+            with pytest.raises(MlflowException, match="Connection aborted"):
+                plain.create_run(experiment)  # the control: MLflow alone fails
+
+            cuts[0] = 1
+            tracker = Tracker(uri, "dropped")
+            parent = tracker.start_parent("parent", {"units": 16}, {})
+            tracker.end(parent, "FINISHED")
+            assert cuts == [0]
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        assert client.get_run(parent).info.status == "FINISHED"
+        assert [r.info.run_id for r in client.search_runs([tracker.experiment_id])] == [parent]

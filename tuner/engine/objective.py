@@ -89,7 +89,7 @@ class Objective:
             # Nothing more can be written there (also while the trial was being closed,
             # when its buffered curves were written): say so in Optuna.
             if tracking_down(e) and not isinstance(e, TrackingUnavailable):
-                reason = unavailable(self._tracker.tracking_uri)
+                reason = unavailable(self._tracker.tracking_uri, e)
                 trial.set_user_attr(records.FAIL_REASON, f"not recorded in MLflow: {reason}")
                 raise TrackingUnavailable(reason) from e
             raise

@@ -99,7 +99,7 @@ def worker_main(job: WorkerJob, conn: Connection, go: Any = None) -> None:
         from tuner.tracking.outage import tracking_down, unavailable  # loaded by the trials
 
         if tracking_down(e):  # between trials: registering the champion, closing runs
-            result = WorkerResult("tracking", message=unavailable(job.tracking_uri))
+            result = WorkerResult("tracking", message=unavailable(job.tracking_uri, e))
         elif (full := disk_full(e)) is not None:
             result = WorkerResult("disk_full", message=str(full))
         else:

@@ -57,7 +57,9 @@ class _StaleTrial:
         if self._tracking_uri and run_id:
             from mlflow.tracking import MlflowClient  # only here: a worker has it loaded
 
-            client = MlflowClient(self._tracking_uri)
+            from tuner.tracking.outage import AskedAgain
+
+            client = AskedAgain(MlflowClient(self._tracking_uri))
             client.set_tag(run_id, "state", "failed")
             client.set_tag(run_id, "stop_reason", "worker died (no heartbeat); trial retried")
             client.set_terminated(run_id, "FAILED")
