@@ -73,6 +73,7 @@ class Objective:
         self.current: optuna.Trial | None = None
         self.progress: TrialProgress | None = None  # set by the worker while it runs trials
         self.process_started = 0.0  # time.time() when this worker process was started
+        self.deadline: float | None = None  # time.time() when the study's --timeout ends
         self._run_id = ""
         self._memory = MemoryBound()
         self._measures = TrialMeasures(config, data.info, tracker)
@@ -185,6 +186,10 @@ class Objective:
         if self.progress is not None and self.current is not None:
             self.progress.epoch(self.current.number, epoch, self._config.max_epochs, logs)
 
+    def _left(self) -> float | None:
+        """Seconds until the study's --timeout ends (None: no timeout)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.time())
+
     def _train(
         self,
         trial: optuna.Trial,
@@ -199,7 +204,9 @@ class Objective:
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
             seed=self._config.seed + trial.number,
-            seconds=fit_seconds(self._config.timeout, folds=len(self._folds)),
+            seconds=fit_seconds(
+                self._config.timeout, folds=len(self._folds), left=self._left()
+            ),
         )
         monitor, factor = objective_monitor(info)
         pruning = RoundPruning(trial, monitor, factor=factor)

@@ -55,6 +55,7 @@ def run_trials(
     else:  # its start-up ran beside its predecessor's last trial: it cost no time
         while not go.wait(timeout=0.5):
             STOP.check()
+    objective.deadline = job.deadline
     stop = _StopRules(job, on_last)
     try:
         STOP.check()

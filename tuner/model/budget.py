@@ -41,17 +41,23 @@ def passes_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> in
     return min(MAX_PASSES, max(1, by_targets, by_steps))
 
 
-# A timed study (--timeout) gives one trial at most this share of its time, its
-# folds sharing it evenly: on long series a single trial of a slow family would
-# otherwise take the whole budget. The trial stops at the end of a round, keeps its
-# best round's weights and is scored as usual (stop reason "time_limit").
+# A timed study (--timeout) gives one trial at most this share of its time, and
+# never more than the study has left, its folds sharing it evenly: on long series a
+# single trial of a slow family would otherwise take the whole budget, and a trial
+# begun late would run past the study's end. The trial stops at the end of a round
+# (so it trains one round at least), keeps its best round's weights and is scored
+# as usual (stop reason "time_limit").
 TRIAL_SHARE_OF_TIMEOUT = 0.25
 
 
-def fit_seconds(timeout: float | None, *, folds: int) -> float | None:
+def fit_seconds(timeout: float | None, *, folds: int, left: float | None = None) -> float | None:
     """The seconds one training run of a trial may take in a study limited to `timeout`
-    seconds: TRIAL_SHARE_OF_TIMEOUT of it, shared evenly by a trial's folds."""
-    return timeout * TRIAL_SHARE_OF_TIMEOUT / max(1, folds) if timeout else None
+    seconds with `left` seconds left when the trial begins: TRIAL_SHARE_OF_TIMEOUT of
+    it or what is left, whichever is less, shared evenly by a trial's folds."""
+    if not timeout:
+        return None
+    share = timeout * TRIAL_SHARE_OF_TIMEOUT
+    return (share if left is None else min(share, left)) / max(1, folds)
 
 
 def steps_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> int:

@@ -246,7 +246,8 @@ def budget_rule(info: DatasetInfo) -> str:
         f"{Opt('max_epochs')} rounds of {passes} pass{'es' if high > 1 else ''} (batches of "
         f"16-256) over {windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets "
         f"and {ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
-        f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of {Opt('timeout')}"
+        f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of {Opt('timeout')} "
+        "and never past its end"
     )
 
 
