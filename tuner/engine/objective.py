@@ -204,9 +204,7 @@ class Objective:
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
             seed=self._config.seed + trial.number,
-            seconds=fit_seconds(
-                self._config.timeout, folds=len(self._folds), left=self._left()
-            ),
+            seconds=fit_seconds(self._config.timeout, folds=len(self._folds), left=self._left()),
         )
         monitor, factor = objective_monitor(info)
         pruning = RoundPruning(trial, monitor, factor=factor)
