@@ -87,13 +87,17 @@ def test_no_early_stop_and_no_best_round_before_the_familys_share() -> None:
     assert result.epochs_run >= 5 and result.best_epoch >= 4
 
 
-def test_a_timed_study_gives_a_trial_a_quarter_of_it_or_what_is_left_shared_by_its_folds() -> None:
+def test_a_timed_study_gives_a_trial_a_quarter_of_it_a_portfolio_trial_half_or_what_is_left() -> (
+    None
+):
     assert fit_seconds(600, folds=0) == 150
     assert fit_seconds(600, folds=5) == 30
     assert fit_seconds(None, folds=5) is None
     assert fit_seconds(600, folds=0, left=400) == 150
     assert fit_seconds(600, folds=0, left=90) == 90  # never past the study's end
     assert fit_seconds(600, folds=3, left=90) == 30
+    assert fit_seconds(600, folds=0, portfolio=True) == 300  # a known-good configuration
+    assert fit_seconds(600, folds=0, left=200, portfolio=True) == 200
 
 
 def test_batch_norm_statistics_converge_within_a_small_sets_first_rounds() -> None:

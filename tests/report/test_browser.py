@@ -95,6 +95,17 @@ def test_mlflow_ui_shows_nested_trials_and_compares_two(
         objective = page.locator("[role=columnheader]", has_text="val_mse").first
         objective.wait_for(timeout=30_000)  # the objective's column, chosen by nobody
         assert objective.inner_text().strip() == "val_mse"
+        # MLflow 3.17 says the link's view is shared; "Override saved view" makes it
+        # the user's own: the plain runs address then opens with the column, no banner.
+        banner = page.get_by_text("You're viewing a shared view")
+        banner.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Override saved view").click()
+        banner.wait_for(state="hidden", timeout=30_000)
+        page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs", wait_until="load")
+        row = page.locator("[role=row]", has_text=parent.info.run_name[:12]).first
+        row.wait_for(timeout=60_000)
+        page.locator("[role=columnheader]", has_text="val_mse").first.wait_for(timeout=30_000)
+        assert page.get_by_text("You're viewing a shared view").count() == 0
         # The parent row's expander (a plus icon) shows the nested trial runs.
         row.locator("path[d^='M7.25 7.25V4.5']").locator("xpath=ancestor::span[1]/..").click()
         for trial in trials:

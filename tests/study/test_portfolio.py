@@ -28,8 +28,8 @@ def _italy_info():  # type: ignore[no-untyped-def]
 def test_the_default_classification_space_expresses_both_lstm_fcn_entries() -> None:
     first = portfolio(load_space("classification"), _italy_info())
     names = [name for _, name in first.configurations]
-    assert names == ["lstm-fcn-2017", "lstm-fcn-2017-half", "lstm-fcn-2017-128"]
-    params, _ = first.configurations[0]
+    assert names == ["lstm-fcn-2017-half", "lstm-fcn-2017", "lstm-fcn-2017-128"]  # cheapest first
+    params, _ = first.configurations[1]
     assert params["conv_layers"] == 3 and params["conv_filters"] == 128
     assert params["dim_shuffle"] and params["batch_size"] == 16 and params["units_0"] == 16
     assert "pool" not in params  # 24 steps: no pooling offered, the pooled entry left out
@@ -44,7 +44,7 @@ def test_a_long_series_gets_the_pooled_entry_first(tmp_path: Path) -> None:
     assert info.pool_choices() == [1, 2, 4]  # 600 steps: pooled down to 150 at most
     first = portfolio(load_space("classification"), info)
     names = [name for _, name in first.configurations]
-    assert names == ["lstm-fcn-2017-pool4", "lstm-fcn-2017", "lstm-fcn-2017-half",
+    assert names == ["lstm-fcn-2017-pool4", "lstm-fcn-2017-half", "lstm-fcn-2017",
                      "lstm-fcn-2017-128"]  # fmt: skip
     assert [params["pool"] for params, _ in first.configurations] == [4, 1, 1, 1]
     assert first.lines == []
@@ -58,7 +58,7 @@ def test_variable_length_data_drops_what_the_space_does_not_ask_for() -> None:
     info = load_dataset(resolve_dataset("japanese_vowels")).info
     first = portfolio(load_space("classification"), info)
     params, name = first.configurations[0]
-    assert name == "lstm-fcn-2017" and "dim_shuffle" not in params and params["seq_norm"]
+    assert name == "lstm-fcn-2017-half" and "dim_shuffle" not in params and params["seq_norm"]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_an_entry_the_space_cannot_express_is_skipped_with_the_reason(
     first = portfolio(load_space(str(SPACES / space)), _italy_info())
     assert first.configurations == []
     assert len(first.lines) == 3
-    assert first.lines[0].startswith("portfolio: skipped lstm-fcn-2017, space")
+    assert first.lines[0].startswith("portfolio: skipped lstm-fcn-2017-half, space")
     assert reason in first.lines[0]
 
 
@@ -90,11 +90,11 @@ def test_a_portfolio_trial_runs_first_and_is_named_in_mlflow(stores: Stores) -> 
     ]  # fmt: skip
     assert main(argv) == 0
     trial = optuna.load_study(study_name="folio", storage=stores.storage).trials[0]
-    assert trial.user_attrs[records.PORTFOLIO] == "lstm-fcn-2017"
-    assert trial.params["conv_layers"] == 3 and trial.state.name == "COMPLETE"
+    assert trial.user_attrs[records.PORTFOLIO] == "lstm-fcn-2017-half"
+    assert trial.params["conv_filters"] == 64 and trial.state.name == "COMPLETE"
     client = MlflowClient(stores.tracking)
     experiment = client.get_experiment_by_name("folio")
-    runs = client.search_runs([experiment.experiment_id], "tags.portfolio = 'lstm-fcn-2017'")
+    runs = client.search_runs([experiment.experiment_id], "tags.portfolio = 'lstm-fcn-2017-half'")
     assert len(runs) == 1
 
 

@@ -204,7 +204,12 @@ class Objective:
             max_epochs=self._config.max_epochs,
             patience=self._config.patience,
             seed=self._config.seed + trial.number,
-            seconds=fit_seconds(self._config.timeout, folds=len(self._folds), left=self._left()),
+            seconds=fit_seconds(
+                self._config.timeout,
+                folds=len(self._folds),
+                left=self._left(),
+                portfolio=records.PORTFOLIO in trial.user_attrs,
+            ),
         )
         monitor, factor = objective_monitor(info)
         pruning = RoundPruning(trial, monitor, factor=factor)

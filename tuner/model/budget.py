@@ -48,15 +48,22 @@ def passes_per_round(n_windows: int, batch_size: int, *, targets: int = 1) -> in
 # (so it trains one round at least), keeps its best round's weights and is scored
 # as usual (stop reason "time_limit").
 TRIAL_SHARE_OF_TIMEOUT = 0.25
+# A portfolio trial (tuner/study/portfolio.py), a configuration known to work that
+# needs many rounds, may take twice that: on long series a quarter held the
+# published networks to a few rounds.
+PORTFOLIO_SHARE_OF_TIMEOUT = 0.5
 
 
-def fit_seconds(timeout: float | None, *, folds: int, left: float | None = None) -> float | None:
+def fit_seconds(
+    timeout: float | None, *, folds: int, left: float | None = None, portfolio: bool = False
+) -> float | None:
     """The seconds one training run of a trial may take in a study limited to `timeout`
     seconds with `left` seconds left when the trial begins: TRIAL_SHARE_OF_TIMEOUT of
-    it or what is left, whichever is less, shared evenly by a trial's folds."""
+    it (PORTFOLIO_SHARE_OF_TIMEOUT for a `portfolio` trial) or what is left, whichever
+    is less, shared evenly by a trial's folds."""
     if not timeout:
         return None
-    share = timeout * TRIAL_SHARE_OF_TIMEOUT
+    share = timeout * (PORTFOLIO_SHARE_OF_TIMEOUT if portfolio else TRIAL_SHARE_OF_TIMEOUT)
     return (share if left is None else min(share, left)) / max(1, folds)
 
 

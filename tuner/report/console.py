@@ -21,6 +21,7 @@ from tuner.data.spec import Dataset, DatasetInfo
 from tuner.errors import Opt
 from tuner.model.budget import (
     MAX_PASSES,
+    PORTFOLIO_SHARE_OF_TIMEOUT,
     ROUND_STEPS,
     ROUND_TARGETS,
     TRIAL_SHARE_OF_TIMEOUT,
@@ -247,7 +248,7 @@ def budget_rule(info: DatasetInfo) -> str:
         f"16-256) over {windows:,} training windows (a round: at least {ROUND_TARGETS:,} targets "
         f"and {ROUND_STEPS} steps, at most {MAX_PASSES} passes); patience and pruning in rounds; "
         f"a trial of a timed study trains at most {TRIAL_SHARE_OF_TIMEOUT:.0%} of {Opt('timeout')} "
-        "and never past its end"
+        f"(a portfolio trial {PORTFOLIO_SHARE_OF_TIMEOUT:.0%}) and never past its end"
     )
 
 

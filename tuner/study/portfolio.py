@@ -27,6 +27,12 @@ cores). Chosen on cost, not on a score; its one development run (ACSF1, where it
 scored 0.84 against the full width's 0.80 in the same time limit) is disclosed
 with B9.
 
+Entries run cheapest first (the pooled entry, then half width, then the full
+networks), each allowed half a timed study's time (PORTFOLIO_SHARE_OF_TIMEOUT), so
+a study on long series reaches the costlier entries only when the cheaper ones
+left time for them. This order and that share were set after development runs on
+ACSF1, PLAID and PigCVP (disclosed with B9).
+
 On a series long enough for the space to offer input pooling (512 steps or more),
 the first entry reads the series averaged over 4 steps (PigCVP's 2,000 steps become
 500): the full network at a quarter of the arithmetic a round. The factor is chosen on
@@ -82,13 +88,13 @@ ENTRIES = (
         _CONV | {"pool"},
         applies=_long,
     ),
-    Entry("lstm-fcn-2017", "classification", {**_LSTM_FCN, "units_0": 16}, _CONV),
     Entry(
         "lstm-fcn-2017-half",
         "classification",
         {**_LSTM_FCN, "units_0": 16, "conv_filters": 64},
         _CONV,
     ),
+    Entry("lstm-fcn-2017", "classification", {**_LSTM_FCN, "units_0": 16}, _CONV),
     Entry("lstm-fcn-2017-128", "classification", {**_LSTM_FCN, "units_0": 128}, _CONV),
 )
 
