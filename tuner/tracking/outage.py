@@ -105,18 +105,19 @@ class AskedAgain:
         its key (the server may or may not have created it)."""
         key = uuid.uuid4().hex
         tags = {**(tags or {}), CREATE_KEY_TAG: key}
-        for wait in _ASK_AGAIN_AFTER_S:
-            try:
-                return self._client.create_run(experiment_id, start_time, tags, run_name)
-            except Exception as e:
-                if not cut_short(e):
-                    raise
-            time.sleep(wait)
-            query = f"tags.`{CREATE_KEY_TAG}` = '{key}'"
-            found = self.search_runs([experiment_id], filter_string=query, max_results=1)
-            if found:
-                return cast(Run, found[0])
-        return self._client.create_run(experiment_id, start_time, tags, run_name)
+        asked = False
+
+        def once() -> Run:
+            nonlocal asked
+            if asked:  # the last answer was lost
+                query = f"tags.`{CREATE_KEY_TAG}` = '{key}'"
+                found = self.search_runs([experiment_id], filter_string=query, max_results=1)
+                if found:
+                    return cast(Run, found[0])
+            asked = True
+            return self._client.create_run(experiment_id, start_time, tags, run_name)
+
+        return cast(Run, asked_again(once))
 
 
 def asked_again(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
